@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration: an INI file in the spirit of wg-quick, parsed whole
+ * into a new struct and checked before anything uses it, so that a reload
+ * either swaps in a complete valid config or keeps the running one.
+ */
+#ifndef WGLB_CONFIG_H
+#define WGLB_CONFIG_H
+
+#include "wglb/addr.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/wglb/wglb.conf"
+#define CONFIG_MAX_LISTEN   16
+#define CONFIG_MAX_BACKENDS 256
+#define CONFIG_MAX_ALLOW    256
+#define BACKEND_NAME_MAX    32 /* including the NUL */
+#define WEIGHT_MAX          100
+
+struct backend_conf {
+	char name[BACKEND_NAME_MAX];
+	struct wglb_addr addr;
+	uint16_t weight;
+	uint16_t health_port; /* 0 = [health] port */
+	unsigned line;
+};
+
+struct health_conf {
+	bool enabled; /* a [health] section is present */
+	uint16_t port;
+	char path[256];
+	bool head; /* method HEAD instead of GET */
+	uint32_t interval_ms, timeout_ms;
+	uint32_t rise, fall;
+	uint16_t match_lo, match_hi;
+};
+
+struct wglb_config {
+	char path[4096];
+	struct wglb_addr listen[CONFIG_MAX_LISTEN];
+	unsigned n_listen;
+	char control[108]; /* sun_path */
+	char control_group[64];
+	char admin_group[64];
+	uint32_t flow_idle_timeout;
+	uint32_t max_flows;
+	struct wglb_cidr allow[CONFIG_MAX_ALLOW];
+	unsigned n_allow;
+	struct backend_conf *backends;
+	unsigned n_backends;
+	struct health_conf health;
+};
+
+typedef void (*config_err_fn)(void *ctx, const char *file, unsigned line, const char *msg);
+
+/* Parse and check text as if read from file `name`. Returns the number of
+ * errors (each reported through err), or -errno. On success *cfg is
+ * complete; on any error it is released. */
+int config_parse(const char *name, const char *text, size_t len, struct wglb_config *cfg,
+		 config_err_fn err, void *ctx);
+/* Read a file then config_parse(). -errno when it cannot be read. */
+int config_load(const char *path, struct wglb_config *cfg, config_err_fn err, void *ctx);
+void config_free(struct wglb_config *cfg);
+const struct backend_conf *config_backend(const struct wglb_config *cfg, const char *name);
+bool config_name_valid(const char *name);
+
+#endif

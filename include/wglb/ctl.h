@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: line commands from a table {words, usage, handler,
+ * admin}, one reply per command ending in a blank line, text or JSON.
+ * Handlers reply through helpers and only change pool state.
+ */
+#ifndef WGLB_CTL_H
+#define WGLB_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CTL_MAX_LINE 1024
+#define CTL_MAX_ARGS 8
+
+struct loop;
+struct ctl_cmd;
+
+struct ctl_req {
+	char buf[CTL_MAX_LINE];
+	const char *argv[CTL_MAX_ARGS]; /* the arguments after the command words */
+	int argc;
+	bool json;
+	const struct ctl_cmd *cmd;
+};
+
+/* Split a line and find its command. 0, or -EINVAL with *err set to a
+ * message for the caller (unknown command, too many words, bad bytes). */
+int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **err);
+
+#define CTL_MAX_CLIENTS 128
+
+/* A `show flows` dump in progress: produced in chunks as the client reads. */
+struct ctl_stream {
+	bool active, json, first;
+	int backend;        /* -1 = all */
+	uint32_t cursor;    /* next flow slot */
+	uint32_t remaining; /* limit left */
+};
+
+struct ctl_client {
+	int fd, watch;
+	bool admin, closing, overflow;
+	char in[CTL_MAX_LINE];
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	uint64_t last_ms;
+	struct ctl_stream stream;
+};
+
+struct ctl {
+	int fd, watch;
+	struct ctl_client cl[CTL_MAX_CLIENTS];
+	unsigned clients;
+	bool has_admin_gid;
+	gid_t admin_gid;
+	uint64_t next_tick_ms;
+	uint64_t commands, errors, denied, rejected, timeouts;
+};
+
+int ctl_open(struct loop *l);
+void ctl_close(struct loop *l);
+void ctl_tick(struct loop *l);
+
+/* Reply helpers (lb/ctl.c); handlers never write the fd. */
+void ctl_printf(struct ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_json_str(struct ctl_client *c, const char *s);
+void ctl_error(struct ctl_client *c, bool json, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Commands (lb/ctl_cmds.c). */
+void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req);
+void ctl_stream_more(struct loop *l, struct ctl_client *c);
+/* Prometheus text exposition of every counter (also served over HTTP). */
+void ctl_metrics(struct loop *l, struct ctl_client *c);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-client flow table: client address+port+listener -> backend and
+ * upstream socket. Fixed capacity, keyed SipHash (fresh key each start, so
+ * nobody can aim collisions at a bucket), index-linked so that one flow is
+ * at most 112 bytes plus its bucket. No I/O: the loop owns the sockets.
+ */
+#ifndef WGLB_FLOW_H
+#define WGLB_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FLOW_NONE UINT32_MAX
+
+enum {
+	FLOW_F_USED = 1U << 0,
+	FLOW_F_CONFIRMED = 1U << 1, /* its backend has replied: a real client */
+	FLOW_F_V6 = 1U << 2,
+	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
+	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
+};
+
+struct flow_key {
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+	uint16_t port;    /* network byte order */
+	uint8_t family;   /* AF_INET / AF_INET6 */
+	uint8_t listener;
+};
+
+struct flow {
+	struct flow_key key;
+	uint8_t laddr[16]; /* local address the client sent to (IP_PKTINFO) */
+	uint8_t flags;
+	uint8_t pad;
+	uint16_t gen; /* bumped on every reuse, guards stale completions */
+	uint16_t backend;
+	uint16_t up_port; /* upstream socket's local port, host order */
+	int32_t fd;       /* upstream socket, connected to the backend */
+	uint32_t hnext;   /* hash chain */
+	uint32_t uprev, unext; /* unconfirmed list, oldest first (eviction order) */
+	uint32_t created; /* seconds, loop clock */
+	uint32_t last_rx; /* seconds, last datagram either way */
+	uint32_t init_ds; /* deciseconds: when the pending initiation was sent */
+	uint32_t sender;  /* client's sender index from its last initiation */
+	uint64_t pkts_in, pkts_out; /* in = client->backend */
+	uint64_t bytes_in, bytes_out;
+};
+_Static_assert(sizeof(struct flow) <= 112, "flow state budget: 128 bytes with its bucket");
+
+struct flow_table {
+	struct flow *flows;
+	uint32_t *buckets;
+	uint32_t mask;
+	uint32_t cap, count, unconfirmed;
+	uint32_t free_head;
+	uint32_t uhead, utail; /* unconfirmed list */
+	uint32_t hand;         /* expiry clock hand */
+	uint8_t key[16];       /* SipHash key, random per start */
+};
+
+int flow_table_init(struct flow_table *ft, uint32_t cap);
+void flow_table_free(struct flow_table *ft);
+uint32_t flow_hash(const struct flow_table *ft, const struct flow_key *k);
+struct flow *flow_lookup(struct flow_table *ft, const struct flow_key *k, uint32_t hash);
+/* Insert a new flow (caller checked it is absent). NULL when full: then
+ * flow_victim() names the flow that may be evicted (never a confirmed one). */
+struct flow *flow_insert(struct flow_table *ft, const struct flow_key *k, uint32_t hash,
+			 uint32_t now);
+struct flow *flow_victim(struct flow_table *ft);
+void flow_remove(struct flow_table *ft, struct flow *f);
+void flow_confirm(struct flow_table *ft, struct flow *f);
+static inline uint32_t flow_index(const struct flow_table *ft, const struct flow *f)
+{
+	return (uint32_t)(f - ft->flows);
+}
+/* Visit up to budget slots from the clock hand, calling cb for each used
+ * flow; cb may flow_remove() it (idle expiry). */
+typedef void (*flow_visit_fn)(struct flow *f, void *ctx);
+void flow_scan(struct flow_table *ft, uint32_t budget, flow_visit_fn cb, void *ctx);
+
+#endif

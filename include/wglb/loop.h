@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: one thread, one io_uring. Listeners and every flow's
+ * upstream socket carry a multishot recvmsg on one provided-buffer ring;
+ * a datagram is sent onward straight from the buffer it arrived in, and
+ * the buffer returns to the ring when the send completes. Steady state:
+ * no allocation, no syscall per packet, one io_uring_enter per batch.
+ */
+#ifndef WGLB_LOOP_H
+#define WGLB_LOOP_H
+
+#include "wglb/config.h"
+#include "wglb/flow.h"
+#include "wglb/log.h"
+#include "wglb/pool.h"
+#include "wglb/stats.h"
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LOOP_NBUFS       4096 /* power of two, <= 32768 */
+#define LOOP_BUFSZ       2048 /* header + name + pktinfo + a 1500-MTU datagram */
+#define LOOP_MAX_WATCH   1024
+#define LOOP_SCAN_MS     100  /* expiry clock hand period: full table each second */
+
+struct listener {
+	int fd;
+	bool wildcard; /* bound to 0.0.0.0 / ::, so replies need IP_PKTINFO */
+	bool armed;
+	struct wglb_addr addr;
+	struct msghdr rmsg; /* recvmsg template: name + pktinfo room */
+	struct listener_stats st;
+};
+
+/* Per buffer id: what an in-flight send of that buffer needs. */
+struct txslot {
+	struct msghdr msg;
+	struct iovec iov;
+	union wglb_sa name;
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	uint16_t backend; /* for counting a refused send against it */
+	uint8_t listener;
+};
+
+struct loop;
+typedef void (*watch_fn)(struct loop *l, void *ctx, uint32_t revents);
+
+struct watch {
+	watch_fn cb;
+	void *ctx;
+	uint16_t gen;
+	bool used;
+};
+
+struct ctl;
+struct prober;
+
+struct loop {
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	uint8_t *bufs;
+	uint32_t br_added; /* buffers returned since the last advance */
+	bool recv_starved; /* some multishot receive stopped on -ENOBUFS */
+	struct txslot *tx;
+	struct listener lst[CONFIG_MAX_LISTEN];
+	unsigned n_lst;
+	struct msghdr up_rmsg; /* recvmsg template for upstream sockets */
+	uint32_t *rearm;       /* flows whose receive must be re-armed */
+	uint32_t n_rearm;
+	struct flow_table ft;
+	struct pool pool;
+	struct wglb_config cfg; /* the running config, read-only between reloads */
+	struct wglb_stats st;
+	struct watch watch[LOOP_MAX_WATCH];
+	uint64_t now_ms;     /* CLOCK_MONOTONIC, refreshed every batch */
+	uint64_t start_ms;
+	uint64_t start_realtime;
+	uint64_t next_scan_ms;
+	uint64_t next_watchdog_ms, watchdog_us;
+	uint32_t setup_flags; /* io_uring features in use, for show info */
+	int sigfd;
+	bool stop, reload;
+	struct ratelimit rl_table_full, rl_no_socket;
+	struct ctl *ctl;
+	struct prober *prober;
+};
+
+static inline uint32_t loop_now_s(const struct loop *l)
+{
+	return (uint32_t)((l->now_ms - l->start_ms) / 1000);
+}
+
+/* Set up ring, buffers, listeners, flow table and pool from cfg (which the
+ * loop takes over). Errors are logged; returns 0 or -errno. */
+int loop_init(struct loop *l, struct wglb_config *cfg);
+int loop_run(struct loop *l);
+void loop_fini(struct loop *l);
+struct io_uring_sqe *loop_sqe(struct loop *l);
+void loop_update_clock(struct loop *l);
+
+/* One-shot poll on fd; cb runs once when ready. Returns an id or -ENOSPC. */
+int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx);
+/* Cancel a pending watch (before closing its fd). */
+void loop_unwatch(struct loop *l, int id);
+
+/* lb/fwd.c: the packet path. */
+void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res);
+void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
+			  int res, bool more);
+void fwd_send_done(struct loop *l, bool to_client, unsigned bid, int res);
+void fwd_arm_upstream(struct loop *l, struct flow *f);
+/* After pool state changes: rebuild the table, move flows off backends that stopped serving. */
+void fwd_reconcile(struct loop *l);
+void fwd_expire(struct loop *l);
+void fwd_close_flow(struct loop *l, struct flow *f);
+/* Move every flow of backend idx elsewhere now, then forget the backend. */
+void fwd_remove_backend(struct loop *l, unsigned idx);
+void loop_recycle(struct loop *l, unsigned bid);
+
+/* lb/reload.c: apply a new config to the running loop (SIGHUP). */
+int loop_reload(struct loop *l);
+
+/* user_data: op in the top byte, a generation, and an index. */
+enum loop_op {
+	OP_RECV_LISTEN = 1,
+	OP_RECV_UP,
+	OP_SEND_UP,
+	OP_SEND_CLIENT,
+	OP_WATCH,
+	OP_IGNORE, /* cancels, poll removals */
+};
+static inline uint64_t ud_pack(enum loop_op op, uint16_t gen, uint32_t idx)
+{
+	return (uint64_t)op << 56 | (uint64_t)gen << 32 | idx;
+}
+static inline enum loop_op ud_op(uint64_t ud)
+{
+	return (enum loop_op)(ud >> 56);
+}
+static inline uint16_t ud_gen(uint64_t ud)
+{
+	return (uint16_t)(ud >> 32);
+}
+static inline uint32_t ud_idx(uint64_t ud)
+{
+	return (uint32_t)ud;
+}
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* Counters: types only, shared by the loop (which writes them) and the
+ * control socket (which reads them). One named counter per drop path. */
+#ifndef WGLB_STATS_H
+#define WGLB_STATS_H
+
+#include <stdint.h>
+
+/* Drop reasons. The first four mirror enum wg_drop (same order). */
+enum drop {
+	DROP_TOO_SHORT,
+	DROP_BAD_RESERVED,
+	DROP_UNKNOWN_TYPE,
+	DROP_BAD_LENGTH,
+	DROP_TRUNCATED,       /* larger than a receive buffer */
+	DROP_NOT_ALLOWED,     /* source outside every allow = prefix */
+	DROP_NO_BACKEND,      /* no backend at all to send to */
+	DROP_TABLE_FULL,      /* max_flows reached, every flow confirmed */
+	DROP_NO_SOCKET,       /* could not open an upstream socket (fd or port exhaustion) */
+	DROP_SEND_ERROR,      /* the kernel refused the send (buffer full, unreachable) */
+	DROP_STALE,           /* reply for a flow that has since closed */
+	DROP__COUNT,
+};
+
+enum repin {
+	REPIN_INITIATION, /* initiation on a draining or unusable backend */
+	REPIN_DOWN,       /* backend marked down: flows moved at once */
+	REPIN_DISABLED,   /* operator disabled the backend */
+	REPIN_REMOVED,    /* backend removed by reload or at run time */
+	REPIN_CHANGED,    /* backend's address changed on reload */
+	REPIN__COUNT,
+};
+
+/* Directions: in = client -> backend, out = backend -> client. */
+struct wglb_stats {
+	uint64_t pkts_in, bytes_in, pkts_out, bytes_out;
+	uint64_t fwd_in, fwd_out; /* datagrams handed to the kernel to send */
+	uint64_t msgs_in[5], msgs_out[5]; /* by WireGuard type, index 1..4 */
+	uint64_t drops_in[DROP__COUNT], drops_out[DROP__COUNT];
+	uint64_t repins[REPIN__COUNT];
+	uint64_t flows_new, flows_expired, flows_evicted, flows_closed;
+	uint64_t failopen;   /* times the pool fell back to every non-disabled backend */
+	uint64_t enobufs;    /* receive paused: no free buffer (back-pressure) */
+	uint64_t rebuilds;   /* Maglev table rebuilds */
+	uint64_t last_rebuild_us;
+};
+
+struct backend_stats {
+	uint64_t pkts_in, bytes_in, pkts_out, bytes_out;
+	uint64_t msgs_in[5], msgs_out[5];
+	uint64_t flows_new, repins_in, repins_out;
+	uint64_t icmp_unreach;     /* ECONNREFUSED on an upstream socket */
+	uint64_t init_unanswered;  /* initiations with no response after 5 s */
+	uint64_t failed_probes;
+};
+
+struct listener_stats {
+	uint64_t pkts_in, bytes_in, pkts_out, bytes_out;
+};
+
+const char *stats_drop_name(enum drop d);
+const char *stats_repin_name(enum repin r);
+
+#endif

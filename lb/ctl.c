@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control socket transport: accept, read lines, write replies without ever
+ * blocking the loop. A client that does not read stops being read from;
+ * a long dump (show flows) is produced in chunks as the client drains it.
+ * The commands themselves are in ctl_cmds.c.
+ */
+#include "wglb/ctl.h"
+#include "wglb/loop.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_IDLE_MS    60000 /* close a connection silent this long */
+#define CTL_STALL_MS   10000 /* close one that does not read its reply */
+#define CTL_OUT_MAX    (4u << 20)
+#define CTL_OUT_LOW    (64u << 10) /* refill a streamed dump below this */
+
+void ctl_printf(struct ctl_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (int tries = 0; tries < 2; tries++) {
+		size_t room = c->out_cap - c->out_len;
+		va_start(ap, fmt);
+		n = vsnprintf(c->out + c->out_len, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if ((size_t)n < room) {
+			c->out_len += (size_t)n;
+			return;
+		}
+		size_t want = c->out_cap ? c->out_cap : 4096;
+		while (want < c->out_len + (size_t)n + 1)
+			want *= 2;
+		if (want > CTL_OUT_MAX) {
+			c->overflow = true;
+			return;
+		}
+		char *p = realloc(c->out, want);
+		if (!p) {
+			c->overflow = true;
+			return;
+		}
+		c->out = p;
+		c->out_cap = want;
+	}
+}
+
+void ctl_json_str(struct ctl_client *c, const char *s)
+{
+	ctl_printf(c, "\"");
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			ctl_printf(c, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			ctl_printf(c, "\\u%04x", ch);
+		else
+			ctl_printf(c, "%c", ch);
+	}
+	ctl_printf(c, "\"");
+}
+
+void ctl_error(struct ctl_client *c, bool json, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (json) {
+		ctl_printf(c, "{\"error\": ");
+		ctl_json_str(c, msg);
+		ctl_printf(c, "}\n");
+	} else {
+		/* Keep the reply on one line whatever the message holds. */
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+				*p = '?';
+		ctl_printf(c, "error: %s\n", msg);
+	}
+}
+
+static void client_close(struct loop *l, struct ctl_client *c)
+{
+	loop_unwatch(l, c->watch);
+	close(c->fd);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->watch = -1;
+	l->ctl->clients--;
+}
+
+static void client_watch(struct loop *l, struct ctl_client *c);
+
+static void on_client(struct loop *l, void *ctx, uint32_t revents);
+
+static void client_watch(struct loop *l, struct ctl_client *c)
+{
+	/* While a reply is pending, stop reading: a client that never reads
+	 * cannot make us buffer more than one reply. */
+	uint32_t ev = c->out_len > c->out_off ? POLLOUT : POLLIN;
+
+	c->watch = loop_watch(l, c->fd, ev, on_client, c);
+	if (c->watch < 0)
+		client_close(l, c);
+}
+
+static int flush(struct ctl_client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static void run_line(struct loop *l, struct ctl_client *c, const char *line, size_t len)
+{
+	struct ctl_req req;
+	const char *err;
+
+	l->ctl->commands++;
+	if (ctl_parse(line, len, &req, &err) < 0) {
+		l->ctl->errors++;
+		ctl_error(c, req.json, "%s", err);
+		ctl_printf(c, "\n");
+		return;
+	}
+	ctl_execute(l, c, &req);
+}
+
+static void on_client(struct loop *l, void *ctx, uint32_t revents)
+{
+	struct ctl_client *c = ctx;
+	char *nl;
+
+	c->watch = -1;
+	if (revents & POLLOUT || c->out_len > c->out_off) {
+		if (flush(c) < 0)
+			goto close;
+		c->last_ms = l->now_ms;
+		if (c->stream.active && c->out_len < CTL_OUT_LOW)
+			ctl_stream_more(l, c);
+		if (c->out_len == 0 && c->closing)
+			goto close;
+	}
+	if (revents & (POLLIN | POLLHUP | POLLERR) && c->out_len == 0 && !c->stream.active) {
+		ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			goto close;
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			c->last_ms = l->now_ms;
+		}
+		/* Run complete lines while no reply is pending. */
+		while (c->out_len == 0 && !c->stream.active &&
+		       (nl = memchr(c->in, '\n', c->in_len))) {
+			size_t ll = (size_t)(nl - c->in);
+			run_line(l, c, c->in, ll);
+			memmove(c->in, nl + 1, c->in_len - ll - 1);
+			c->in_len -= ll + 1;
+		}
+		if (c->in_len == sizeof(c->in) && !memchr(c->in, '\n', c->in_len)) {
+			l->ctl->errors++;
+			ctl_error(c, false, "line longer than %d bytes", CTL_MAX_LINE - 1);
+			ctl_printf(c, "\n");
+			c->closing = true;
+		}
+		if (c->overflow) {
+			c->out_len = c->out_off = 0;
+			c->overflow = false;
+			ctl_error(c, false, "reply too large");
+			ctl_printf(c, "\n");
+		}
+		if (flush(c) < 0)
+			goto close;
+		if (c->stream.active && c->out_len < CTL_OUT_LOW)
+			ctl_stream_more(l, c);
+		if (c->out_len == 0 && c->closing)
+			goto close;
+	}
+	client_watch(l, c);
+	return;
+close:
+	client_close(l, c);
+}
+
+static bool peer_is_admin(const struct ctl *ctl, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t groups[256];
+	socklen_t glen = sizeof(groups);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (!ctl->has_admin_gid)
+		return false;
+	if (cr.gid == ctl->admin_gid)
+		return true;
+	/* SO_PEERGROUPS (Linux 4.13+): the peer's supplementary groups. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) < 0)
+		return false;
+	for (size_t i = 0; i < glen / sizeof(gid_t); i++)
+		if (groups[i] == ctl->admin_gid)
+			return true;
+	return false;
+}
+
+static void on_listen(struct loop *l, void *ctx, uint32_t revents)
+{
+	struct ctl *ctl = l->ctl;
+	int fd;
+
+	(void)ctx;
+	(void)revents;
+	while ((fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct ctl_client *c = NULL;
+		for (unsigned i = 0; i < CTL_MAX_CLIENTS && !c; i++)
+			if (ctl->cl[i].fd < 0)
+				c = &ctl->cl[i];
+		if (!c) {
+			static const char busy[] = "error: too many control connections\n\n";
+			ctl->rejected++;
+			(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->admin = peer_is_admin(ctl, fd);
+		c->last_ms = l->now_ms;
+		ctl->clients++;
+		client_watch(l, c);
+	}
+	ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
+}
+
+/* Close connections that went silent or stopped reading. */
+void ctl_tick(struct loop *l)
+{
+	struct ctl *ctl = l->ctl;
+
+	if (!ctl || l->now_ms < ctl->next_tick_ms)
+		return;
+	ctl->next_tick_ms = l->now_ms + 1000;
+	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &ctl->cl[i];
+		if (c->fd < 0)
+			continue;
+		uint64_t limit = c->out_len > c->out_off ? CTL_STALL_MS : CTL_IDLE_MS;
+		if (l->now_ms - c->last_ms >= limit) {
+			ctl->timeouts++;
+			client_close(l, c);
+		}
+	}
+}
+
+int ctl_open(struct loop *l)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	const struct wglb_config *cfg = &l->cfg;
+	struct ctl *ctl;
+	struct stat st;
+	gid_t gid = (gid_t)-1;
+	int ret;
+
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	l->ctl = ctl;
+	ctl->fd = -1;
+	ctl->watch = -1;
+	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
+		ctl->cl[i].fd = ctl->cl[i].watch = -1;
+	if (cfg->control_group[0]) {
+		struct group *g = getgrnam(cfg->control_group);
+		if (!g) {
+			log_err("control_group '%s': no such group", cfg->control_group);
+			return -ENOENT;
+		}
+		gid = g->gr_gid;
+	}
+	if (cfg->admin_group[0]) {
+		struct group *g = getgrnam(cfg->admin_group);
+		if (!g) {
+			log_err("admin_group '%s': no such group", cfg->admin_group);
+			return -ENOENT;
+		}
+		ctl->admin_gid = g->gr_gid;
+		ctl->has_admin_gid = true;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control);
+	/* A socket left by a crashed wglb; never unlink anything else. */
+	if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(sun.sun_path);
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ctl->fd < 0)
+		return -errno;
+	if (bind(ctl->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		ret = -errno;
+		log_err("control socket %s: %s", sun.sun_path, strerror(errno));
+		return ret;
+	}
+	if (chmod(sun.sun_path, 0660) < 0 ||
+	    (gid != (gid_t)-1 && chown(sun.sun_path, (uid_t)-1, gid) < 0)) {
+		ret = -errno;
+		log_err("control socket %s: %s", sun.sun_path, strerror(errno));
+		return ret;
+	}
+	if (listen(ctl->fd, 64) < 0)
+		return -errno;
+	ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
+	if (ctl->watch < 0)
+		return -ENOSPC;
+	log_info("control socket on %s", sun.sun_path);
+	return 0;
+}
+
+void ctl_close(struct loop *l)
+{
+	struct ctl *ctl = l->ctl;
+
+	if (!ctl)
+		return;
+	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
+		if (ctl->cl[i].fd >= 0)
+			client_close(l, &ctl->cl[i]);
+	if (ctl->fd >= 0) {
+		close(ctl->fd);
+		unlink(l->cfg.control);
+	}
+	free(ctl);
+	l->ctl = NULL;
+}

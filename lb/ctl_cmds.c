@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control commands: a table of {words, usage, handler, admin}; `help` is
+ * generated from it. Verb first ("backend drain NAME") so no backend name
+ * can collide with a command. Handlers only read counters or change pool
+ * state; the loop applies state changes at the end of the batch.
+ */
+#include "wglb/ctl.h"
+#include "wglb/loop.h"
+#include "wglb/probe.h"
+#include "wglb/version.h"
+#include "wglb/wgmsg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CMD_F_ADMIN 1U << 0
+
+typedef void (*ctl_handler)(struct loop *l, struct ctl_client *c, const struct ctl_req *r);
+
+struct ctl_cmd {
+	const char *words[2];
+	const char *usage;
+	ctl_handler fn;
+	unsigned flags;
+	int min_args, max_args;
+};
+
+/* The table is at the end, after its handlers; help reaches it through this. */
+static const struct ctl_cmd *table(size_t *n);
+
+/* ---- helpers ---- */
+
+static void ok(struct ctl_client *c, const struct ctl_req *r, const char *what, const char *name)
+{
+	if (r->json) {
+		ctl_printf(c, "{\"ok\": true, \"action\": \"%s\", \"backend\": ", what);
+		ctl_json_str(c, name);
+		ctl_printf(c, "}\n");
+	} else {
+		ctl_printf(c, "ok: %s %s\n", what, name);
+	}
+}
+
+static void rfc3339(uint64_t ms, char *buf, size_t size)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int find_backend(struct loop *l, struct ctl_client *c, const struct ctl_req *r,
+			const char *name)
+{
+	int i = pool_find(&l->pool, name);
+
+	if (i < 0 || l->pool.be[i].removing) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "no backend named '%s'", name);
+		return -1;
+	}
+	return i;
+}
+
+/* ---- commands ---- */
+
+static void cmd_help(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	size_t n_cmds;
+	const struct ctl_cmd *cmds = table(&n_cmds);
+
+	(void)l;
+	if (r->json)
+		ctl_printf(c, "{\"commands\": [");
+	for (size_t i = 0; i < n_cmds; i++) {
+		if (r->json) {
+			ctl_printf(c, "%s{\"usage\": ", i ? ", " : "");
+			ctl_json_str(c, cmds[i].usage);
+			ctl_printf(c, ", \"admin\": %s}",
+				   cmds[i].flags & CMD_F_ADMIN ? "true" : "false");
+		} else {
+			ctl_printf(c, "%-44s%s\n", cmds[i].usage,
+				   cmds[i].flags & CMD_F_ADMIN ? " (admin)" : "");
+		}
+	}
+	if (r->json)
+		ctl_printf(c, "]}\n");
+	else
+		ctl_printf(c, "Append 'json' to any command for a JSON reply.\n");
+}
+
+static void io_uring_features(const struct loop *l, const char *out[4], int *n)
+{
+	*n = 0;
+	out[(*n)++] = "multishot recvmsg";
+	out[(*n)++] = "provided buffer ring";
+	if (l->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+		out[(*n)++] = "single issuer + deferred task run";
+	else if (l->setup_flags & IORING_SETUP_COOP_TASKRUN)
+		out[(*n)++] = "cooperative task run";
+}
+
+static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	const char *feat[4];
+	char a[ADDR_STRLEN];
+	int nf;
+
+	io_uring_features(l, feat, &nf);
+	if (r->json) {
+		ctl_printf(c, "{\"version\": \"%s\", \"uptime_s\": %llu, \"config\": ", WGLB_VERSION,
+			   (unsigned long long)((l->now_ms - l->start_ms) / 1000));
+		ctl_json_str(c, l->cfg.path);
+		ctl_printf(c, ", \"listeners\": [");
+		for (unsigned i = 0; i < l->n_lst; i++)
+			ctl_printf(c, "%s\"%s\"", i ? ", " : "",
+				   addr_fmt(&l->lst[i].addr.u, a, sizeof(a)));
+		ctl_printf(c, "], \"flows\": %u, \"max_flows\": %u, \"backends\": %u, "
+			      "\"failopen\": %s, \"io_uring\": [",
+			   l->ft.count, l->ft.cap, l->pool.n, l->pool.failopen ? "true" : "false");
+		for (int i = 0; i < nf; i++)
+			ctl_printf(c, "%s\"%s\"", i ? ", " : "", feat[i]);
+		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u}\n", LOOP_NBUFS, LOOP_BUFSZ);
+		return;
+	}
+	ctl_printf(c, "version:    %s\n", WGLB_VERSION);
+	ctl_printf(c, "uptime:     %llus\n", (unsigned long long)((l->now_ms - l->start_ms) / 1000));
+	ctl_printf(c, "config:     %s\n", l->cfg.path);
+	for (unsigned i = 0; i < l->n_lst; i++)
+		ctl_printf(c, "listener:   %s\n", addr_fmt(&l->lst[i].addr.u, a, sizeof(a)));
+	ctl_printf(c, "flows:      %u / %u\n", l->ft.count, l->ft.cap);
+	ctl_printf(c, "failopen:   %s\n", l->pool.failopen ? "yes (no backend is up)" : "no");
+	ctl_printf(c, "io_uring:  ");
+	for (int i = 0; i < nf; i++)
+		ctl_printf(c, "%s %s", i ? "," : "", feat[i]);
+	ctl_printf(c, " (%u buffers of %u bytes)\n", LOOP_NBUFS, LOOP_BUFSZ);
+}
+
+static void stats_json_types(struct ctl_client *c, const char *key, const uint64_t v[5])
+{
+	ctl_printf(c, "\"%s\": {", key);
+	for (int t = 1; t <= 4; t++)
+		ctl_printf(c, "%s\"%s\": %llu", t > 1 ? ", " : "", wgmsg_type_name((enum wg_type)t),
+			   (unsigned long long)v[t]);
+	ctl_printf(c, "}");
+}
+
+static void stats_json_drops(struct ctl_client *c, const char *key, const uint64_t v[DROP__COUNT])
+{
+	ctl_printf(c, "\"%s\": {", key);
+	for (int d = 0; d < DROP__COUNT; d++)
+		ctl_printf(c, "%s\"%s\": %llu", d ? ", " : "", stats_drop_name((enum drop)d),
+			   (unsigned long long)v[d]);
+	ctl_printf(c, "}");
+}
+
+static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
+{
+	const struct wglb_stats *s = &l->st;
+
+	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
+		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, ",
+		   (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in,
+		   (unsigned long long)s->pkts_out, (unsigned long long)s->bytes_out,
+		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out);
+	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
+		      "\"flows_evicted\": %llu, \"failopen\": %llu, \"recv_buffer_exhausted\": %llu, ",
+		   l->ft.count, (unsigned long long)s->flows_new,
+		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
+		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
+	stats_json_types(c, "messages_in", s->msgs_in);
+	ctl_printf(c, ", ");
+	stats_json_types(c, "messages_out", s->msgs_out);
+	ctl_printf(c, ", ");
+	stats_json_drops(c, "drops_in", s->drops_in);
+	ctl_printf(c, ", ");
+	stats_json_drops(c, "drops_out", s->drops_out);
+	ctl_printf(c, ", \"repins\": {");
+	for (int r = 0; r < REPIN__COUNT; r++)
+		ctl_printf(c, "%s\"%s\": %llu", r ? ", " : "", stats_repin_name((enum repin)r),
+			   (unsigned long long)s->repins[r]);
+	ctl_printf(c, "}, \"backends\": {");
+	for (unsigned i = 0, n = 0; i < l->pool.n; i++) {
+		const struct backend *b = &l->pool.be[i];
+		if (!b->in_use)
+			continue;
+		ctl_printf(c, "%s", n++ ? ", " : "");
+		ctl_json_str(c, b->name);
+		ctl_printf(c, ": {\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
+			      "\"bytes_out\": %llu, \"flows\": %u, \"flows_new\": %llu, "
+			      "\"repins_in\": %llu, \"repins_out\": %llu, \"icmp_unreachable\": %llu, "
+			      "\"initiations_unanswered\": %llu, ",
+			   (unsigned long long)b->st.pkts_in, (unsigned long long)b->st.bytes_in,
+			   (unsigned long long)b->st.pkts_out, (unsigned long long)b->st.bytes_out,
+			   b->flows, (unsigned long long)b->st.flows_new,
+			   (unsigned long long)b->st.repins_in, (unsigned long long)b->st.repins_out,
+			   (unsigned long long)b->st.icmp_unreach,
+			   (unsigned long long)b->st.init_unanswered);
+		stats_json_types(c, "messages_in", b->st.msgs_in);
+		ctl_printf(c, ", ");
+		stats_json_types(c, "messages_out", b->st.msgs_out);
+		ctl_printf(c, "}");
+	}
+	ctl_printf(c, "}}\n");
+}
+
+static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	const struct wglb_stats *s = &l->st;
+
+	if (r->json) {
+		cmd_show_stats_json(l, c);
+		return;
+	}
+	ctl_printf(c, "%-26s %14s %14s\n", "", "in (client)", "out (backend)");
+	ctl_printf(c, "%-26s %14llu %14llu\n", "packets received", (unsigned long long)s->pkts_in,
+		   (unsigned long long)s->pkts_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "bytes received", (unsigned long long)s->bytes_in,
+		   (unsigned long long)s->bytes_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "packets forwarded", (unsigned long long)s->fwd_in,
+		   (unsigned long long)s->fwd_out);
+	for (int t = 1; t <= 4; t++)
+		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)t),
+			   (unsigned long long)s->msgs_in[t], (unsigned long long)s->msgs_out[t]);
+	for (int d = 0; d < DROP__COUNT; d++)
+		ctl_printf(c, "drop %-21s %14llu %14llu\n", stats_drop_name((enum drop)d),
+			   (unsigned long long)s->drops_in[d], (unsigned long long)s->drops_out[d]);
+	ctl_printf(c, "\nflows: %u active, %llu new, %llu expired, %llu evicted\n", l->ft.count,
+		   (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
+		   (unsigned long long)s->flows_evicted);
+	ctl_printf(c, "re-pins:");
+	for (int i = 0; i < REPIN__COUNT; i++)
+		ctl_printf(c, " %s %llu", stats_repin_name((enum repin)i),
+			   (unsigned long long)s->repins[i]);
+	ctl_printf(c, "\nfail-open events: %llu; receive paused for buffers: %llu\n\n",
+		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
+	ctl_printf(c, "%-16s %10s %10s %12s %12s %8s %8s %8s %6s %6s\n", "BACKEND", "PKTS_IN",
+		   "PKTS_OUT", "BYTES_IN", "BYTES_OUT", "FLOWS", "REPIN_IN", "REPIN_OUT", "ICMP",
+		   "UNANS");
+	for (unsigned i = 0; i < l->pool.n; i++) {
+		const struct backend *b = &l->pool.be[i];
+		if (!b->in_use)
+			continue;
+		ctl_printf(c, "%-16s %10llu %10llu %12llu %12llu %8u %8llu %8llu %6llu %6llu\n",
+			   b->name, (unsigned long long)b->st.pkts_in,
+			   (unsigned long long)b->st.pkts_out, (unsigned long long)b->st.bytes_in,
+			   (unsigned long long)b->st.bytes_out, b->flows,
+			   (unsigned long long)b->st.repins_in, (unsigned long long)b->st.repins_out,
+			   (unsigned long long)b->st.icmp_unreach,
+			   (unsigned long long)b->st.init_unanswered);
+	}
+}
+
+static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	char a[ADDR_STRLEN], when[32];
+	unsigned n = 0;
+
+	if (r->json)
+		ctl_printf(c, "{\"backends\": [");
+	else
+		ctl_printf(c, "%-16s %-24s %-9s %-8s %-8s %7s %6s  %s\n", "NAME", "ADDRESS",
+			   "STATE", "ADMIN", "HEALTH", "FLOWS", "WEIGHT", "LAST CHECK");
+	for (unsigned i = 0; i < l->pool.n; i++) {
+		const struct backend *b = &l->pool.be[i];
+		const struct probe_result *pr = probe_last(l, i);
+		if (!b->in_use || b->removing)
+			continue;
+		addr_fmt(&b->addr.u, a, sizeof(a));
+		if (pr && pr->when_ms)
+			rfc3339(pr->when_ms, when, sizeof(when));
+		if (r->json) {
+			ctl_printf(c, "%s{\"name\": ", n++ ? ", " : "");
+			ctl_json_str(c, b->name);
+			ctl_printf(c, ", \"address\": \"%s\", \"state\": \"%s\", \"admin\": \"%s\", "
+				      "\"health\": \"%s\", \"flows\": %u, \"weight\": %u, "
+				      "\"last_check\": ",
+				   a, pool_state_name(b), pool_admin_name((enum be_admin)b->admin),
+				   pool_health_name((enum be_health)b->health), b->flows, b->weight);
+			if (pr && pr->when_ms)
+				ctl_printf(c, "{\"time\": \"%s\", \"result\": \"%s\", \"status\": %d, "
+					      "\"latency_ms\": %u}}",
+					   when, pr->reason, pr->status, pr->latency_ms);
+			else
+				ctl_printf(c, "null}");
+		} else {
+			ctl_printf(c, "%-16s %-24s %-9s %-8s %-8s %7u %6u  ", b->name, a,
+				   pool_state_name(b), pool_admin_name((enum be_admin)b->admin),
+				   pool_health_name((enum be_health)b->health), b->flows, b->weight);
+			if (pr && pr->when_ms)
+				ctl_printf(c, "%s %s %d %ums\n", when, pr->reason, pr->status,
+					   pr->latency_ms);
+			else
+				ctl_printf(c, "-\n");
+		}
+	}
+	if (r->json)
+		ctl_printf(c, "]}\n");
+}
+
+static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f, bool json,
+		      bool first)
+{
+	union wglb_sa sa;
+	char a[ADDR_STRLEN];
+	uint32_t now = loop_now_s(l);
+	const char *be = l->pool.be[f->backend].name;
+
+	memset(&sa, 0, sizeof(sa));
+	if (f->key.family == AF_INET6) {
+		sa.in6.sin6_family = AF_INET6;
+		memcpy(&sa.in6.sin6_addr, f->key.addr, 16);
+		sa.in6.sin6_port = f->key.port;
+	} else {
+		sa.in4.sin_family = AF_INET;
+		memcpy(&sa.in4.sin_addr, f->key.addr, 4);
+		sa.in4.sin_port = f->key.port;
+	}
+	addr_fmt(&sa, a, sizeof(a));
+	if (json)
+		ctl_printf(c, "%s{\"client\": \"%s\", \"backend\": \"%s\", \"upstream_port\": %u, "
+			      "\"age_s\": %u, \"idle_s\": %u, \"confirmed\": %s, \"packets_in\": %llu, "
+			      "\"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu}",
+			   first ? "" : ", ", a, be, f->up_port, now - f->created, now - f->last_rx,
+			   f->flags & FLOW_F_CONFIRMED ? "true" : "false",
+			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out,
+			   (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out);
+	else
+		ctl_printf(c, "%-46s %-16s %6u %6u %6u %-9s %10llu %10llu\n", a, be, f->up_port,
+			   now - f->created, now - f->last_rx,
+			   f->flags & FLOW_F_CONFIRMED ? "yes" : "no",
+			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out);
+}
+
+void ctl_stream_more(struct loop *l, struct ctl_client *c)
+{
+	struct ctl_stream *s = &c->stream;
+	unsigned budget = 512; /* flows per chunk: the loop goes on between chunks */
+
+	while (budget-- && s->cursor < l->ft.cap && s->remaining) {
+		const struct flow *f = &l->ft.flows[s->cursor++];
+		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
+			continue;
+		flow_line(l, c, f, s->json, s->first);
+		s->first = false;
+		s->remaining--;
+	}
+	if (s->cursor >= l->ft.cap || !s->remaining) {
+		s->active = false;
+		ctl_printf(c, "%s\n", s->json ? "]}\n" : "");
+	}
+}
+
+static void cmd_show_flows(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	struct ctl_stream *s = &c->stream;
+	int backend = -1;
+	uint32_t limit = UINT32_MAX;
+
+	for (int i = 0; i < r->argc; i += 2) {
+		if (i + 1 >= r->argc)
+			goto usage;
+		if (!strcmp(r->argv[i], "backend")) {
+			backend = find_backend(l, c, r, r->argv[i + 1]);
+			if (backend < 0)
+				return;
+		} else if (!strcmp(r->argv[i], "limit")) {
+			char *end;
+			unsigned long v = strtoul(r->argv[i + 1], &end, 10);
+			if (*end || !*r->argv[i + 1] || v == 0 || v > UINT32_MAX)
+				goto usage;
+			limit = (uint32_t)v;
+		} else {
+			goto usage;
+		}
+	}
+	memset(s, 0, sizeof(*s));
+	s->active = true;
+	s->json = r->json;
+	s->first = true;
+	s->backend = backend;
+	s->remaining = limit;
+	if (r->json)
+		ctl_printf(c, "{\"flows\": [");
+	else
+		ctl_printf(c, "%-46s %-16s %6s %6s %6s %-9s %10s %10s\n", "CLIENT", "BACKEND",
+			   "UPORT", "AGE", "IDLE", "CONFIRMED", "PKTS_IN", "PKTS_OUT");
+	ctl_stream_more(l, c);
+	return;
+usage:
+	l->ctl->errors++;
+	ctl_error(c, r->json, "usage: %s", r->cmd->usage);
+}
+
+static void set_admin(struct loop *l, struct ctl_client *c, const struct ctl_req *r,
+		      enum be_admin a, const char *verb)
+{
+	int i = find_backend(l, c, r, r->argv[0]);
+
+	if (i < 0)
+		return;
+	pool_set_admin(&l->pool, (unsigned)i, a);
+	probe_backend_changed(l, (unsigned)i);
+	log_info("backend %s: %s by the operator", l->pool.be[i].name, verb);
+	ok(c, r, verb, l->pool.be[i].name);
+}
+
+static void cmd_drain(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	set_admin(l, c, r, ADMIN_DRAINING, "drained");
+}
+
+static void cmd_enable(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	set_admin(l, c, r, ADMIN_ENABLED, "enabled");
+}
+
+static void cmd_disable(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	set_admin(l, c, r, ADMIN_DISABLED, "disabled");
+}
+
+static void cmd_add(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	struct backend_conf bc = {.weight = 1};
+	int i;
+
+	if (!config_name_valid(r->argv[0])) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "bad name '%s': 1-%d of A-Z a-z 0-9 . _ -", r->argv[0],
+			  BACKEND_NAME_MAX - 1);
+		return;
+	}
+	strcpy(bc.name, r->argv[0]);
+	if (addr_parse(r->argv[1], &bc.addr) < 0) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "bad address '%s': expected IP:PORT or [IPv6]:PORT",
+			  r->argv[1]);
+		return;
+	}
+	if (r->argc == 4) {
+		char *end;
+		unsigned long w = strtoul(r->argv[3], &end, 10);
+		if (strcmp(r->argv[2], "weight") || *end || w < 1 || w > WEIGHT_MAX) {
+			l->ctl->errors++;
+			ctl_error(c, r->json, "usage: %s (weight 1-%d)", r->cmd->usage,
+				  WEIGHT_MAX);
+			return;
+		}
+		bc.weight = (uint16_t)w;
+	} else if (r->argc != 2) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
+		return;
+	}
+	i = pool_add(&l->pool, &bc);
+	if (i < 0) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "cannot add '%s': %s", bc.name,
+			  i == -EEXIST ? "a backend has that name" : "no room for more backends");
+		return;
+	}
+	probe_backend_changed(l, (unsigned)i);
+	log_info("backend %s added by the operator", bc.name);
+	ok(c, r, "added", bc.name);
+}
+
+static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	char name[BACKEND_NAME_MAX];
+	bool force = r->argc == 2 && !strcmp(r->argv[1], "force");
+	int i;
+
+	if (r->argc == 2 && !force) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
+		return;
+	}
+	i = find_backend(l, c, r, r->argv[0]);
+	if (i < 0)
+		return;
+	if (l->pool.be[i].flows && !force) {
+		l->ctl->errors++;
+		ctl_error(c, r->json,
+			  "backend %s still has %u flows: drain it first, or add 'force' to "
+			  "move them now",
+			  r->argv[0], l->pool.be[i].flows);
+		return;
+	}
+	strcpy(name, l->pool.be[i].name);
+	fwd_remove_backend(l, (unsigned)i);
+	probe_backend_changed(l, (unsigned)i);
+	log_info("backend %s deleted by the operator", name);
+	ok(c, r, "deleted", name);
+}
+
+static void cmd_reload(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	l->reload = true;
+	if (r->json)
+		ctl_printf(c, "{\"ok\": true, \"action\": \"reload\"}\n");
+	else
+		ctl_printf(c, "ok: reload scheduled (check the log for config errors)\n");
+}
+
+static void cmd_metrics(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	(void)r;
+	ctl_metrics(l, c);
+}
+
+static const struct ctl_cmd cmds[] = {
+	{{"help", NULL}, "help", cmd_help, 0, 0, 0},
+	{{"show", "info"}, "show info", cmd_show_info, 0, 0, 0},
+	{{"show", "stats"}, "show stats", cmd_show_stats, 0, 0, 0},
+	{{"show", "backends"}, "show backends", cmd_show_backends, 0, 0, 0},
+	{{"show", "flows"}, "show flows [backend NAME] [limit N]", cmd_show_flows, 0, 0, 4},
+	{{"backend", "drain"}, "backend drain NAME", cmd_drain, CMD_F_ADMIN, 1, 1},
+	{{"backend", "enable"}, "backend enable NAME", cmd_enable, CMD_F_ADMIN, 1, 1},
+	{{"backend", "disable"}, "backend disable NAME", cmd_disable, CMD_F_ADMIN, 1, 1},
+	{{"backend", "add"}, "backend add NAME ADDR [weight W]", cmd_add, CMD_F_ADMIN, 2, 4},
+	{{"backend", "del"}, "backend del NAME [force]", cmd_del, CMD_F_ADMIN, 1, 2},
+	{{"reload", NULL}, "reload", cmd_reload, CMD_F_ADMIN, 0, 0},
+	{{"metrics", NULL}, "metrics", cmd_metrics, 0, 0, 0},
+};
+static const size_t n_cmds = sizeof(cmds) / sizeof(cmds[0]);
+
+static const struct ctl_cmd *table(size_t *n)
+{
+	*n = n_cmds;
+	return cmds;
+}
+
+/* ---- parsing (pure: fuzzed by tests/fuzz/fuzz_ctl.c) ---- */
+
+int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **err)
+{
+	char *tok[CTL_MAX_ARGS + 3];
+	int nt = 0;
+	char *s;
+
+	memset(req, 0, sizeof(*req));
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len >= sizeof(req->buf)) {
+		*err = "line too long";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 && line[i] != '\t') {
+			*err = "control characters in command";
+			return -EINVAL;
+		}
+	memcpy(req->buf, line, len);
+	req->buf[len] = '\0';
+	for (s = strtok(req->buf, " \t"); s; s = strtok(NULL, " \t")) {
+		if (nt == CTL_MAX_ARGS + 3) {
+			*err = "too many words";
+			return -EINVAL;
+		}
+		tok[nt++] = s;
+	}
+	if (nt && !strcmp(tok[nt - 1], "json")) {
+		req->json = true;
+		nt--;
+	}
+	if (nt == 0) {
+		*err = "empty command; try 'help'";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_cmds; i++) {
+		const struct ctl_cmd *cmd = &cmds[i];
+		int nw = cmd->words[1] ? 2 : 1;
+		if (nt < nw || strcmp(tok[0], cmd->words[0]) ||
+		    (nw == 2 && strcmp(tok[1], cmd->words[1])))
+			continue;
+		req->argc = nt - nw;
+		if (req->argc < cmd->min_args || req->argc > cmd->max_args) {
+			*err = cmd->usage;
+			return -EINVAL;
+		}
+		for (int a = 0; a < req->argc; a++)
+			req->argv[a] = tok[nw + a];
+		req->cmd = cmd;
+		return 0;
+	}
+	*err = "unknown command; try 'help'";
+	return -EINVAL;
+}
+
+void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req)
+{
+	if ((req->cmd->flags & CMD_F_ADMIN) && !c->admin) {
+		l->ctl->denied++;
+		l->ctl->errors++;
+		ctl_error(c, req->json, "permission denied: '%s %s' needs root or admin_group",
+			  req->cmd->words[0], req->cmd->words[1] ? req->cmd->words[1] : "");
+		ctl_printf(c, "\n");
+		return;
+	}
+	req->cmd->fn(l, c, req);
+	if (!c->stream.active)
+		ctl_printf(c, "\n"); /* every reply ends in a blank line */
+}

@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Ring setup, the provided-buffer ring, listeners, one-shot poll watches
+ * for the control socket and the prober, signals, and the batch loop.
+ * The packet path itself is in fwd.c.
+ */
+#include "wglb/loop.h"
+#include "wglb/ctl.h"
+#include "wglb/probe.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_ENTRIES 4096
+
+void loop_update_clock(struct loop *l)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	l->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct io_uring_sqe *loop_sqe(struct loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		/* SQ full mid-batch: hand what we have to the kernel and go on. */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static int ring_setup(struct loop *l)
+{
+	static const uint32_t tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, /* 6.1+ */
+		IORING_SETUP_COOP_TASKRUN,                              /* 5.19+ */
+		0,
+	};
+	struct io_uring_params p;
+	int ret = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = tries[i] | IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 4;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &l->ring, &p);
+		if (ret == 0) {
+			l->setup_flags = tries[i];
+			break;
+		}
+		if (ret == -EPERM || ret == -ENOSYS)
+			break;
+	}
+	if (ret == -EPERM || ret == -ENOSYS) {
+		log_err("io_uring refused (%s): check the sysctl kernel.io_uring_disabled "
+			"(must be 0, or 1 with the group in kernel.io_uring_group) and any "
+			"seccomp profile (container runtimes often block io_uring_setup)",
+			strerror(-ret));
+		return ret;
+	}
+	if (ret < 0) {
+		log_err("io_uring_queue_init: %s", strerror(-ret));
+		return ret;
+	}
+	if (!(p.features & IORING_FEAT_EXT_ARG)) {
+		log_err("kernel too old: io_uring lacks IORING_FEAT_EXT_ARG (need Linux 5.11+)");
+		return -ENOSYS;
+	}
+	return 0;
+}
+
+static int bufring_setup(struct loop *l)
+{
+	struct io_uring_buf_reg reg = {0};
+	size_t ring_size = LOOP_NBUFS * sizeof(struct io_uring_buf);
+	int ret;
+
+	/* liburing 2.3 has no io_uring_setup_buf_ring(): register by hand,
+	 * as its examples/io_uring-udp.c does. */
+	l->br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (l->br == MAP_FAILED) {
+		l->br = NULL;
+		return -errno;
+	}
+	l->bufs = mmap(NULL, (size_t)LOOP_NBUFS * LOOP_BUFSZ, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (l->bufs == MAP_FAILED) {
+		l->bufs = NULL;
+		return -errno;
+	}
+	l->tx = calloc(LOOP_NBUFS, sizeof(*l->tx));
+	if (!l->tx)
+		return -ENOMEM;
+	reg.ring_addr = (unsigned long)l->br;
+	reg.ring_entries = LOOP_NBUFS;
+	reg.bgid = 0;
+	ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
+	if (ret < 0) {
+		log_err("registering the buffer ring failed (%s): need Linux 5.19+",
+			strerror(-ret));
+		return ret;
+	}
+	io_uring_buf_ring_init(l->br);
+	for (unsigned i = 0; i < LOOP_NBUFS; i++)
+		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * LOOP_BUFSZ, LOOP_BUFSZ,
+				      (unsigned short)i, io_uring_buf_ring_mask(LOOP_NBUFS), (int)i);
+	io_uring_buf_ring_advance(l->br, LOOP_NBUFS);
+	return 0;
+}
+
+void loop_recycle(struct loop *l, unsigned bid)
+{
+	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * LOOP_BUFSZ, LOOP_BUFSZ,
+			      (unsigned short)bid, io_uring_buf_ring_mask(LOOP_NBUFS),
+			      (int)l->br_added++);
+}
+
+static void bufring_flush(struct loop *l)
+{
+	if (l->br_added) {
+		io_uring_buf_ring_advance(l->br, (int)l->br_added);
+		l->br_added = 0;
+	}
+}
+
+static void set_bufsize(int fd, int opt_force, int opt, int bytes)
+{
+	/* FORCE needs CAP_NET_ADMIN; without it the kernel caps at rmem_max. */
+	if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof(bytes)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
+
+static int listener_open(struct loop *l, unsigned i)
+{
+	struct listener *ls = &l->lst[i];
+	int one = 1, fam = ls->addr.u.sa.sa_family, fd;
+	char a[ADDR_STRLEN];
+
+	addr_fmt(&ls->addr.u, a, sizeof(a));
+	fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_err("listen %s: socket: %s", a, strerror(errno));
+		return -errno;
+	}
+	ls->fd = fd;
+	/* FREEBIND: a standby may bind the floating address before it holds it. */
+	if (setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
+		log_warn("listen %s: IP_FREEBIND: %s", a, strerror(errno));
+	if (fam == AF_INET6) {
+		ls->wildcard = IN6_IS_ADDR_UNSPECIFIED(&ls->addr.u.in6.sin6_addr);
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0) {
+			log_err("listen %s: setsockopt: %s", a, strerror(errno));
+			return -errno;
+		}
+	} else {
+		ls->wildcard = ls->addr.u.in4.sin_addr.s_addr == htonl(INADDR_ANY);
+		if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0) {
+			log_err("listen %s: setsockopt: %s", a, strerror(errno));
+			return -errno;
+		}
+	}
+	set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, 8 << 20);
+	set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, 8 << 20);
+	if (bind(fd, &ls->addr.u.sa, ls->addr.len) < 0) {
+		int e = errno;
+		if (e == EADDRINUSE)
+			log_err("listen %s: address already in use (another wglb, or a "
+				"WireGuard interface on this port?)",
+				a);
+		else
+			log_err("listen %s: bind: %s", a, strerror(e));
+		return -e;
+	}
+	memset(&ls->rmsg, 0, sizeof(ls->rmsg));
+	ls->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+	ls->rmsg.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+	log_info("listening on %s", a);
+	return 0;
+}
+
+static void arm_listener(struct loop *l, unsigned i)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	io_uring_prep_recvmsg_multishot(sqe, l->lst[i].fd, &l->lst[i].rmsg, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV_LISTEN, 0, i));
+	l->lst[i].armed = true;
+}
+
+int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx)
+{
+	struct io_uring_sqe *sqe;
+
+	for (int i = 0; i < LOOP_MAX_WATCH; i++) {
+		struct watch *w = &l->watch[i];
+		if (w->used)
+			continue;
+		w->used = true;
+		w->cb = cb;
+		w->ctx = ctx;
+		w->gen++;
+		sqe = loop_sqe(l);
+		io_uring_prep_poll_add(sqe, fd, events);
+		io_uring_sqe_set_data64(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)i));
+		return i;
+	}
+	return -ENOSPC;
+}
+
+void loop_unwatch(struct loop *l, int id)
+{
+	struct watch *w;
+	struct io_uring_sqe *sqe;
+
+	if (id < 0 || id >= LOOP_MAX_WATCH || !l->watch[id].used)
+		return;
+	w = &l->watch[id];
+	sqe = loop_sqe(l);
+	io_uring_prep_poll_remove(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)id));
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	w->used = false;
+	w->gen++; /* a late completion of the removed poll no longer matches */
+}
+
+static void on_watch(struct loop *l, uint64_t ud, int res)
+{
+	uint32_t i = ud_idx(ud);
+	struct watch *w;
+	watch_fn cb;
+
+	if (i >= LOOP_MAX_WATCH)
+		return;
+	w = &l->watch[i];
+	if (!w->used || w->gen != ud_gen(ud))
+		return;
+	w->used = false; /* one-shot: the callback re-watches if it wants more */
+	cb = w->cb;
+	cb(l, w->ctx, res < 0 ? POLLERR : (uint32_t)res);
+}
+
+static void on_signal(struct loop *l, void *ctx, uint32_t revents)
+{
+	struct signalfd_siginfo si;
+
+	(void)ctx;
+	(void)revents;
+	while (read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			l->reload = true;
+		else
+			l->stop = true;
+	}
+	if (loop_watch(l, l->sigfd, POLLIN, on_signal, NULL) < 0)
+		log_err("cannot watch signals any more");
+}
+
+static int signals_setup(struct loop *l)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (l->sigfd < 0)
+		return -errno;
+	return loop_watch(l, l->sigfd, POLLIN, on_signal, NULL) < 0 ? -ENOSPC : 0;
+}
+
+/* Each flow owns a socket: make sure the fd limit can hold max_flows. */
+static void raise_nofile(const struct wglb_config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open-file limit: %s", strerror(errno));
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && cfg->max_flows + 256 > rl.rlim_cur)
+		log_warn("max_flows = %u but the open-file limit is %llu (one socket per flow): "
+			 "at most about %llu flows will open; raise LimitNOFILE",
+			 cfg->max_flows, (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)(rl.rlim_cur > 256 ? rl.rlim_cur - 256 : 0));
+}
+
+int loop_init(struct loop *l, struct wglb_config *cfg)
+{
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	l->sigfd = -1;
+	for (unsigned i = 0; i < CONFIG_MAX_LISTEN; i++)
+		l->lst[i].fd = -1;
+	l->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg)); /* the loop owns it now */
+	loop_update_clock(l);
+	l->start_ms = l->now_ms;
+	l->start_realtime = (uint64_t)time(NULL);
+	raise_nofile(&l->cfg);
+
+	ret = ring_setup(l);
+	if (ret < 0)
+		return ret;
+	ret = bufring_setup(l);
+	if (ret < 0)
+		return ret;
+	ret = flow_table_init(&l->ft, l->cfg.max_flows);
+	if (ret < 0)
+		return ret;
+	l->rearm = calloc(l->cfg.max_flows, sizeof(*l->rearm));
+	if (!l->rearm)
+		return -ENOMEM;
+	ret = pool_init(&l->pool, l->cfg.health.enabled);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < l->cfg.n_backends; i++) {
+		ret = pool_add(&l->pool, &l->cfg.backends[i]);
+		if (ret < 0)
+			return ret;
+	}
+	ret = pool_rebuild(&l->pool, &l->st);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < l->cfg.n_listen; i++) {
+		l->lst[i].addr = l->cfg.listen[i];
+		ret = listener_open(l, i);
+		if (ret < 0)
+			return ret;
+		l->n_lst++;
+	}
+	memset(&l->up_rmsg, 0, sizeof(l->up_rmsg));
+	ret = signals_setup(l);
+	if (ret < 0)
+		return ret;
+	ret = ctl_open(l);
+	if (ret < 0)
+		return ret;
+	ret = probe_init(l);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < l->n_lst; i++)
+		arm_listener(l, i);
+	return 0;
+}
+
+static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+
+	switch (ud_op(ud)) {
+	case OP_RECV_LISTEN: {
+		unsigned li = ud_idx(ud);
+		if (!more)
+			l->lst[li].armed = false;
+		if (cqe->res == -ENOBUFS) {
+			l->st.enobufs++;
+			l->recv_starved = true;
+		} else if (cqe->res < 0 && cqe->res != -ECANCELED) {
+			log_warn("receive on listener %u: %s", li, strerror(-cqe->res));
+		}
+		if (has_buf)
+			fwd_client_datagram(l, li, l->bufs + (size_t)bid * LOOP_BUFSZ, bid, cqe->res);
+		if (!l->lst[li].armed && cqe->res != -ENOBUFS && !l->stop)
+			arm_listener(l, li);
+		break;
+	}
+	case OP_RECV_UP:
+		fwd_backend_datagram(l, ud_idx(ud), ud_gen(ud),
+				     has_buf ? l->bufs + (size_t)bid * LOOP_BUFSZ : NULL, bid,
+				     cqe->res, more);
+		break;
+	case OP_SEND_UP:
+		fwd_send_done(l, false, ud_idx(ud), cqe->res);
+		break;
+	case OP_SEND_CLIENT:
+		fwd_send_done(l, true, ud_idx(ud), cqe->res);
+		break;
+	case OP_WATCH:
+		on_watch(l, ud, cqe->res);
+		break;
+	case OP_IGNORE:
+		if (has_buf)
+			loop_recycle(l, bid);
+		break;
+	}
+}
+
+/* Receives that stopped for want of buffers resume once buffers are back. */
+static void rearm_starved(struct loop *l)
+{
+	if (!l->recv_starved)
+		return;
+	l->recv_starved = false;
+	for (unsigned i = 0; i < l->n_lst; i++)
+		if (!l->lst[i].armed)
+			arm_listener(l, i);
+	if (l->n_rearm < l->ft.cap) {
+		for (uint32_t i = 0; i < l->n_rearm; i++) {
+			struct flow *f = &l->ft.flows[l->rearm[i]];
+			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
+				fwd_arm_upstream(l, f);
+		}
+	} else {
+		/* The list overflowed: find them by flag. */
+		for (uint32_t i = 0; i < l->ft.cap; i++) {
+			struct flow *f = &l->ft.flows[i];
+			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
+				fwd_arm_upstream(l, f);
+		}
+	}
+	l->n_rearm = 0;
+}
+
+static void timers(struct loop *l)
+{
+	if (l->now_ms >= l->next_scan_ms) {
+		fwd_expire(l);
+		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
+	}
+	probe_tick(l);
+	ctl_tick(l);
+	if (l->watchdog_us && l->now_ms >= l->next_watchdog_ms) {
+		sd_notify(0, "WATCHDOG=1");
+		l->next_watchdog_ms = l->now_ms + l->watchdog_us / 2000;
+	}
+	if (l->pool.dirty)
+		fwd_reconcile(l);
+}
+
+int loop_run(struct loop *l)
+{
+	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = LOOP_SCAN_MS * 1000000L};
+	struct io_uring_cqe *cqe;
+	unsigned head, n;
+	int ret;
+
+	if (sd_watchdog_enabled(0, &l->watchdog_us) <= 0)
+		l->watchdog_us = 0;
+	sd_notify(0, "READY=1\nSTATUS=forwarding");
+	while (!l->stop) {
+		timers(l);
+		bufring_flush(l);
+		rearm_starved(l);
+		ret = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+			log_err("io_uring_enter: %s", strerror(-ret));
+			return ret;
+		}
+		loop_update_clock(l);
+		n = 0;
+		io_uring_for_each_cqe(&l->ring, head, cqe)
+		{
+			dispatch(l, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&l->ring, n);
+		if (l->reload) {
+			l->reload = false;
+			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+				   (unsigned long long)l->now_ms * 1000);
+			loop_reload(l);
+			sd_notify(0, "READY=1");
+		}
+	}
+	sd_notify(0, "STOPPING=1");
+	log_info("stopping: %u flows open", l->ft.count);
+	return 0;
+}
+
+void loop_fini(struct loop *l)
+{
+	probe_fini(l);
+	ctl_close(l);
+	if (l->ft.flows)
+		for (uint32_t i = 0; i < l->ft.cap; i++)
+			if (l->ft.flows[i].flags & FLOW_F_USED && l->ft.flows[i].fd >= 0)
+				close(l->ft.flows[i].fd);
+	for (unsigned i = 0; i < CONFIG_MAX_LISTEN; i++)
+		if (l->lst[i].fd >= 0)
+			close(l->lst[i].fd);
+	if (l->sigfd >= 0)
+		close(l->sigfd);
+	if (l->ring.ring_fd > 0)
+		io_uring_queue_exit(&l->ring);
+	if (l->br)
+		munmap(l->br, LOOP_NBUFS * sizeof(struct io_uring_buf));
+	if (l->bufs)
+		munmap(l->bufs, (size_t)LOOP_NBUFS * LOOP_BUFSZ);
+	free(l->tx);
+	free(l->rearm);
+	flow_table_free(&l->ft);
+	pool_free(&l->pool);
+	config_free(&l->cfg);
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+/* wglb: flags, config check, start-up errors with clear exit codes. */
+#include "wglb/config.h"
+#include "wglb/log.h"
+#include "wglb/loop.h"
+#include "wglb/version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: wglb [-c FILE] [--check] [-v]\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"      --check        validate the configuration and exit: 0 valid, 1 errors\n"
+		"  -v, --verbose      log debug lines too\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      print the version\n"
+		"Signals: HUP reloads the configuration, TERM and INT stop.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static void print_error(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s:%u: %s\n", file, line, msg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct wglb_config cfg;
+	static struct loop l; /* large: keep it off the stack */
+	bool check = false;
+	int opt, ret;
+
+	while ((opt = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("wglb %s\n", WGLB_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "wglb: libsodium failed to initialise\n");
+		return EXIT_RUNTIME;
+	}
+	ret = config_load(path, &cfg, print_error, NULL);
+	if (ret < 0) {
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-ret));
+		return EXIT_CONFIG;
+	}
+	if (ret > 0) {
+		fprintf(stderr, "%s: %d error(s)\n", path, ret);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		printf("%s: ok (%u listeners, %u backends)\n", path, cfg.n_listen, cfg.n_backends);
+		config_free(&cfg);
+		return 0;
+	}
+	log_info("wglb %s starting with %s", WGLB_VERSION, path);
+	ret = loop_init(&l, &cfg);
+	if (ret == 0)
+		ret = loop_run(&l);
+	loop_fini(&l);
+	if (ret < 0) {
+		log_err("exiting: %s", strerror(-ret));
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/* Prometheus text exposition (version 0.0.4) of every counter: names
+ * wglb_*, _total for counters, units in names, labels for backend,
+ * direction, type and reason. Checked by `promtool check metrics` in tests. */
+#include "wglb/ctl.h"
+#include "wglb/loop.h"
+#include "wglb/version.h"
+#include "wglb/wgmsg.h"
+
+#include <string.h>
+
+static const char *const dirs[2] = {"in", "out"};
+
+static void head(struct ctl_client *c, const char *name, const char *type, const char *help)
+{
+	ctl_printf(c, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void global(struct loop *l, struct ctl_client *c)
+{
+	const struct wglb_stats *s = &l->st;
+	const uint64_t pk[2] = {s->pkts_in, s->pkts_out}, by[2] = {s->bytes_in, s->bytes_out};
+	const uint64_t fw[2] = {s->fwd_in, s->fwd_out};
+	const uint64_t *msgs[2] = {s->msgs_in, s->msgs_out}, *drops[2] = {s->drops_in, s->drops_out};
+
+	head(c, "wglb_build_info", "gauge", "Version of the running wglb.");
+	ctl_printf(c, "wglb_build_info{version=\"%s\"} 1\n", WGLB_VERSION);
+	head(c, "wglb_uptime_seconds", "gauge", "Seconds since wglb started.");
+	ctl_printf(c, "wglb_uptime_seconds %llu\n",
+		   (unsigned long long)((l->now_ms - l->start_ms) / 1000));
+	head(c, "wglb_flows", "gauge", "Flows in the flow table.");
+	ctl_printf(c, "wglb_flows %u\n", l->ft.count);
+	head(c, "wglb_flows_max", "gauge", "Capacity of the flow table (max_flows).");
+	ctl_printf(c, "wglb_flows_max %u\n", l->ft.cap);
+	head(c, "wglb_failopen", "gauge", "1 while no backend is up and all non-disabled serve.");
+	ctl_printf(c, "wglb_failopen %d\n", l->pool.failopen);
+	head(c, "wglb_received_packets_total", "counter",
+	     "Datagrams received; in = from clients, out = from backends.");
+	for (int d = 0; d < 2; d++)
+		ctl_printf(c, "wglb_received_packets_total{direction=\"%s\"} %llu\n", dirs[d],
+			   (unsigned long long)pk[d]);
+	head(c, "wglb_received_bytes_total", "counter", "UDP payload bytes received.");
+	for (int d = 0; d < 2; d++)
+		ctl_printf(c, "wglb_received_bytes_total{direction=\"%s\"} %llu\n", dirs[d],
+			   (unsigned long long)by[d]);
+	head(c, "wglb_forwarded_packets_total", "counter", "Datagrams sent on.");
+	for (int d = 0; d < 2; d++)
+		ctl_printf(c, "wglb_forwarded_packets_total{direction=\"%s\"} %llu\n", dirs[d],
+			   (unsigned long long)fw[d]);
+	head(c, "wglb_messages_total", "counter", "Well-formed WireGuard messages by type.");
+	for (int d = 0; d < 2; d++)
+		for (int t = 1; t <= 4; t++)
+			ctl_printf(c, "wglb_messages_total{direction=\"%s\",type=\"%s\"} %llu\n",
+				   dirs[d], wgmsg_type_name((enum wg_type)t),
+				   (unsigned long long)msgs[d][t]);
+	head(c, "wglb_dropped_packets_total", "counter", "Datagrams dropped, by reason.");
+	for (int d = 0; d < 2; d++)
+		for (int r = 0; r < DROP__COUNT; r++)
+			ctl_printf(c, "wglb_dropped_packets_total{direction=\"%s\",reason=\"%s\"} %llu\n",
+				   dirs[d], stats_drop_name((enum drop)r),
+				   (unsigned long long)drops[d][r]);
+	head(c, "wglb_repins_total", "counter", "Flows moved to another backend, by reason.");
+	for (int r = 0; r < REPIN__COUNT; r++)
+		ctl_printf(c, "wglb_repins_total{reason=\"%s\"} %llu\n",
+			   stats_repin_name((enum repin)r), (unsigned long long)s->repins[r]);
+	head(c, "wglb_flows_created_total", "counter", "Flows created.");
+	ctl_printf(c, "wglb_flows_created_total %llu\n", (unsigned long long)s->flows_new);
+	head(c, "wglb_flows_expired_total", "counter", "Flows closed after flow_idle_timeout.");
+	ctl_printf(c, "wglb_flows_expired_total %llu\n", (unsigned long long)s->flows_expired);
+	head(c, "wglb_flows_evicted_total", "counter",
+	     "Unconfirmed flows evicted to make room in a full table.");
+	ctl_printf(c, "wglb_flows_evicted_total %llu\n", (unsigned long long)s->flows_evicted);
+	head(c, "wglb_failopen_total", "counter", "Times wglb entered fail-open.");
+	ctl_printf(c, "wglb_failopen_total %llu\n", (unsigned long long)s->failopen);
+	head(c, "wglb_receive_buffer_exhausted_total", "counter",
+	     "Receives paused because every buffer was in flight.");
+	ctl_printf(c, "wglb_receive_buffer_exhausted_total %llu\n", (unsigned long long)s->enobufs);
+	head(c, "wglb_maglev_rebuilds_total", "counter", "Maglev table rebuilds.");
+	ctl_printf(c, "wglb_maglev_rebuilds_total %llu\n", (unsigned long long)s->rebuilds);
+	head(c, "wglb_maglev_rebuild_seconds", "gauge", "Duration of the last Maglev rebuild.");
+	ctl_printf(c, "wglb_maglev_rebuild_seconds %.6f\n", (double)s->last_rebuild_us / 1e6);
+	head(c, "wglb_control_commands_total", "counter", "Control socket commands run.");
+	ctl_printf(c, "wglb_control_commands_total %llu\n", (unsigned long long)l->ctl->commands);
+	head(c, "wglb_control_errors_total", "counter", "Control socket commands refused.");
+	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)l->ctl->errors);
+}
+
+#define EACH_BACKEND(b)                                                                      \
+	for (unsigned _i = 0; _i < l->pool.n; _i++)                                          \
+		for (const struct backend *b = &l->pool.be[_i]; b && b->in_use && !b->removing; \
+		     b = NULL)
+
+static void per_backend(struct loop *l, struct ctl_client *c)
+{
+	static const char *const states[] = {"up", "down", "checking", "draining", "disabled"};
+
+	head(c, "wglb_backend_state", "gauge", "1 for the backend's effective state.");
+	EACH_BACKEND(b)
+	{
+		for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++)
+			ctl_printf(c, "wglb_backend_state{backend=\"%s\",state=\"%s\"} %d\n",
+				   b->name, states[s], !strcmp(states[s], pool_state_name(b)));
+	}
+	head(c, "wglb_backend_in_table", "gauge", "1 when the backend takes new flows.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_in_table{backend=\"%s\"} %d\n", b->name, b->in_table);
+	head(c, "wglb_backend_weight", "gauge", "Configured Maglev weight.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_weight{backend=\"%s\"} %u\n", b->name, b->weight);
+	head(c, "wglb_backend_flows", "gauge", "Flows pinned to the backend.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_flows{backend=\"%s\"} %u\n", b->name, b->flows);
+	head(c, "wglb_backend_packets_total", "counter",
+	     "Datagrams to (in) and from (out) the backend.");
+	EACH_BACKEND(b)
+	{
+		ctl_printf(c, "wglb_backend_packets_total{backend=\"%s\",direction=\"in\"} %llu\n",
+			   b->name, (unsigned long long)b->st.pkts_in);
+		ctl_printf(c, "wglb_backend_packets_total{backend=\"%s\",direction=\"out\"} %llu\n",
+			   b->name, (unsigned long long)b->st.pkts_out);
+	}
+	head(c, "wglb_backend_bytes_total", "counter", "UDP payload bytes to and from the backend.");
+	EACH_BACKEND(b)
+	{
+		ctl_printf(c, "wglb_backend_bytes_total{backend=\"%s\",direction=\"in\"} %llu\n",
+			   b->name, (unsigned long long)b->st.bytes_in);
+		ctl_printf(c, "wglb_backend_bytes_total{backend=\"%s\",direction=\"out\"} %llu\n",
+			   b->name, (unsigned long long)b->st.bytes_out);
+	}
+	head(c, "wglb_backend_flows_created_total", "counter", "Flows created on the backend.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_flows_created_total{backend=\"%s\"} %llu\n", b->name,
+		   (unsigned long long)b->st.flows_new);
+	head(c, "wglb_backend_repins_total", "counter",
+	     "Flows moved onto (in) or off (out) the backend.");
+	EACH_BACKEND(b)
+	{
+		ctl_printf(c, "wglb_backend_repins_total{backend=\"%s\",direction=\"in\"} %llu\n",
+			   b->name, (unsigned long long)b->st.repins_in);
+		ctl_printf(c, "wglb_backend_repins_total{backend=\"%s\",direction=\"out\"} %llu\n",
+			   b->name, (unsigned long long)b->st.repins_out);
+	}
+	head(c, "wglb_backend_icmp_unreachable_total", "counter",
+	     "ICMP port unreachable seen on upstream sockets (a hint only).");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_icmp_unreachable_total{backend=\"%s\"} %llu\n", b->name,
+		   (unsigned long long)b->st.icmp_unreach);
+	head(c, "wglb_backend_unanswered_initiations_total", "counter",
+	     "Handshake initiations with no response within 5 s (a hint only).");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_unanswered_initiations_total{backend=\"%s\"} %llu\n",
+		   b->name, (unsigned long long)b->st.init_unanswered);
+	head(c, "wglb_backend_failed_probes_total", "counter", "Health probes that failed.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_backend_failed_probes_total{backend=\"%s\"} %llu\n", b->name,
+		   (unsigned long long)b->st.failed_probes);
+}
+
+void ctl_metrics(struct loop *l, struct ctl_client *c)
+{
+	global(l, c);
+	per_backend(l, c);
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SIGHUP: parse the file into a new config; on any error log each one
+ * with file and line and keep running the old config untouched. Otherwise
+ * diff the backends by name: kept ones keep their flows (and their
+ * runtime state), removed ones hand their flows on, new ones are added.
+ * Listeners, max_flows and the control socket need a restart.
+ */
+#include "wglb/loop.h"
+#include "wglb/probe.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static void report(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	log_err("%s:%u: %s", file, line, msg);
+}
+
+static void warn_restart_only(const struct wglb_config *old, const struct wglb_config *nc)
+{
+	bool same_listen = old->n_listen == nc->n_listen;
+
+	for (unsigned i = 0; same_listen && i < nc->n_listen; i++)
+		same_listen = addr_equal(&old->listen[i], &nc->listen[i]);
+	if (!same_listen)
+		log_warn("listen changed: takes effect at the next restart");
+	if (old->max_flows != nc->max_flows)
+		log_warn("max_flows changed: takes effect at the next restart");
+	if (strcmp(old->control, nc->control) || strcmp(old->control_group, nc->control_group) ||
+	    strcmp(old->admin_group, nc->admin_group))
+		log_warn("control socket settings changed: take effect at the next restart");
+	if (old->health.enabled != nc->health.enabled)
+		log_warn("[health] added or removed: takes effect at the next restart");
+}
+
+static void readdress(struct loop *l, unsigned idx, const struct wglb_addr *a)
+{
+	struct backend *b = &l->pool.be[idx];
+
+	if (b->addr.u.sa.sa_family != a->u.sa.sa_family) {
+		/* New socket family: move its flows as if removed, then re-add. */
+		b->removing = true;
+		return;
+	}
+	b->addr = *a;
+	for (uint32_t i = 0; i < l->ft.cap; i++) {
+		struct flow *f = &l->ft.flows[i];
+		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
+		    connect(f->fd, &a->u.sa, a->len) == 0)
+			l->st.repins[REPIN_CHANGED]++;
+	}
+}
+
+int loop_reload(struct loop *l)
+{
+	struct wglb_config nc;
+	struct backend_conf readd[CONFIG_MAX_BACKENDS];
+	unsigned n_readd = 0;
+	int ret;
+
+	log_info("reloading %s", l->cfg.path);
+	ret = config_load(l->cfg.path, &nc, report, NULL);
+	if (ret < 0) {
+		log_err("reload: cannot read %s: %s; keeping the running config", l->cfg.path,
+			strerror(-ret));
+		return ret;
+	}
+	if (ret > 0) {
+		log_err("reload: %d error(s) in %s; keeping the running config", ret, l->cfg.path);
+		return -EINVAL;
+	}
+	warn_restart_only(&l->cfg, &nc);
+
+	/* Removed backends (and ones whose address family changed) hand their flows on. */
+	for (unsigned i = 0; i < l->pool.n; i++) {
+		struct backend *b = &l->pool.be[i];
+		const struct backend_conf *bc;
+		if (!b->in_use)
+			continue;
+		bc = config_backend(&nc, b->name);
+		if (!bc) {
+			b->removing = true;
+			continue;
+		}
+		if (!addr_equal(&b->addr, &bc->addr))
+			readdress(l, i, &bc->addr);
+		if (b->removing)
+			readd[n_readd++] = *bc;
+		b->weight = bc->weight;
+		b->health_port = bc->health_port;
+		l->pool.dirty = true;
+	}
+	for (unsigned i = 0; i < nc.n_backends; i++) {
+		int idx;
+		if (pool_find(&l->pool, nc.backends[i].name) >= 0)
+			continue;
+		idx = pool_add(&l->pool, &nc.backends[i]);
+		if (idx >= 0)
+			probe_backend_changed(l, (unsigned)idx);
+	}
+	fwd_reconcile(l);
+	for (unsigned i = 0; i < l->pool.n; i++)
+		if (l->pool.be[i].in_use && l->pool.be[i].removing) {
+			pool_del(&l->pool, i);
+			probe_backend_changed(l, i);
+		}
+	for (unsigned i = 0; i < n_readd; i++) {
+		int idx = pool_add(&l->pool, &readd[i]);
+		if (idx >= 0)
+			probe_backend_changed(l, (unsigned)idx);
+	}
+
+	/* Keys that apply at once; the rest keep their running values. */
+	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
+	memcpy(l->cfg.allow, nc.allow, sizeof(nc.allow));
+	l->cfg.n_allow = nc.n_allow;
+	if (nc.health.enabled && l->cfg.health.enabled)
+		l->cfg.health = nc.health;
+	config_free(&l->cfg);
+	l->cfg.backends = nc.backends;
+	l->cfg.n_backends = nc.n_backends;
+	nc.backends = NULL;
+	config_free(&nc);
+	log_info("reloaded: %u backends", l->cfg.n_backends);
+	return 0;
+}
