@@ -319,9 +319,18 @@ static char *trim(char *s)
 	return s;
 }
 
+static bool key_seen(const struct parser *p, const char *key)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].sec == p->sec && !strcmp(keys[i].key, key))
+			return p->seen & (1ULL << i);
+	return false;
+}
+
 static void end_section(struct parser *p)
 {
-	if (p->sec == SEC_BACKEND && p->be && p->be->addr.len == 0)
+	/* An address given but invalid was reported on its own line. */
+	if (p->sec == SEC_BACKEND && p->be && !key_seen(p, "address"))
 		perr(p, p->be->line, "[backend %s]: address is required", p->be->name);
 }
 
@@ -473,6 +482,8 @@ int config_parse(const char *name, const char *text, size_t len, struct wglb_con
 	for (line = buf; line; line = next) {
 		char *s;
 		next = strchr(line, '\n');
+		if (!next && line == buf + len)
+			break; /* nothing after the final newline */
 		if (next)
 			*next++ = '\0';
 		p.line++;

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/* Flow table: insert, lookup, remove, cap, confirmed-flow protection, scan, key randomness. */
+#include "wglb/flow.h"
+
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+static struct flow_key key(uint32_t ip, uint16_t port)
+{
+	struct flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.family = AF_INET;
+	ip = htonl(ip);
+	memcpy(k.addr, &ip, 4);
+	k.port = htons(port);
+	return k;
+}
+
+static void test_insert_lookup_remove(void **state)
+{
+	struct flow_table ft;
+	struct flow_key k1 = key(0x0a000001, 1000), k2 = key(0x0a000001, 1001);
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, 16), 0);
+	struct flow *f = flow_insert(&ft, &k1, flow_hash(&ft, &k1), 5);
+	assert_non_null(f);
+	assert_ptr_equal(flow_lookup(&ft, &k1, flow_hash(&ft, &k1)), f);
+	assert_null(flow_lookup(&ft, &k2, flow_hash(&ft, &k2)));
+	assert_int_equal(ft.count, 1);
+	assert_int_equal(f->created, 5);
+	flow_remove(&ft, f);
+	assert_null(flow_lookup(&ft, &k1, flow_hash(&ft, &k1)));
+	assert_int_equal(ft.count, 0);
+	flow_table_free(&ft);
+}
+
+static void test_cap_and_confirmed_protection(void **state)
+{
+	struct flow_table ft;
+	struct flow *fl[4];
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, 4), 0);
+	for (int i = 0; i < 4; i++) {
+		struct flow_key k = key(0x0a000000u + (uint32_t)i, 1);
+		fl[i] = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+		assert_non_null(fl[i]);
+	}
+	struct flow_key k5 = key(0x0b000000, 1);
+	assert_null(flow_insert(&ft, &k5, flow_hash(&ft, &k5), 0));
+	/* Oldest unconfirmed first; confirmed ones are never victims. */
+	flow_confirm(&ft, fl[0]);
+	flow_confirm(&ft, fl[2]);
+	assert_ptr_equal(flow_victim(&ft), fl[1]);
+	flow_remove(&ft, fl[1]);
+	assert_ptr_equal(flow_victim(&ft), fl[3]);
+	flow_confirm(&ft, fl[3]);
+	struct flow *n = flow_insert(&ft, &k5, flow_hash(&ft, &k5), 0);
+	assert_non_null(n);
+	flow_confirm(&ft, n);
+	assert_null(flow_victim(&ft)); /* all confirmed: a new flow is refused */
+	assert_int_equal(ft.unconfirmed, 0);
+	flow_table_free(&ft);
+}
+
+static void test_generation_bumps_on_reuse(void **state)
+{
+	struct flow_table ft;
+	struct flow_key k = key(1, 1);
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, 1), 0);
+	struct flow *f = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+	uint16_t g = f->gen;
+	flow_remove(&ft, f);
+	f = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+	assert_int_not_equal(f->gen, g);
+	flow_table_free(&ft);
+}
+
+static void expire_cb(struct flow *f, void *ctx)
+{
+	struct flow_table *ft = ctx;
+
+	if (10 - f->last_rx >= 5)
+		flow_remove(ft, f);
+}
+
+static void test_scan_expiry(void **state)
+{
+	struct flow_table ft;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, 100), 0);
+	for (uint32_t i = 0; i < 100; i++) {
+		struct flow_key k = key(i, 7);
+		flow_insert(&ft, &k, flow_hash(&ft, &k), i % 2 ? 9 : 1); /* odd: recent */
+	}
+	flow_scan(&ft, 60, expire_cb, &ft);
+	flow_scan(&ft, 60, expire_cb, &ft); /* the hand wraps and finishes */
+	assert_int_equal(ft.count, 50);
+	for (uint32_t i = 0; i < 100; i++) {
+		struct flow_key k = key(i, 7);
+		struct flow *f = flow_lookup(&ft, &k, flow_hash(&ft, &k));
+		if (i % 2)
+			assert_non_null(f);
+		else
+			assert_null(f);
+	}
+	flow_table_free(&ft);
+}
+
+static void test_many_and_key_randomness(void **state)
+{
+	struct flow_table a, b;
+	struct flow_key k = key(0xc0a80001, 51820);
+	int same = 0;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&a, 20000), 0);
+	for (uint32_t i = 0; i < 20000; i++) {
+		struct flow_key ki = key(i * 2654435761u, (uint16_t)i);
+		assert_non_null(flow_insert(&a, &ki, flow_hash(&a, &ki), 0));
+	}
+	for (uint32_t i = 0; i < 20000; i++) {
+		struct flow_key ki = key(i * 2654435761u, (uint16_t)i);
+		assert_non_null(flow_lookup(&a, &ki, flow_hash(&a, &ki)));
+	}
+	/* Each table draws its own SipHash key: the same client lands in
+	 * different buckets, so nobody can precompute collisions. */
+	for (int t = 0; t < 8; t++) {
+		assert_int_equal(flow_table_init(&b, 16), 0);
+		same += flow_hash(&a, &k) == flow_hash(&b, &k);
+		flow_table_free(&b);
+	}
+	assert_true(same <= 1);
+	flow_table_free(&a);
+}
+
+static void test_size_budget(void **state)
+{
+	(void)state;
+	/* 112 bytes of flow + a 4-byte bucket (at most 2 per flow): <= 128 bytes. */
+	assert_true(sizeof(struct flow) + 2 * sizeof(uint32_t) <= 128);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_insert_lookup_remove),
+		cmocka_unit_test(test_cap_and_confirmed_protection),
+		cmocka_unit_test(test_generation_bumps_on_reuse),
+		cmocka_unit_test(test_scan_expiry),
+		cmocka_unit_test(test_many_and_key_randomness),
+		cmocka_unit_test(test_size_budget),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
