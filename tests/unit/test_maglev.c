@@ -23,7 +23,7 @@ static uint16_t table[MAGLEV_SIZE], other[MAGLEV_SIZE];
 static void inputs(struct maglev_input *in, size_t n, const uint32_t *weights)
 {
 	for (size_t i = 0; i < n; i++) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof(name), "be%zu", i);
 		maglev_backend_hash(name, &in[i].offset_hash, &in[i].skip_hash);
 		in[i].weight = weights ? weights[i] : 1;

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+/*
+ * wg-health: the agent each WireGuard server runs, in place of the
+ * reference article's wg-health-check.py. 200 "healthy" while the
+ * interface exists and is up (asked over rtnetlink on every probe) and,
+ * where it can tell, WireGuard listens; 503 otherwise. While the drain
+ * file exists: 503 "draining" with X-Wglb-Drain: 1, which an NLB treats
+ * as down and wglb as a graceful drain. One thread, epoll, bounded
+ * buffers and a deadline per connection: slow or garbage clients cost a
+ * slot, never the service.
+ */
+#include "wglb/addr.h"
+#include "wglb/rtnl.h"
+#include "wglb/version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONN     1024
+#define REQ_MAX      4096
+#define CONN_TIMEOUT_MS 5000
+
+struct conn {
+	int fd;
+	size_t len;
+	uint64_t deadline;
+	char req[REQ_MAX];
+};
+
+struct agent {
+	const char *device;
+	const char *drain_file;
+	int lfd, ep;
+	struct conn *conns[MAX_CONN];
+	unsigned n;
+	volatile sig_atomic_t stop;
+};
+
+static struct agent *sig_agent;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The verdict: 200, or 503 with a reason; *drain when the drain file exists. */
+static int check(const struct agent *a, const char **why, bool *drain)
+{
+	struct stat st;
+	bool up = false;
+	int ret, port;
+
+	*drain = a->drain_file && stat(a->drain_file, &st) == 0;
+	if (*drain) {
+		*why = "draining";
+		return 503;
+	}
+	ret = nl_link_state(a->device, &up);
+	if (ret == -ENODEV) {
+		*why = "interface missing";
+		return 503;
+	}
+	if (ret < 0) {
+		*why = "netlink error";
+		return 503;
+	}
+	if (!up) {
+		*why = "interface down";
+		return 503;
+	}
+	/* Where wireguard-go's UAPI answers us (root), insist that it listens. */
+	port = wg_uapi_listen_port(a->device);
+	if (port == 0) {
+		*why = "not listening";
+		return 503;
+	}
+	*why = "healthy";
+	return 200;
+}
+
+static void conn_close(struct agent *a, unsigned i)
+{
+	struct conn *c = a->conns[i];
+
+	epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+	a->conns[i] = a->conns[--a->n];
+}
+
+static void respond(struct agent *a, struct conn *c, const char *status, const char *body,
+		    bool head, bool drain)
+{
+	char out[512];
+	int n = snprintf(out, sizeof(out),
+			 "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			 "Server: wg-health/%s\r\n%sConnection: close\r\n\r\n%s",
+			 status, strlen(body), WGLB_VERSION, drain ? "X-Wglb-Drain: 1\r\n" : "",
+			 head ? "" : body);
+
+	(void)a;
+	/* Small enough for any fresh socket buffer; a peer that is gone is fine. */
+	(void)!send(c->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* 1 when the request is complete and answered, 0 for more, -1 on garbage. */
+static int handle(struct agent *a, struct conn *c)
+{
+	bool get, head, drain;
+	const char *why;
+	char body[96];
+	int code;
+
+	if (!memmem(c->req, c->len, "\r\n\r\n", 4) && !memmem(c->req, c->len, "\n\n", 2))
+		return c->len == REQ_MAX ? -1 : 0;
+	get = c->len > 4 && !memcmp(c->req, "GET ", 4);
+	head = c->len > 5 && !memcmp(c->req, "HEAD ", 5);
+	if (!get && !head) {
+		respond(a, c, "405 Method Not Allowed", "GET or HEAD\n", false, false);
+		return 1;
+	}
+	code = check(a, &why, &drain);
+	snprintf(body, sizeof(body), "%s\n", why);
+	respond(a, c, code == 200 ? "200 OK" : "503 Service Unavailable", body, head, drain);
+	return 1;
+}
+
+static void on_accept(struct agent *a)
+{
+	int fd;
+
+	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN};
+		struct conn *c;
+		if (a->n == MAX_CONN || !(c = calloc(1, sizeof(*c)))) {
+			close(fd); /* full: shed the newest, keep serving the rest */
+			continue;
+		}
+		c->fd = fd;
+		c->deadline = now_ms() + CONN_TIMEOUT_MS;
+		ev.data.ptr = c;
+		if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		a->conns[a->n++] = c;
+	}
+}
+
+static void on_data(struct agent *a, struct conn *c)
+{
+	unsigned i;
+	ssize_t n;
+	int r;
+
+	for (i = 0; i < a->n && a->conns[i] != c; i++)
+		;
+	if (i == a->n)
+		return;
+	n = recv(c->fd, c->req + c->len, REQ_MAX - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(a, i);
+		return;
+	}
+	c->len += (size_t)n;
+	r = handle(a, c);
+	if (r < 0)
+		respond(a, c, "400 Bad Request", "bad request\n", false, false);
+	if (r != 0)
+		conn_close(a, i);
+}
+
+static void expire(struct agent *a)
+{
+	uint64_t now = now_ms();
+
+	for (unsigned i = 0; i < a->n;)
+		if (now >= a->conns[i]->deadline)
+			conn_close(a, i);
+		else
+			i++;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (sig_agent)
+		sig_agent->stop = 1;
+}
+
+static int serve(struct agent *a, const char *listen_spec, unsigned port)
+{
+	struct wglb_addr addr;
+	char spec[ADDR_STRLEN + 8];
+	struct epoll_event ev = {.events = EPOLLIN}, evs[64];
+	int one = 1;
+
+	if (listen_spec && strchr(listen_spec, ':') && !strchr(listen_spec, '.') && *listen_spec != '[')
+		snprintf(spec, sizeof(spec), "[%s]:%u", listen_spec, port);
+	else
+		snprintf(spec, sizeof(spec), "%s:%u", listen_spec ? listen_spec : "0.0.0.0", port);
+	if (addr_parse(spec, &addr) < 0) {
+		fprintf(stderr, "wg-health: bad --listen address '%s'\n", listen_spec);
+		return 2;
+	}
+	a->lfd = socket(addr.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->lfd < 0 || setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(a->lfd, &addr.u.sa, addr.len) < 0 || listen(a->lfd, 512) < 0) {
+		fprintf(stderr, "wg-health: listen on %s: %s\n", spec, strerror(errno));
+		return 3;
+	}
+	a->ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.ptr = NULL;
+	if (a->ep < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) < 0) {
+		fprintf(stderr, "wg-health: epoll: %s\n", strerror(errno));
+		return 3;
+	}
+	fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
+	while (!a->stop) {
+		int n = epoll_wait(a->ep, evs, 64, 500);
+		if (n < 0 && errno != EINTR) {
+			fprintf(stderr, "wg-health: epoll_wait: %s\n", strerror(errno));
+			return 3;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!evs[i].data.ptr)
+				on_accept(a);
+			else
+				on_data(a, evs[i].data.ptr);
+		}
+		expire(a);
+	}
+	while (a->n)
+		conn_close(a, 0);
+	close(a->ep);
+	close(a->lfd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"device", required_argument, NULL, 'd'},     {"port", required_argument, NULL, 'p'},
+		{"listen", required_argument, NULL, 'l'},     {"drain-file", required_argument, NULL, 'f'},
+		{"test", no_argument, NULL, 't'},             {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+	};
+	struct agent a = {.device = "wg0", .lfd = -1, .ep = -1};
+	const char *listen_spec = NULL;
+	unsigned long port = 8080;
+	bool test = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "d:p:l:f:thV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			a.device = optarg;
+			break;
+		case 'p': {
+			char *end;
+			port = strtoul(optarg, &end, 10);
+			if (*end || port == 0 || port > 65535) {
+				fprintf(stderr, "wg-health: --port wants 1-65535\n");
+				return 2;
+			}
+			break;
+		}
+		case 'l':
+			listen_spec = optarg;
+			break;
+		case 'f':
+			a.drain_file = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'V':
+			printf("wg-health %s\n", WGLB_VERSION);
+			return 0;
+		case 'h':
+			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
+			       "[--drain-file PATH] [--test]\n"
+			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
+			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (test) {
+		bool drain;
+		const char *why;
+		int code = check(&a, &why, &drain);
+		printf("%s %s\n", a.device, code == 200 ? "up" : drain ? "draining" : "down");
+		return code == 200 ? 0 : 1;
+	}
+	sig_agent = &a;
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	return serve(&a, listen_spec, (unsigned)port);
+}

@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: MIT
+"""wglb's data plane on loopback, IPv4 and IPv6: bytes unchanged both ways,
+stickiness, malformed datagrams dropped and counted, re-pin on reload,
+drain and disable, confirmed-flow protection, wildcard listener replies
+from the address the client used, bad reload keeps the running config."""
+import os
+import signal
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from wglbtest import (Backend, Client, Wglb, config, free_port, initiation, transport,
+                      wait_until)
+
+
+class Family:
+    family = socket.AF_INET
+    host = "127.0.0.1"
+
+    def lb_listen(self, port):
+        return f"[{self.host}]:{port}" if self.family == socket.AF_INET6 else f"{self.host}:{port}"
+
+    def setUp(self):
+        self.backends = [Backend(n, self.family) for n in ("a", "b", "c")]
+        self.port = free_port(self.family)
+        self.lb = Wglb(config([self.lb_listen(self.port)], self.backends,
+                              balancer_extra="max_flows = 64\n"))
+        self.lb.start()
+        self.addr = (self.host, self.port)
+
+    def tearDown(self):
+        rc = self.lb.stop()
+        for b in self.backends:
+            b.close()
+        self.assertEqual(rc, 0, self.lb.read_log())
+
+    def client(self):
+        c = Client(self.addr, self.family)
+        self.addCleanup(c.close)
+        return c
+
+    def serving(self, c):
+        """The backend that holds client c's flow, from the control socket."""
+        flows = [f for f in self.lb.flows() if f["client"].endswith(f":{c.port}")]
+        self.assertEqual(len(flows), 1, flows)
+        return next(b for b in self.backends if b.name == flows[0]["backend"]), flows[0]
+
+    def test_bytes_unchanged_and_sticky(self):
+        c = self.client()
+        msgs = [initiation()] + [transport(n) for n in (32, 33, 47, 160, 1000, 1440, 1452)] * 5
+        for m in msgs:
+            got, src = c.roundtrip(m)
+            self.assertEqual(got, m)
+            self.assertEqual(src[1], self.port)
+        be, flow = self.serving(c)
+        self.assertEqual(be.payloads(), msgs, "backend got exactly the client's bytes in order")
+        for other in self.backends:
+            if other is not be:
+                self.assertEqual(other.count(), 0)
+        self.assertEqual(len(be.sources()), 1, "one upstream socket per flow")
+        self.assertEqual(flow["upstream_port"], next(iter(be.sources()))[1])
+        self.assertTrue(flow["confirmed"])
+        st = self.lb.stats()
+        self.assertEqual(st["forwarded_in"], len(msgs))
+        self.assertEqual(st["forwarded_out"], len(msgs))
+        self.assertEqual(st["messages_in"]["initiation"], 1)
+        self.assertEqual(st["messages_in"]["transport"], len(msgs) - 1)
+        self.assertEqual(st["backends"][be.name]["packets_in"], len(msgs))
+
+    def test_clients_spread(self):
+        clients = [self.client() for _ in range(30)]
+        for c in clients:
+            m = initiation()
+            self.assertEqual(c.roundtrip(m)[0], m)
+        used = {f["backend"] for f in self.lb.flows()}
+        self.assertGreaterEqual(len(used), 2, "Maglev spreads 30 clients over 3 backends")
+        self.assertEqual(self.lb.stats()["flows_active"], 30)
+
+    def test_malformed_dropped_and_counted(self):
+        c = self.client()
+        bad = {
+            "too_short": [b"", b"\x01", b"\x04\x00\x00"],
+            "bad_reserved": [b"\x01\x01\x00\x00" + bytes(144), b"\x04\x00\x00\x09" + bytes(40),
+                             b"GET / HTTP/1.1\r\n"],  # reserved bytes are checked first
+            "unknown_type": [b"\x05\x00\x00\x00" + bytes(60), b"\x00" * 148],
+            "bad_length": [b"\x01\x00\x00\x00" + bytes(143), b"\x01\x00\x00\x00" + bytes(145),
+                           b"\x02\x00\x00\x00" + bytes(87), b"\x02\x00\x00\x00" + bytes(89),
+                           b"\x03\x00\x00\x00" + bytes(59), b"\x03\x00\x00\x00" + bytes(61),
+                           b"\x04\x00\x00\x00" + bytes(27)],
+        }
+        for group in bad.values():
+            for d in group:
+                c.send(d)
+        c.expect_nothing()
+        # A good message afterwards still works: the loop did not stall.
+        m = transport(48)
+        self.assertEqual(c.roundtrip(m)[0], m)
+        st = self.lb.stats()
+        for reason, group in bad.items():
+            self.assertEqual(st["drops_in"][reason], len(group), reason)
+        self.assertEqual(sum(b.count() for b in self.backends), 1, "nothing malformed forwarded")
+        self.assertEqual(st["flows_active"], 1, "malformed datagrams create no state")
+
+    def test_reload_removal_repins_at_next_initiation(self):
+        c = self.client()
+        m = initiation()
+        c.roundtrip(m)
+        be, flow = self.serving(c)
+        up_port = flow["upstream_port"]
+        self.lb.write_config(config([self.lb_listen(self.port)],
+                                    [b for b in self.backends if b is not be],
+                                    balancer_extra="max_flows = 64\n"))
+        self.lb.hup()
+        wait_until(lambda: be.name not in self.lb.backends(), what="backend removed")
+        st = self.lb.stats()
+        self.assertEqual(st["repins"]["removed"], 1)
+        m2 = initiation()
+        self.assertEqual(c.roundtrip(m2)[0], m2)
+        new, flow2 = self.serving(c)
+        self.assertIsNot(new, be)
+        self.assertEqual(new.payloads(), [m2])
+        self.assertEqual(flow2["upstream_port"], up_port, "a re-pin keeps the flow's source port")
+        self.assertEqual(be.count(), 1)
+
+    def test_drain_moves_at_initiation_disable_moves_now(self):
+        c = self.client()
+        c.roundtrip(initiation())
+        be, _ = self.serving(c)
+        self.assertTrue(self.lb.ctl(f"backend drain {be.name}").startswith("ok"))
+        for _ in range(3):  # transport stays on the draining backend
+            c.roundtrip(transport(64))
+        self.assertEqual(self.serving(c)[0], be)
+        self.assertEqual(be.count(), 4)
+        c.roundtrip(initiation())  # a new session moves
+        moved, _ = self.serving(c)
+        self.assertIsNot(moved, be)
+        self.assertEqual(self.lb.stats()["repins"]["initiation"], 1)
+        # New clients avoid the draining backend.
+        for _ in range(10):
+            n = self.client()
+            n.roundtrip(initiation())
+            self.assertIsNot(self.serving(n)[0], be)
+        # Disable moves flows at once, without waiting for an initiation.
+        self.lb.ctl(f"backend disable {moved.name}")
+        wait_until(lambda: self.serving(c)[0] is not moved, what="re-pin on disable")
+        self.assertGreaterEqual(self.lb.stats()["repins"]["disabled"], 1)
+
+    def test_bad_reload_keeps_running_config(self):
+        self.lb.write_config("[balancer]\nlisten = nonsense\n[backend x]\n")
+        self.lb.hup()
+        wait_until(lambda: "keeping the running config" in self.lb.read_log(), what="reload error")
+        log = self.lb.read_log()
+        self.assertIn("wglb.conf:2: listen: 'nonsense' is not IP:PORT", log)
+        self.assertIn("wglb.conf:3: [backend x]: address is required", log)
+        self.assertEqual(set(self.lb.backends()), {"a", "b", "c"})
+        c = self.client()
+        m = initiation()
+        self.assertEqual(c.roundtrip(m)[0], m)
+
+
+class TestIPv4(Family, unittest.TestCase):
+    pass
+
+
+class TestIPv6(Family, unittest.TestCase):
+    family = socket.AF_INET6
+    host = "::1"
+
+
+class TestWildcardAndLimits(unittest.TestCase):
+    def test_wildcard_replies_from_address_used(self):
+        be = Backend("a")
+        port = free_port()
+        lb = Wglb(config([f"0.0.0.0:{port}"], [be])).start()
+        try:
+            for dst in ("127.0.0.2", "127.0.0.3", "127.0.0.1"):
+                c = Client((dst, port))
+                m = initiation()
+                got, src = c.roundtrip(m)
+                self.assertEqual(got, m)
+                self.assertEqual(src, (dst, port), "reply from the address the client sent to")
+                c.close()
+        finally:
+            self.assertEqual(lb.stop(), 0)
+            be.close()
+
+    def test_confirmed_flows_survive_a_full_table(self):
+        be = Backend("a")
+        port = free_port()
+        lb = Wglb(config([f"127.0.0.1:{port}"], [be], balancer_extra="max_flows = 8\n")).start()
+        try:
+            real = [Client(("127.0.0.1", port)) for _ in range(4)]
+            for c in real:
+                c.roundtrip(initiation())
+            # 40 clients whose backend never answers (spoof-like): they may
+            # only push each other out, never a confirmed flow.
+            fakes = [Client(("127.0.0.1", port)) for _ in range(40)]
+            for f in fakes:
+                f.send(initiation(silent=True))
+            wait_until(lambda: lb.stats()["flows_new"] >= 44, what="all flows seen")
+            st = lb.stats()
+            self.assertEqual(st["flows_active"], 8)
+            self.assertEqual(st["flows_evicted"], 36)
+            for c in real:
+                m = transport(80)
+                self.assertEqual(c.roundtrip(m)[0], m)
+            confirmed = [f for f in lb.flows() if f["confirmed"]]
+            self.assertEqual(len(confirmed), 4)
+            # Fill the rest with confirmed flows: then new ones are refused.
+            more = [Client(("127.0.0.1", port)) for _ in range(5)]
+            for c in more[:4]:
+                c.roundtrip(initiation())
+            more[4].send(initiation())
+            more[4].expect_nothing()
+            self.assertEqual(lb.stats()["drops_in"]["table_full"], 1)
+            self.assertIn("flow table full", lb.read_log())
+            for c in real + fakes + more:
+                c.close()
+        finally:
+            self.assertEqual(lb.stop(), 0)
+            be.close()
+
+    def test_sigint_exits_cleanly_and_removes_socket(self):
+        be = Backend("a")
+        lb = Wglb(config([f"127.0.0.1:{free_port()}"], [be])).start()
+        self.assertEqual(lb.stop(signal.SIGINT), 0)
+        self.assertFalse(os.path.exists(lb.sock))
+        be.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

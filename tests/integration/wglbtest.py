@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for wglb's integration tests: run the real daemon, echo
+backends, WireGuard-shaped datagrams, control-socket calls, polling."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("WGLB_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+WGLB = os.path.join(BUILD, "lb", "wglb")
+WGLBCTL = os.path.join(BUILD, "lb", "wglbctl")
+
+SILENT = 0xEE  # byte 8 of a datagram: echo backends do not answer it
+
+
+def wait_until(cond, timeout=5.0, what="condition"):
+    """Poll cond() until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def initiation(sender=None, silent=False):
+    b = bytearray(os.urandom(148))
+    b[0:4] = b"\x01\x00\x00\x00"
+    if sender is not None:
+        b[4:8] = struct.pack("<I", sender)
+    b[8] = SILENT if silent else 0
+    return bytes(b)
+
+
+def transport(size=64, silent=False):
+    b = bytearray(os.urandom(size))
+    b[0:4] = b"\x04\x00\x00\x00"
+    b[8] = SILENT if silent else 0
+    return bytes(b)
+
+
+def free_port(family=socket.AF_INET):
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Backend:
+    """A UDP echo server that records what it received and from where."""
+
+    def __init__(self, name, family=socket.AF_INET, host=None):
+        self.name = name
+        self.family = family
+        host = host or ("::1" if family == socket.AF_INET6 else "127.0.0.1")
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.host = host
+        self.received = []  # (source address, payload)
+        self.lock = threading.Lock()
+        self.running = True
+        self.mute = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self):
+        if self.family == socket.AF_INET6:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    def _run(self):
+        while self.running:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.received.append((src, data))
+            if not self.mute and not (len(data) > 8 and data[8] == SILENT):
+                try:
+                    self.sock.sendto(data, src)
+                except OSError:
+                    pass
+
+    def count(self):
+        with self.lock:
+            return len(self.received)
+
+    def sources(self):
+        with self.lock:
+            return {src for src, _ in self.received}
+
+    def payloads(self):
+        with self.lock:
+            return [d for _, d in self.received]
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+        self.thread.join(1)
+
+
+class Wglb:
+    def __init__(self, config_text, name="wglb"):
+        self.dir = tempfile.mkdtemp(prefix="wglb-test-")
+        self.conf = os.path.join(self.dir, "wglb.conf")
+        self.sock = os.path.join(self.dir, "control.sock")
+        self.log = os.path.join(self.dir, "wglb.log")
+        self.write_config(config_text)
+        self.proc = None
+
+    def write_config(self, text):
+        text = text.replace("@CONTROL@", self.sock)
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.conf)
+
+    def start(self):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([WGLB, "-c", self.conf], stdout=self.logf, stderr=self.logf)
+        wait_until(lambda: self.proc.poll() is not None or os.path.exists(self.sock), 5,
+                   "control socket")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"wglb exited {self.proc.returncode}: {self.read_log()}")
+        return self
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def ctl(self, cmd, timeout=5):
+        """Send one command; return the reply without the final blank line."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.sock)
+        s.sendall(cmd.encode() + b"\n")
+        buf = b""
+        while not (buf.endswith(b"\n\n") or buf == b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        return buf.decode()[:-1]
+
+    def json(self, cmd):
+        return json.loads(self.ctl(cmd + " json"))
+
+    def stats(self):
+        return self.json("show stats")
+
+    def flows(self):
+        return self.json("show flows")["flows"]
+
+    def backends(self):
+        return {b["name"]: b for b in self.json("show backends")["backends"]}
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+
+class Client:
+    def __init__(self, lb_addr, family=socket.AF_INET, bind=None):
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        if bind:
+            self.sock.bind(bind)
+        self.sock.settimeout(2)
+        self.lb = lb_addr
+
+    @property
+    def port(self):
+        return self.sock.getsockname()[1]
+
+    def send(self, data):
+        self.sock.sendto(data, self.lb)
+
+    def roundtrip(self, data):
+        self.send(data)
+        got, src = self.sock.recvfrom(65535)
+        return got, src
+
+    def expect_nothing(self, wait=0.3):
+        self.sock.settimeout(wait)
+        try:
+            got = self.sock.recvfrom(65535)
+        except socket.timeout:
+            return True
+        finally:
+            self.sock.settimeout(2)
+        raise AssertionError(f"unexpected datagram {got!r}")
+
+    def close(self):
+        self.sock.close()
+
+
+def config(listen, backends, extra="", balancer_extra=""):
+    text = f"[balancer]\ncontrol = @CONTROL@\n{balancer_extra}"
+    for l in listen:
+        text += f"listen = {l}\n"
+    for b in backends:
+        text += f"\n[backend {b.name}]\naddress = {b.address}\n"
+    return text + extra
