@@ -132,6 +132,15 @@ static int set_admin_group(struct parser *p, const char *v)
 	return set_string(p, "admin_group", v, p->cfg->admin_group, sizeof(p->cfg->admin_group));
 }
 
+static int set_metrics_listen(struct parser *p, const char *v)
+{
+	if (addr_parse(v, &p->cfg->metrics_listen) < 0) {
+		perr(p, p->line, "metrics_listen: '%s' is not IP:PORT or [IPv6]:PORT", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_allow(struct parser *p, const char *v)
 {
 	struct wglb_config *c = p->cfg;
@@ -271,6 +280,7 @@ static const struct key_def {
 	{SEC_BALANCER, "flow_idle_timeout", set_flow_idle_timeout, 0},
 	{SEC_BALANCER, "max_flows", set_max_flows, 0},
 	{SEC_BALANCER, "allow", set_allow, K_REPEAT},
+	{SEC_BALANCER, "metrics_listen", set_metrics_listen, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},

@@ -111,9 +111,10 @@ static void on_client(struct loop *l, void *ctx, uint32_t revents);
 
 static void client_watch(struct loop *l, struct ctl_client *c)
 {
-	/* While a reply is pending, stop reading: a client that never reads
-	 * cannot make us buffer more than one reply. */
-	uint32_t ev = c->out_len > c->out_off ? POLLOUT : POLLIN;
+	/* While a reply is pending (or a dump is being produced), stop
+	 * reading: a client that never reads cannot make us buffer more than
+	 * one reply. A dump resumes each time the socket can take more. */
+	uint32_t ev = c->out_len > c->out_off || c->stream.active ? POLLOUT : POLLIN;
 
 	c->watch = loop_watch(l, c->fd, ev, on_client, c);
 	if (c->watch < 0)
@@ -152,6 +153,36 @@ static void run_line(struct loop *l, struct ctl_client *c, const char *line, siz
 	ctl_execute(l, c, &req);
 }
 
+/* A scrape: GET /metrics answered with the exposition, then close. */
+static void run_http(struct loop *l, struct ctl_client *c)
+{
+	char head[160];
+	size_t body_len, hl;
+	char *p;
+
+	c->closing = true;
+	if (c->in_len < 13 || memcmp(c->in, "GET /metrics ", 13)) {
+		ctl_printf(c, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+			      "Content-Length: 23\r\nConnection: close\r\n\r\ntry GET /metrics here\r\n");
+		return;
+	}
+	l->ctl->scrapes++;
+	ctl_metrics(l, c);
+	if (c->overflow)
+		return;
+	body_len = c->out_len;
+	hl = (size_t)snprintf(head, sizeof(head),
+			      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			      body_len);
+	ctl_printf(c, "%s", head); /* grow the buffer, then move the head first */
+	if (c->overflow)
+		return;
+	p = c->out;
+	memmove(p + hl, p, body_len);
+	memcpy(p, head, hl);
+}
+
 static void on_client(struct loop *l, void *ctx, uint32_t revents)
 {
 	struct ctl_client *c = ctx;
@@ -175,6 +206,11 @@ static void on_client(struct loop *l, void *ctx, uint32_t revents)
 			c->in_len += (size_t)n;
 			c->last_ms = l->now_ms;
 		}
+		if (c->http) {
+			if (memmem(c->in, c->in_len, "\r\n\r\n", 4) || c->in_len == sizeof(c->in))
+				run_http(l, c);
+			goto flush_out;
+		}
 		/* Run complete lines while no reply is pending. */
 		while (c->out_len == 0 && !c->stream.active &&
 		       (nl = memchr(c->in, '\n', c->in_len))) {
@@ -195,6 +231,7 @@ static void on_client(struct loop *l, void *ctx, uint32_t revents)
 			ctl_error(c, false, "reply too large");
 			ctl_printf(c, "\n");
 		}
+flush_out:
 		if (flush(c) < 0)
 			goto close;
 		if (c->stream.active && c->out_len < CTL_OUT_LOW)
@@ -235,15 +272,29 @@ static bool peer_is_admin(const struct ctl *ctl, int fd)
 static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 {
 	struct ctl *ctl = l->ctl;
-	int fd;
+	bool http = ctx != NULL;
+	int fd, lfd = http ? ctl->http_fd : ctl->fd;
 
-	(void)ctx;
 	(void)revents;
-	while ((fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct ctl_client *c = NULL;
-		for (unsigned i = 0; i < CTL_MAX_CLIENTS && !c; i++)
-			if (ctl->cl[i].fd < 0)
-				c = &ctl->cl[i];
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct ctl_client *c = NULL, *idlest = NULL;
+		for (unsigned i = 0; i < CTL_MAX_CLIENTS && !c; i++) {
+			struct ctl_client *o = &ctl->cl[i];
+			if (o->fd < 0)
+				c = o;
+			else if (o->out_len == 0 && !o->stream.active &&
+				 (!idlest || o->last_ms < idlest->last_ms))
+				idlest = o;
+		}
+		if (!c && idlest) {
+			/* Full of idle connections: the longest idle makes room, so
+			 * nobody can lock the on-call engineer out by holding slots. */
+			static const char bye[] = "error: closed: too many control connections\n\n";
+			(void)!send(idlest->fd, bye, sizeof(bye) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ctl->rejected++;
+			client_close(l, idlest);
+			c = idlest;
+		}
 		if (!c) {
 			static const char busy[] = "error: too many control connections\n\n";
 			ctl->rejected++;
@@ -252,12 +303,39 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 			continue;
 		}
 		c->fd = fd;
-		c->admin = peer_is_admin(ctl, fd);
+		c->http = http;
+		c->admin = !http && peer_is_admin(ctl, fd); /* a scrape may only read */
 		c->last_ms = l->now_ms;
 		ctl->clients++;
 		client_watch(l, c);
 	}
-	ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
+	if (http)
+		ctl->http_watch = loop_watch(l, lfd, POLLIN, on_listen, ctl);
+	else
+		ctl->watch = loop_watch(l, lfd, POLLIN, on_listen, NULL);
+}
+
+static int http_open(struct loop *l)
+{
+	const struct wglb_addr *a = &l->cfg.metrics_listen;
+	struct ctl *ctl = l->ctl;
+	char s[ADDR_STRLEN];
+	int one = 1;
+
+	addr_fmt(&a->u, s, sizeof(s));
+	ctl->http_fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ctl->http_fd < 0 ||
+	    setsockopt(ctl->http_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(ctl->http_fd, &a->u.sa, a->len) < 0 || listen(ctl->http_fd, 64) < 0) {
+		int e = errno;
+		log_err("metrics_listen %s: %s", s, strerror(e));
+		return -e;
+	}
+	ctl->http_watch = loop_watch(l, ctl->http_fd, POLLIN, on_listen, ctl);
+	if (ctl->http_watch < 0)
+		return -ENOSPC;
+	log_info("metrics on http://%s/metrics", s);
+	return 0;
 }
 
 /* Close connections that went silent or stopped reading. */
@@ -293,8 +371,8 @@ int ctl_open(struct loop *l)
 	if (!ctl)
 		return -ENOMEM;
 	l->ctl = ctl;
-	ctl->fd = -1;
-	ctl->watch = -1;
+	ctl->fd = ctl->http_fd = -1;
+	ctl->watch = ctl->http_watch = -1;
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl->cl[i].fd = ctl->cl[i].watch = -1;
 	if (cfg->control_group[0]) {
@@ -338,7 +416,7 @@ int ctl_open(struct loop *l)
 	if (ctl->watch < 0)
 		return -ENOSPC;
 	log_info("control socket on %s", sun.sun_path);
-	return 0;
+	return cfg->metrics_listen.len ? http_open(l) : 0;
 }
 
 void ctl_close(struct loop *l)
@@ -354,6 +432,8 @@ void ctl_close(struct loop *l)
 		close(ctl->fd);
 		unlink(l->cfg.control);
 	}
+	if (ctl->http_fd >= 0)
+		close(ctl->http_fd);
 	free(ctl);
 	l->ctl = NULL;
 }

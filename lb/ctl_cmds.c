@@ -16,7 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#define CMD_F_ADMIN 1U << 0
+#define CMD_F_ADMIN  (1U << 0)
+#define CMD_F_STREAM (1U << 1) /* ends its reply itself, chunk by chunk */
 
 typedef void (*ctl_handler)(struct loop *l, struct ctl_client *c, const struct ctl_req *r);
 
@@ -339,15 +340,18 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 void ctl_stream_more(struct loop *l, struct ctl_client *c)
 {
 	struct ctl_stream *s = &c->stream;
-	unsigned budget = 512; /* flows per chunk: the loop goes on between chunks */
+	/* Per chunk: at most 256 lines or 8192 slots looked at, so the loop
+	 * goes on forwarding between chunks of a 65536-flow dump. */
+	unsigned lines = 256, slots = 8192;
 
-	while (budget-- && s->cursor < l->ft.cap && s->remaining) {
+	while (lines && slots-- && s->cursor < l->ft.cap && s->remaining) {
 		const struct flow *f = &l->ft.flows[s->cursor++];
 		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
 			continue;
 		flow_line(l, c, f, s->json, s->first);
 		s->first = false;
 		s->remaining--;
+		lines--;
 	}
 	if (s->cursor >= l->ft.cap || !s->remaining) {
 		s->active = false;
@@ -379,7 +383,7 @@ static void cmd_show_flows(struct loop *l, struct ctl_client *c, const struct ct
 		}
 	}
 	memset(s, 0, sizeof(*s));
-	s->active = true;
+	s->active = s->started = true;
 	s->json = r->json;
 	s->first = true;
 	s->backend = backend;
@@ -518,7 +522,7 @@ static const struct ctl_cmd cmds[] = {
 	{{"show", "info"}, "show info", cmd_show_info, 0, 0, 0},
 	{{"show", "stats"}, "show stats", cmd_show_stats, 0, 0, 0},
 	{{"show", "backends"}, "show backends", cmd_show_backends, 0, 0, 0},
-	{{"show", "flows"}, "show flows [backend NAME] [limit N]", cmd_show_flows, 0, 0, 4},
+	{{"show", "flows"}, "show flows [backend NAME] [limit N]", cmd_show_flows, CMD_F_STREAM, 0, 4},
 	{{"backend", "drain"}, "backend drain NAME", cmd_drain, CMD_F_ADMIN, 1, 1},
 	{{"backend", "enable"}, "backend enable NAME", cmd_enable, CMD_F_ADMIN, 1, 1},
 	{{"backend", "disable"}, "backend disable NAME", cmd_disable, CMD_F_ADMIN, 1, 1},
@@ -602,7 +606,8 @@ void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req
 		ctl_printf(c, "\n");
 		return;
 	}
+	c->stream.started = false;
 	req->cmd->fn(l, c, req);
-	if (!c->stream.active)
+	if (!(req->cmd->flags & CMD_F_STREAM) || !c->stream.started)
 		ctl_printf(c, "\n"); /* every reply ends in a blank line */
 }

@@ -240,7 +240,8 @@ static void on_io(struct loop *l, void *ctx, uint32_t revents)
 	{
 		const struct health_conf *hc = &l->cfg.health;
 		bool pass = status >= hc->match_lo && status <= hc->match_hi;
-		finish(l, i, pass, pass ? "ok" : "status", status, drain);
+		/* A server asking to drain is alive: graceful, never "down". */
+		finish(l, i, pass || drain, drain ? "drain" : pass ? "ok" : "status", status, drain);
 	}
 }
 

@@ -30,7 +30,8 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 	if (old->max_flows != nc->max_flows)
 		log_warn("max_flows changed: takes effect at the next restart");
 	if (strcmp(old->control, nc->control) || strcmp(old->control_group, nc->control_group) ||
-	    strcmp(old->admin_group, nc->admin_group))
+	    strcmp(old->admin_group, nc->admin_group) ||
+	    !addr_equal(&old->metrics_listen, &nc->metrics_listen))
 		log_warn("control socket settings changed: take effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
 		log_warn("[health] added or removed: takes effect at the next restart");

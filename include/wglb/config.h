@@ -44,6 +44,7 @@ struct wglb_config {
 	char control[108]; /* sun_path */
 	char control_group[64];
 	char admin_group[64];
+	struct wglb_addr metrics_listen; /* len 0: no HTTP metrics endpoint */
 	uint32_t flow_idle_timeout;
 	uint32_t max_flows;
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];

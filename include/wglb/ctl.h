@@ -34,7 +34,7 @@ int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **er
 
 /* A `show flows` dump in progress: produced in chunks as the client reads. */
 struct ctl_stream {
-	bool active, json, first;
+	bool active, started, json, first;
 	int backend;        /* -1 = all */
 	uint32_t cursor;    /* next flow slot */
 	uint32_t remaining; /* limit left */
@@ -43,6 +43,7 @@ struct ctl_stream {
 struct ctl_client {
 	int fd, watch;
 	bool admin, closing, overflow;
+	bool http; /* a Prometheus scrape on metrics_listen, not a command client */
 	char in[CTL_MAX_LINE];
 	size_t in_len;
 	char *out;
@@ -53,12 +54,13 @@ struct ctl_client {
 
 struct ctl {
 	int fd, watch;
+	int http_fd, http_watch; /* metrics_listen */
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 	unsigned clients;
 	bool has_admin_gid;
 	gid_t admin_gid;
 	uint64_t next_tick_ms;
-	uint64_t commands, errors, denied, rejected, timeouts;
+	uint64_t commands, errors, denied, rejected, timeouts, scrapes;
 };
 
 int ctl_open(struct loop *l);

@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: MIT
+"""The control socket and wglbctl against a running wglb with real
+traffic: every command in text and JSON, counters that move by exactly
+the traffic sent, routing changes, admin checks by credentials,
+Prometheus output that promtool accepts, and abuse that never touches
+forwarding."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from wglbtest import (WGLBCTL, Backend, Client, Wglb, config, free_port, initiation,
+                      transport, wait_until)
+
+
+def tcp_free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TestControl(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.bes = [Backend(n) for n in ("a", "b", "c")]
+        cls.spare = Backend("d")
+        cls.port = free_port()
+        cls.mport = tcp_free_port()
+        cls.lb = Wglb(config([f"127.0.0.1:{cls.port}"], cls.bes,
+                             balancer_extra=f"control_group = nogroup\n"
+                                            f"metrics_listen = 127.0.0.1:{cls.mport}\n"))
+        cls.lb.start()
+        os.chmod(cls.lb.dir, 0o755)  # let an unprivileged caller reach the socket
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.lb.stop()
+        for b in cls.bes + [cls.spare]:
+            b.close()
+        assert rc == 0, cls.lb.read_log()
+
+    def wglbctl(self, *args, user=None):
+        cmd = [WGLBCTL, "-s", self.lb.sock, *args]
+        if user:
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+
+    def test_help_is_generated(self):
+        out = self.lb.ctl("help")
+        for usage in ("show info", "show stats", "show backends", "show flows [backend NAME] [limit N]",
+                      "backend drain NAME", "backend add NAME ADDR [weight W]",
+                      "backend del NAME [force]", "metrics"):
+            self.assertIn(usage, out)
+        cmds = self.lb.json("help")["commands"]
+        self.assertTrue(any(c["usage"] == "backend drain NAME" and c["admin"] for c in cmds))
+
+    def test_show_info(self):
+        info = self.lb.json("show info")
+        self.assertEqual(info["listeners"], [f"127.0.0.1:{self.port}"])
+        self.assertIn("multishot recvmsg", info["io_uring"])
+        self.assertEqual(info["max_flows"], 65536)
+        self.assertIn("flows:", self.lb.ctl("show info"))
+
+    def test_counters_move_by_exactly_the_traffic(self):
+        before = self.lb.stats()
+        c = Client(("127.0.0.1", self.port))
+        sizes = [148] + [32, 100, 1452] * 10
+        c.roundtrip(initiation())
+        for n in sizes[1:]:
+            c.roundtrip(transport(n))
+        c.send(b"\x09\x00\x00\x00" + bytes(40))  # unknown type
+        c.expect_nothing(0.2)
+        after = self.lb.stats()
+        d = lambda k: after[k] - before[k]
+        self.assertEqual(d("packets_in"), len(sizes) + 1)
+        self.assertEqual(d("bytes_in"), sum(sizes) + 44)
+        self.assertEqual(d("forwarded_in"), len(sizes))
+        self.assertEqual(d("forwarded_out"), len(sizes))
+        self.assertEqual(d("bytes_out"), sum(sizes))
+        self.assertEqual(d("flows_new"), 1)
+        self.assertEqual(after["drops_in"]["unknown_type"] - before["drops_in"]["unknown_type"], 1)
+        self.assertEqual(after["messages_in"]["transport"] - before["messages_in"]["transport"], 30)
+        flow = [f for f in self.lb.flows() if f["client"].endswith(f":{c.port}")][0]
+        self.assertEqual((flow["packets_in"], flow["packets_out"]), (31, 31))
+        self.assertEqual(flow["bytes_in"], sum(sizes))
+        be = after["backends"][flow["backend"]]
+        self.assertEqual(be["packets_in"] - before["backends"][flow["backend"]]["packets_in"], 31)
+        text = self.lb.ctl("show stats")
+        self.assertIn("drop unknown_type", text)
+        c.close()
+
+    def test_show_backends_json_shape(self):
+        bs = self.lb.json("show backends")["backends"]
+        self.assertEqual(len(bs), 3)
+        for b in bs:
+            self.assertEqual(set(b), {"name", "address", "state", "admin", "health", "flows",
+                                      "weight", "last_check"})
+            self.assertIn(b["state"], ("up", "down", "checking", "draining", "disabled"))
+            self.assertIn(b["admin"], ("enabled", "draining", "disabled"))
+            self.assertIn(b["health"], ("checking", "up", "down"))
+
+    def test_show_flows_filters_and_streams(self):
+        clients = [Client(("127.0.0.1", self.port)) for _ in range(40)]
+        for c in clients:
+            c.roundtrip(initiation())
+        flows = self.lb.flows()
+        self.assertGreaterEqual(len(flows), 40)
+        one = flows[0]["backend"]
+        mine = self.lb.json(f"show flows backend {one}")["flows"]
+        self.assertTrue(mine and all(f["backend"] == one for f in mine))
+        self.assertEqual(len(self.lb.json("show flows limit 3")["flows"]), 3)
+        text = self.lb.ctl("show flows limit 2").splitlines()
+        self.assertEqual(len(text), 3)  # header + 2
+        self.assertTrue(self.lb.ctl("show flows backend nosuch").startswith("error: no backend"))
+        self.assertTrue(self.lb.ctl("show flows limit x").startswith("error: usage"))
+        for c in clients:
+            c.close()
+
+    def test_add_del_and_errors(self):
+        self.assertTrue(self.lb.ctl(f"backend add d {self.spare.address} weight 2").startswith("ok"))
+        self.assertEqual(self.lb.backends()["d"]["weight"], 2)
+        self.assertTrue(self.lb.ctl("backend add d 127.0.0.1:9").startswith("error: cannot add"))
+        self.assertTrue(self.lb.ctl("backend add e nowhere").startswith("error: bad address"))
+        self.assertTrue(self.lb.ctl("backend add e 127.0.0.1:9 weight 0").startswith("error: usage"))
+        self.assertTrue(self.lb.ctl("backend add bad/name 127.0.0.1:9").startswith("error: bad name"))
+        # Give d a flow, then: del refused, del force moves it.
+        for _ in range(200):
+            c = Client(("127.0.0.1", self.port))
+            c.roundtrip(initiation())
+            if [f for f in self.lb.flows() if f["client"].endswith(f":{c.port}") and f["backend"] == "d"]:
+                break
+            c.close()
+        else:
+            self.fail("no client landed on d")
+        err = self.lb.ctl("backend del d")
+        self.assertTrue(err.startswith("error: backend d still has"), err)
+        self.assertEqual(self.lb.json("backend del d")["error"][:24], "backend d still has 1 fl")
+        self.assertTrue(self.lb.ctl("backend del d force").startswith("ok"))
+        self.assertNotIn("d", self.lb.backends())
+        m = transport(70)
+        self.assertEqual(c.roundtrip(m)[0], m, "the moved flow still works")
+        self.assertGreaterEqual(self.lb.stats()["repins"]["removed"], 1)
+        self.assertTrue(self.lb.ctl("backend drain nosuch").startswith("error: no backend named"))
+        self.assertTrue(self.lb.ctl("frob").startswith("error: unknown command"))
+        self.assertEqual(self.lb.json("frob"), {"error": "unknown command; try 'help'"})
+        c.close()
+
+    def test_wglbctl(self):
+        r = self.wglbctl("show", "backends")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("NAME", r.stdout)
+        r = self.wglbctl("--json", "show", "info")
+        self.assertEqual(json.loads(r.stdout)["listeners"], [f"127.0.0.1:{self.port}"])
+        r = self.wglbctl("backend", "drain", "nosuch")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("error: no backend named 'nosuch'", r.stderr)
+        r = subprocess.run([WGLBCTL, "-s", "/nonexistent.sock", "help"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot connect", r.stderr)
+
+    def test_non_admin_may_only_read(self):
+        if not shutil.which("setpriv"):
+            self.skipTest("setpriv (util-linux) not installed")
+        r = self.wglbctl("show", "backends", user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.wglbctl("backend", "disable", "a", user="nobody")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("permission denied", r.stderr)
+        self.assertEqual(self.lb.backends()["a"]["admin"], "enabled")
+
+    def test_metrics_promtool_and_http(self):
+        text = self.lb.ctl("metrics") + "\n"
+        self.assertIn('wglb_dropped_packets_total{direction="in",reason="bad_length"}', text)
+        self.assertIn('wglb_backend_state{backend="a",state="up"} 1', text)
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.mport}/metrics", timeout=5) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn("text/plain; version=0.0.4", r.headers["Content-Type"])
+            body = r.read().decode()
+        self.assertIn("wglb_flows_max 65536", body)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.mport}/other", timeout=5)
+        self.assertEqual(e.exception.code, 404)
+        promtool = shutil.which("promtool")
+        if not promtool:
+            self.skipTest("promtool (Debian package prometheus) not installed")
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def rate(self, c, n=1500):
+        """Round trips per second through wglb, best of three."""
+        best = 0
+        for _ in range(3):
+            t = time.monotonic()
+            for _ in range(n):
+                c.roundtrip(transport(160))
+            best = max(best, n / (time.monotonic() - t))
+        return best
+
+    def test_abuse_never_affects_forwarding(self):
+        c = Client(("127.0.0.1", self.port))
+        c.roundtrip(initiation())
+        base = self.rate(c)
+        # Over-long line: an error, then the connection is closed.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.lb.sock)
+        s.sendall(b"x" * 5000)
+        reply = s.recv(4096)
+        self.assertTrue(reply.startswith(b"error: line longer than"), reply)
+        s.settimeout(2)
+        try:  # unread input makes the kernel close with a reset: either way, closed
+            self.assertEqual(s.recv(4096), b"", "closed after an over-long line")
+        except ConnectionResetError:
+            pass
+        s.close()
+        # Binary junk: an error reply.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.lb.sock)
+        s.sendall(os.urandom(200).replace(b"\n", b"x") + b"\n")
+        self.assertTrue(s.recv(4096).startswith(b"error: "))
+        s.close()
+        # Hundreds of idle connections: past 128 the longest idle are closed
+        # with an error, and an operator still gets in.
+        idle = []
+        refused = 0
+        for _ in range(200):
+            x = socket.socket(socket.AF_UNIX)
+            x.connect(self.lb.sock)
+            idle.append(x)
+        self.assertIn("multishot recvmsg", self.lb.json("show info")["io_uring"])
+        for x in idle:
+            x.setblocking(False)
+            try:
+                if x.recv(100).startswith(b"error: closed: too many control connections"):
+                    refused += 1
+            except BlockingIOError:
+                pass
+        # A client that asks for a lot and never reads.
+        hog = socket.socket(socket.AF_UNIX)
+        try:
+            hog.connect(self.lb.sock)
+            hog.setblocking(False)
+            for _ in range(2000):
+                hog.send(b"metrics\n")
+        except (BlockingIOError, OSError):
+            pass
+        loaded = self.rate(c)
+        print(f"\nround trips/s: {base:.0f} quiet, {loaded:.0f} under control-socket abuse "
+              f"({loaded / base:.2f}x); {refused} of 200 idle connections closed", file=sys.stderr)
+        for x in idle:
+            x.close()
+        hog.close()
+        self.assertGreaterEqual(refused, 70)
+        self.assertGreaterEqual(loaded, 0.9 * base)
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
