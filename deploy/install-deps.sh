@@ -10,4 +10,4 @@ apt-get install -y -q --no-install-recommends \
 	clang libclang-rt-14-dev \
 	python3 iproute2 iputils-ping nftables curl procps util-linux tmux \
 	wireguard-go wireguard-tools \
-	nginx libnginx-mod-stream prometheus gnuplot-nox keepalived systemd
+	nginx libnginx-mod-stream prometheus gnuplot-nox keepalived systemd cloud-init

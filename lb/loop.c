@@ -186,7 +186,10 @@ static int listener_open(struct loop *l, unsigned i)
 		return -e;
 	}
 	memset(&ls->rmsg, 0, sizeof(ls->rmsg));
-	ls->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+	/* io_uring lays out header | name | control | payload using these
+	 * lengths: round the name area up so that the cmsghdr after it is
+	 * aligned (28-byte sockaddr_in6 would misalign it; UBSan caught it). */
+	ls->rmsg.msg_namelen = (sizeof(struct sockaddr_in6) + 7) & ~7u;
 	ls->rmsg.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
 	log_info("listening on %s", a);
 	return 0;

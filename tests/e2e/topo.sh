@@ -25,6 +25,8 @@ N_BE=0
 N_CL=0
 TOPO_PIDS=()
 
+source "$TOPO_ROOT/tests/e2e/pair.sh"
+
 log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 ns_be() { echo "wgb$1-$ID"; }
@@ -161,8 +163,10 @@ topo_up() {
 	mkns "$NS_LB"; mkns "$NS_APP"
 	ip -n "$NS_LB" link add brc type bridge && ip -n "$NS_LB" link set brc up
 	ip -n "$NS_LB" link add brb type bridge && ip -n "$NS_LB" link set brb up
-	ip -n "$NS_LB" addr add "$LB_PUBLIC/24" dev brc
-	ip -n "$NS_LB" addr add 10.10.10.1/24 dev brb
+	if [ "${LB_MODE:-wglb}" != pair ]; then # a pair's members hold these addresses
+		ip -n "$NS_LB" addr add "$LB_PUBLIC/24" dev brc
+		ip -n "$NS_LB" addr add 10.10.10.1/24 dev brb
+	fi
 	ip -n "$NS_APP" link add bra type bridge && ip -n "$NS_APP" link set bra up
 	ip -n "$NS_APP" addr add "$APP/24" dev bra
 
@@ -187,6 +191,9 @@ topo_up() {
 	bg "$NS_APP" app python3 -m http.server 8080 --bind "$APP" --directory "$T"
 	if [ "${LB_MODE:-wglb}" = dnat ]; then
 		dnat_up
+	elif [ "${LB_MODE:-wglb}" = pair ]; then
+		write_wglb_conf "${WGLB_EXTRA:-}"
+		pair_up
 	else
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		start_wglb
@@ -275,6 +282,7 @@ topo_down() {
 	trap - EXIT INT TERM
 	for pid in "${TOPO_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${TOPO_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	pair_down
 	for ns in "$NS_LB" "$NS_APP" $(for j in $(seq 1 "$N_BE"); do ns_be "$j"; done) \
 		$(for i in $(seq 1 "$N_CL"); do ns_cl "$i"; done); do
 		ip netns del "$ns" 2>/dev/null

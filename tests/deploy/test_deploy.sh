@@ -1,0 +1,80 @@
+#!/bin/bash
+# The deploy files are checked by the tools that consume them: systemd
+# units by systemd-analyze verify, keepalived.conf by keepalived -t, the
+# cloud-init user data by cloud-init's schema, the IAM policy as JSON with
+# exactly the one action the takeover needs, scripts by sh -n, and the
+# configurations inside them by wglb --check.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${WGLB_BUILD:-build}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() { # description command...
+	local what=$1; shift
+	if "$@" >"$T/out" 2>&1; then echo "ok   $what"; else echo "FAIL $what"; cat "$T/out"; fails=$((fails + 1)); fi
+}
+have() { command -v "$1" >/dev/null || { echo "SKIP: $1 not installed (deploy/install-deps.sh installs it)"; exit 77; }; }
+have systemd-analyze; have keepalived; have cloud-init; have python3
+
+# Units: verify copies whose binaries point into the build tree (verify
+# insists that ExecStart programs exist).
+mkdir -p "$T/units"
+for u in deploy/systemd/*.service; do
+	sed -e "s|/usr/sbin/wglb|$PWD/$B/lb/wglb|g" -e "s|/usr/sbin/wg-health|$PWD/$B/health/wg-health|g" \
+		"$u" >"$T/units/$(basename "$u")"
+done
+verify() { ! SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$@" 2>&1 | grep -v "^$" | grep -q .; }
+check "systemd-analyze verify wglb.service" verify "$T/units/wglb.service"
+check "systemd-analyze verify wg-health.service" verify "$T/units/wg-health.service"
+check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
+check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
+
+# keepalived: the shipped file with the placeholders cloud-init fills in.
+sed -e 's/@SELF@/10.10.1.10/' -e 's/@PEER@/10.10.2.10/' \
+	-e 's/@PRIORITY@/150/' -e 's/@AUTHPASS@/secret/' -e "s|/usr/libexec/wglb/|$PWD/deploy/keepalived/|" deploy/keepalived/keepalived.conf >"$T/k.conf"
+kt() { # keepalived -t exits 5 when an instance has no VIP, which is the design on
+	# AWS (the Elastic IP moves through the API, subnets are per-AZ): accept
+	# exactly that complaint and nothing else.
+	keepalived -t -l -f "$T/k.conf" >"$T/kt" 2>&1
+	local rc=$?
+	cat "$T/kt"
+	[ $rc = 0 ] || { [ $rc = 5 ] && grep -q "No VIP specified" "$T/kt"; } || return 1
+	! grep -v "No VIP specified" "$T/kt" | grep -q .
+}
+check "keepalived -t accepts keepalived.conf" kt
+check "notify_master_rx_lower_pri handles split brain" grep -q notify_master_rx_lower_pri deploy/keepalived/keepalived.conf
+check "scripts parse (sh -n)" sh -n deploy/keepalived/wglb-check deploy/keepalived/wglb-eip-takeover deploy/install-deps.sh
+
+check "cloud-init schema accepts user-data.yaml" cloud-init schema --config-file deploy/aws/user-data.yaml
+iam() {
+	python3 - deploy/aws/iam-policy.json <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+actions = sorted(a for s in p["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+assert p["Version"] == "2012-10-17", p["Version"]
+assert actions == ["ec2:AssociateAddress"], actions
+assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in p["Statement"])
+PY
+}
+check "IAM policy: valid JSON, exactly ec2:AssociateAddress" iam
+ud_conf() {
+	python3 - deploy/aws/user-data.yaml "$T/ud.conf" <<'PY'
+import sys
+# The embedded wglb.conf, cut out of the YAML without a YAML library.
+lines = open(sys.argv[1]).read().split("\n")
+i = lines.index("  - path: /etc/wglb/wglb.conf")
+body = []
+for l in lines[i + 3:]:
+    if l.startswith("      ") or l == "":
+        body.append(l[6:])
+    else:
+        break
+open(sys.argv[2], "w").write("\n".join(body) + "\n")
+PY
+	"$B/lb/wglb" --check -c "$T/ud.conf"
+}
+check "the user data's wglb.conf passes wglb --check" ud_conf
+check "the example config passes wglb --check" "$B/lb/wglb" --check -c deploy/wglb.conf.example
+[ $fails = 0 ] || { echo "$fails deploy check(s) failed"; exit 1; }
+echo "PASS: deploy files"
