@@ -164,10 +164,12 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 	const struct wglb_stats *s = &l->st;
 
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
-		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, ",
+		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, "
+		      "\"sends_in\": %llu, \"sends_out\": %llu, ",
 		   (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in,
 		   (unsigned long long)s->pkts_out, (unsigned long long)s->bytes_out,
-		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out);
+		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out,
+		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"failopen\": %llu, \"recv_buffer_exhausted\": %llu, ",
 		   l->ft.count, (unsigned long long)s->flows_new,
@@ -224,6 +226,8 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->bytes_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "packets forwarded", (unsigned long long)s->fwd_in,
 		   (unsigned long long)s->fwd_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "send calls (GSO batches)",
+		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
 	for (int t = 1; t <= 4; t++)
 		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)t),
 			   (unsigned long long)s->msgs_in[t], (unsigned long long)s->msgs_out[t]);

@@ -17,6 +17,7 @@
 _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_DROP_BAD_LENGTH - 1,
 	       "enum drop mirrors enum wg_drop");
 
+#define UPSTREAM_RCVBUF    (1 << 20)
 #define INIT_UNANSWERED_DS 50 /* WireGuard's REKEY_TIMEOUT, 5 s, in deciseconds */
 
 static inline void drop_in(struct loop *l, enum drop d)
@@ -71,6 +72,11 @@ static int upstream_open(const struct backend *b, uint16_t *port)
 	fd = socket(b->addr.u.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* A backend's burst for one flow (a bulk transfer) must not overflow
+	 * the default ~208 KiB; memory is charged only while datagrams wait. */
+	int rcv = UPSTREAM_RCVBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	if (connect(fd, &b->addr.u.sa, b->addr.len) < 0 ||
 	    getsockname(fd, &local.sa, &sl) < 0) {
 		e = errno;
@@ -99,6 +105,9 @@ void fwd_close_flow(struct loop *l, struct flow *f)
 	 * cancel it, or the socket outlives close(). */
 	io_uring_prep_cancel64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)), 0);
 	io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	/* Sends prepared for this socket must reach the kernel before its
+	 * descriptor number can be reused by the next socket we open. */
+	tx_sync(l);
 	if (f->fd >= 0)
 		close(f->fd);
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
@@ -169,6 +178,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		struct io_uring_sqe *sqe = loop_sqe(l);
 		io_uring_prep_cancel64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)), 0);
 		io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+		tx_sync(l);
 		close(f->fd);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
@@ -303,67 +313,10 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 	b->st.bytes_in += len;
 	b->st.msgs_in[wi.type]++;
 
-	struct io_uring_sqe *sqe = loop_sqe(l);
-	io_uring_prep_send(sqe, f->fd, payload, len, MSG_DONTWAIT);
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND_UP, 0, bid));
-	l->tx[bid].backend = f->backend;
-	l->tx[bid].iov.iov_len = len;
+	tx_queue(l, f, false, bid, payload, len);
 	return;
 recycle:
 	loop_recycle(l, bid);
-}
-
-static void build_reply(struct loop *l, struct txslot *tx, const struct flow *f, void *payload,
-			unsigned len)
-{
-	const struct listener *ls = &l->lst[f->key.listener];
-
-	memset(&tx->msg, 0, sizeof(tx->msg));
-	tx->iov.iov_base = payload;
-	tx->iov.iov_len = len;
-	tx->msg.msg_iov = &tx->iov;
-	tx->msg.msg_iovlen = 1;
-	tx->msg.msg_name = &tx->name;
-	tx->listener = f->key.listener;
-	if (f->key.family == AF_INET6) {
-		memset(&tx->name.in6, 0, sizeof(tx->name.in6));
-		tx->name.in6.sin6_family = AF_INET6;
-		tx->name.in6.sin6_port = f->key.port;
-		memcpy(&tx->name.in6.sin6_addr, f->key.addr, 16);
-		tx->msg.msg_namelen = sizeof(tx->name.in6);
-	} else {
-		memset(&tx->name.in4, 0, sizeof(tx->name.in4));
-		tx->name.in4.sin_family = AF_INET;
-		tx->name.in4.sin_port = f->key.port;
-		memcpy(&tx->name.in4.sin_addr, f->key.addr, 4);
-		tx->msg.msg_namelen = sizeof(tx->name.in4);
-	}
-	if (!ls->wildcard)
-		return;
-	/* Answer from the exact address the client sent to (a floating IP on
-	 * a wildcard listener), or the client drops the reply as foreign. */
-	tx->msg.msg_control = tx->cbuf;
-	if (f->key.family == AF_INET6) {
-		struct in6_pktinfo pi = {0};
-		struct cmsghdr *c;
-		tx->msg.msg_controllen = CMSG_SPACE(sizeof(pi));
-		c = CMSG_FIRSTHDR(&tx->msg);
-		c->cmsg_level = IPPROTO_IPV6;
-		c->cmsg_type = IPV6_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(&pi.ipi6_addr, f->laddr, 16);
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-	} else {
-		struct in_pktinfo pi = {0};
-		struct cmsghdr *c;
-		tx->msg.msg_controllen = CMSG_SPACE(sizeof(pi));
-		c = CMSG_FIRSTHDR(&tx->msg);
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(&pi.ipi_spec_dst, f->laddr, 4);
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-	}
 }
 
 void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
@@ -433,37 +386,9 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 	b->st.bytes_out += len;
 	b->st.msgs_out[wi.type]++;
 
-	build_reply(l, &l->tx[bid], f, payload, len);
-	struct io_uring_sqe *sqe = loop_sqe(l);
-	io_uring_prep_sendmsg(sqe, l->lst[f->key.listener].fd, &l->tx[bid].msg, MSG_DONTWAIT);
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND_CLIENT, 0, bid));
+	tx_queue(l, f, true, bid, payload, len);
 	return;
 recycle:
-	loop_recycle(l, bid);
-}
-
-void fwd_send_done(struct loop *l, bool to_client, unsigned bid, int res)
-{
-	struct txslot *tx = &l->tx[bid];
-
-	if (res < 0) {
-		if (to_client) {
-			drop_out(l, DROP_SEND_ERROR);
-		} else {
-			drop_in(l, DROP_SEND_ERROR);
-			if (res == -ECONNREFUSED && tx->backend < l->pool.n) {
-				l->pool.be[tx->backend].st.icmp_unreach++;
-				probe_poke(l, tx->backend);
-			}
-		}
-	} else if (to_client) {
-		struct listener *ls = &l->lst[tx->listener];
-		l->st.fwd_out++;
-		ls->st.pkts_out++;
-		ls->st.bytes_out += tx->iov.iov_len;
-	} else {
-		l->st.fwd_in++;
-	}
 	loop_recycle(l, bid);
 }
 

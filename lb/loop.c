@@ -101,9 +101,6 @@ static int bufring_setup(struct loop *l)
 		l->bufs = NULL;
 		return -errno;
 	}
-	l->tx = calloc(LOOP_NBUFS, sizeof(*l->tx));
-	if (!l->tx)
-		return -ENOMEM;
 	reg.ring_addr = (unsigned long)l->br;
 	reg.ring_entries = LOOP_NBUFS;
 	reg.bgid = 0;
@@ -336,6 +333,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	l->rearm = calloc(l->cfg.max_flows, sizeof(*l->rearm));
 	if (!l->rearm)
 		return -ENOMEM;
+	ret = tx_init(l);
+	if (ret < 0)
+		return ret;
 	ret = pool_init(&l->pool, l->cfg.health.enabled);
 	if (ret < 0)
 		return ret;
@@ -398,11 +398,8 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 				     has_buf ? l->bufs + (size_t)bid * LOOP_BUFSZ : NULL, bid,
 				     cqe->res, more);
 		break;
-	case OP_SEND_UP:
-		fwd_send_done(l, false, ud_idx(ud), cqe->res);
-		break;
-	case OP_SEND_CLIENT:
-		fwd_send_done(l, true, ud_idx(ud), cqe->res);
+	case OP_SEND:
+		tx_done(l, ud_idx(ud), cqe->res);
 		break;
 	case OP_WATCH:
 		on_watch(l, ud, cqe->res);
@@ -483,6 +480,7 @@ int loop_run(struct loop *l)
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
+		tx_flush(l); /* the batch's sends, grouped per flow */
 		if (l->reload) {
 			l->reload = false;
 			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -515,7 +513,7 @@ void loop_fini(struct loop *l)
 		munmap(l->br, LOOP_NBUFS * sizeof(struct io_uring_buf));
 	if (l->bufs)
 		munmap(l->bufs, (size_t)LOOP_NBUFS * LOOP_BUFSZ);
-	free(l->tx);
+	tx_fini(l);
 	free(l->rearm);
 	flow_table_free(&l->ft);
 	pool_free(&l->pool);

@@ -47,6 +47,10 @@ static void global(struct loop *l, struct ctl_client *c)
 	for (int d = 0; d < 2; d++)
 		ctl_printf(c, "wglb_forwarded_packets_total{direction=\"%s\"} %llu\n", dirs[d],
 			   (unsigned long long)fw[d]);
+	head(c, "wglb_send_calls_total", "counter",
+	     "Send operations carrying the forwarded datagrams (UDP GSO batches several).");
+	ctl_printf(c, "wglb_send_calls_total{direction=\"in\"} %llu\n", (unsigned long long)s->sends_in);
+	ctl_printf(c, "wglb_send_calls_total{direction=\"out\"} %llu\n", (unsigned long long)s->sends_out);
 	head(c, "wglb_messages_total", "counter", "Well-formed WireGuard messages by type.");
 	for (int d = 0; d < 2; d++)
 		for (int t = 1; t <= 4; t++)

@@ -14,6 +14,7 @@
 #include "wglb/log.h"
 #include "wglb/pool.h"
 #include "wglb/stats.h"
+#include "wglb/tx.h"
 
 #include <liburing.h>
 #include <netinet/in.h>
@@ -32,16 +33,6 @@ struct listener {
 	struct wglb_addr addr;
 	struct msghdr rmsg; /* recvmsg template: name + pktinfo room */
 	struct listener_stats st;
-};
-
-/* Per buffer id: what an in-flight send of that buffer needs. */
-struct txslot {
-	struct msghdr msg;
-	struct iovec iov;
-	union wglb_sa name;
-	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	uint16_t backend; /* for counting a refused send against it */
-	uint8_t listener;
 };
 
 struct loop;
@@ -63,7 +54,7 @@ struct loop {
 	uint8_t *bufs;
 	uint32_t br_added; /* buffers returned since the last advance */
 	bool recv_starved; /* some multishot receive stopped on -ENOBUFS */
-	struct txslot *tx;
+	struct tx tx;
 	struct listener lst[CONFIG_MAX_LISTEN];
 	unsigned n_lst;
 	struct msghdr up_rmsg; /* recvmsg template for upstream sockets */
@@ -109,7 +100,6 @@ void loop_unwatch(struct loop *l, int id);
 void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res);
 void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
 			  int res, bool more);
-void fwd_send_done(struct loop *l, bool to_client, unsigned bid, int res);
 void fwd_arm_upstream(struct loop *l, struct flow *f);
 /* After pool state changes: rebuild the table, move flows off backends that stopped serving. */
 void fwd_reconcile(struct loop *l);
@@ -126,8 +116,7 @@ int loop_reload(struct loop *l);
 enum loop_op {
 	OP_RECV_LISTEN = 1,
 	OP_RECV_UP,
-	OP_SEND_UP,
-	OP_SEND_CLIENT,
+	OP_SEND, /* gen field: 1 = toward the client */
 	OP_WATCH,
 	OP_IGNORE, /* cancels, poll removals */
 };

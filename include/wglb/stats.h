@@ -35,6 +35,7 @@ enum repin {
 struct wglb_stats {
 	uint64_t pkts_in, bytes_in, pkts_out, bytes_out;
 	uint64_t fwd_in, fwd_out; /* datagrams handed to the kernel to send */
+	uint64_t sends_in, sends_out; /* send calls carrying them (fewer: GSO batches) */
 	uint64_t msgs_in[5], msgs_out[5]; /* by WireGuard type, index 1..4 */
 	uint64_t drops_in[DROP__COUNT], drops_out[DROP__COUNT];
 	uint64_t repins[REPIN__COUNT];

@@ -52,6 +52,18 @@ def free_port(family=socket.AF_INET):
         return s.getsockname()[1]
 
 
+SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
+
+
+def big_buffers(sock, size=8 << 20):
+    """Bursts in the tests must not overflow the harness's own sockets."""
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)  # root: past rmem_max
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
 class Backend:
     """A UDP echo server that records what it received and from where."""
 
@@ -60,6 +72,7 @@ class Backend:
         self.family = family
         host = host or ("::1" if family == socket.AF_INET6 else "127.0.0.1")
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        big_buffers(self.sock)
         self.sock.bind((host, 0))
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
@@ -186,6 +199,7 @@ class Wglb:
 class Client:
     def __init__(self, lb_addr, family=socket.AF_INET, bind=None):
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        big_buffers(self.sock)
         if bind:
             self.sock.bind(bind)
         self.sock.settimeout(2)

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Send groups: a batch's datagrams for one flow and direction go out in
+ * one send. Equal-sized datagrams (all but the last) ride one UDP GSO
+ * send (UDP_SEGMENT), so the kernel builds one route and one socket
+ * round for the lot. Groups are prepared at the end of each batch; the
+ * buffers return to the ring when the send completes.
+ */
+#ifndef WGLB_TX_H
+#define WGLB_TX_H
+
+#include "wglb/addr.h"
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define TX_GSO_MAX 32 /* datagrams per group; the kernel allows 64 (UDP_MAX_SEGMENTS) */
+
+struct txgroup {
+	struct msghdr msg;
+	struct iovec iov[TX_GSO_MAX];
+	union wglb_sa name;
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+					  CMSG_SPACE(sizeof(uint16_t))];
+	uint16_t bids[TX_GSO_MAX];
+	uint32_t flow;
+	uint32_t bytes;
+	uint32_t next; /* free list */
+	int fd;
+	uint16_t seg; /* size of every datagram but the last */
+	uint16_t backend;
+	uint8_t n;
+	uint8_t to_client;
+	uint8_t sealed; /* a shorter datagram ended the run: no more appends */
+	uint8_t listener;
+};
+
+struct flow;
+struct loop;
+
+struct tx {
+	struct txgroup *g;
+	uint32_t ng, free_head;
+	uint32_t *open; /* groups opened in this batch, in order */
+	uint32_t n_open;
+	uint32_t *by_flow[2]; /* per flow and direction: open group + 1, or 0 */
+	bool gso_off[2];      /* the kernel refused GSO on this path (-EIO): plain sends */
+};
+
+int tx_init(struct loop *l);
+void tx_fini(struct loop *l);
+/* Queue a datagram (in buffer bid) for the flow's backend or its client. */
+void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
+	      unsigned len);
+/* Prepare the sends of every open group (end of a batch). */
+void tx_flush(struct loop *l);
+/* Hand everything queued to the kernel now: before closing a socket, so
+ * that a prepared send cannot meet a reused descriptor number. */
+void tx_sync(struct loop *l);
+void tx_done(struct loop *l, uint32_t group, int res);
+
+#endif

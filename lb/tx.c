@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+#include "wglb/tx.h"
+#include "wglb/loop.h"
+#include "wglb/probe.h"
+
+#include <errno.h>
+#include <linux/udp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define GSO_MAX_BYTES 60000 /* under 65507, the largest UDP payload */
+
+int tx_init(struct loop *l)
+{
+	struct tx *t = &l->tx;
+
+	/* At least one buffer per group in flight: as many groups as buffers
+	 * means the pool can never run dry. */
+	t->ng = LOOP_NBUFS;
+	t->g = calloc(t->ng, sizeof(*t->g));
+	t->open = calloc(t->ng, sizeof(*t->open));
+	t->by_flow[0] = calloc(l->ft.cap, sizeof(uint32_t));
+	t->by_flow[1] = calloc(l->ft.cap, sizeof(uint32_t));
+	if (!t->g || !t->open || !t->by_flow[0] || !t->by_flow[1])
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->ng; i++)
+		t->g[i].next = i + 1 < t->ng ? i + 1 : UINT32_MAX;
+	t->free_head = 0;
+	return 0;
+}
+
+void tx_fini(struct loop *l)
+{
+	free(l->tx.g);
+	free(l->tx.open);
+	free(l->tx.by_flow[0]);
+	free(l->tx.by_flow[1]);
+	memset(&l->tx, 0, sizeof(l->tx));
+}
+
+static void set_name(struct txgroup *g, const struct flow *f)
+{
+	memset(&g->name, 0, sizeof(g->name));
+	if (f->key.family == AF_INET6) {
+		g->name.in6.sin6_family = AF_INET6;
+		g->name.in6.sin6_port = f->key.port;
+		memcpy(&g->name.in6.sin6_addr, f->key.addr, 16);
+		g->msg.msg_namelen = sizeof(g->name.in6);
+	} else {
+		g->name.in4.sin_family = AF_INET;
+		g->name.in4.sin_port = f->key.port;
+		memcpy(&g->name.in4.sin_addr, f->key.addr, 4);
+		g->msg.msg_namelen = sizeof(g->name.in4);
+	}
+	g->msg.msg_name = &g->name;
+}
+
+static struct cmsghdr *add_cmsg(struct txgroup *g, struct cmsghdr *prev, int level, int type,
+				const void *data, size_t len)
+{
+	struct cmsghdr *c;
+
+	g->msg.msg_control = g->cbuf;
+	g->msg.msg_controllen += CMSG_SPACE(len);
+	c = prev ? CMSG_NXTHDR(&g->msg, prev) : CMSG_FIRSTHDR(&g->msg);
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	return c;
+}
+
+/* Answer from the exact address the client sent to (a floating IP on a
+ * wildcard listener), or the client drops the reply as foreign. */
+static struct cmsghdr *add_pktinfo(struct txgroup *g, const struct flow *f)
+{
+	if (f->key.family == AF_INET6) {
+		struct in6_pktinfo pi = {0};
+		memcpy(&pi.ipi6_addr, f->laddr, 16);
+		return add_cmsg(g, NULL, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
+	}
+	struct in_pktinfo pi = {0};
+	memcpy(&pi.ipi_spec_dst, f->laddr, 4);
+	return add_cmsg(g, NULL, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+}
+
+static struct txgroup *open_group(struct loop *l, struct flow *f, bool to_client)
+{
+	struct tx *t = &l->tx;
+	uint32_t gi = t->free_head, fi = flow_index(&l->ft, f);
+	struct txgroup *g;
+
+	if (gi == UINT32_MAX)
+		return NULL; /* cannot happen: one group per buffer */
+	g = &t->g[gi];
+	t->free_head = g->next;
+	memset(&g->msg, 0, sizeof(g->msg));
+	g->n = 0;
+	g->bytes = 0;
+	g->seg = 0;
+	g->sealed = 0;
+	g->flow = fi;
+	g->to_client = to_client;
+	g->fd = to_client ? l->lst[f->key.listener].fd : f->fd;
+	g->backend = f->backend;
+	g->listener = f->key.listener;
+	if (to_client) {
+		set_name(g, f);
+		if (l->lst[f->key.listener].wildcard)
+			add_pktinfo(g, f);
+	}
+	t->open[t->n_open++] = gi;
+	t->by_flow[to_client][fi] = gi + 1;
+	return g;
+}
+
+static void prep(struct loop *l, uint32_t gi)
+{
+	struct txgroup *g = &l->tx.g[gi];
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	l->tx.by_flow[g->to_client][g->flow] = 0;
+	if (g->n == 1 && !g->to_client) {
+		io_uring_prep_send(sqe, g->fd, g->iov[0].iov_base, g->iov[0].iov_len, MSG_DONTWAIT);
+	} else {
+		g->msg.msg_iov = g->iov;
+		g->msg.msg_iovlen = g->n;
+		if (g->n > 1) {
+			/* One GSO send: the kernel cuts it into seg-sized datagrams. */
+			uint16_t seg = g->seg;
+			struct cmsghdr *last = NULL;
+			if (g->msg.msg_controllen)
+				last = CMSG_FIRSTHDR(&g->msg);
+			add_cmsg(g, last, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg));
+		}
+		io_uring_prep_sendmsg(sqe, g->fd, &g->msg, MSG_DONTWAIT);
+	}
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, g->to_client, gi));
+}
+
+void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
+	      unsigned len)
+{
+	struct tx *t = &l->tx;
+	uint32_t open = t->by_flow[to_client][flow_index(&l->ft, f)];
+	struct txgroup *g = open ? &t->g[open - 1] : NULL;
+
+	/* Join the flow's open group when GSO can carry it: same size as the
+	 * run so far (or shorter, which ends the run), room left. */
+	if (g && (t->gso_off[to_client] || g->sealed || len > g->seg || g->n == TX_GSO_MAX ||
+		  g->bytes + len > GSO_MAX_BYTES)) {
+		prep(l, open - 1); /* send the run as it is; start another */
+		g = NULL;
+	}
+	if (!g) {
+		g = open_group(l, f, to_client);
+		if (!g) {
+			l->st.drops_in[DROP_SEND_ERROR]++;
+			loop_recycle(l, bid);
+			return;
+		}
+		g->seg = (uint16_t)len;
+	}
+	if (len < g->seg)
+		g->sealed = 1;
+	g->iov[g->n].iov_base = p;
+	g->iov[g->n].iov_len = len;
+	g->bids[g->n++] = (uint16_t)bid;
+	g->bytes += len;
+}
+
+void tx_flush(struct loop *l)
+{
+	struct tx *t = &l->tx;
+
+	for (uint32_t i = 0; i < t->n_open; i++) {
+		struct txgroup *g = &t->g[t->open[i]];
+		if (t->by_flow[g->to_client][g->flow] == t->open[i] + 1)
+			prep(l, t->open[i]);
+	}
+	t->n_open = 0;
+}
+
+void tx_sync(struct loop *l)
+{
+	tx_flush(l);
+	io_uring_submit(&l->ring);
+}
+
+void tx_done(struct loop *l, uint32_t gi, int res)
+{
+	struct tx *t = &l->tx;
+	struct txgroup *g;
+
+	if (gi >= t->ng)
+		return;
+	g = &t->g[gi];
+	if (res < 0) {
+		if (g->to_client) {
+			l->st.drops_out[DROP_SEND_ERROR] += g->n;
+		} else {
+			l->st.drops_in[DROP_SEND_ERROR] += g->n;
+			if (res == -ECONNREFUSED && g->backend < l->pool.n) {
+				l->pool.be[g->backend].st.icmp_unreach++;
+				probe_poke(l, g->backend);
+			}
+		}
+		if (res == -EIO && g->n > 1 && !t->gso_off[g->to_client]) {
+			/* No checksum offload on this path: GSO cannot work here. */
+			t->gso_off[g->to_client] = true;
+			log_warn("UDP GSO refused by the kernel (%s path): sending datagrams one by one",
+				 g->to_client ? "client" : "backend");
+		}
+	} else if (g->to_client) {
+		struct listener *ls = &l->lst[g->listener];
+		l->st.fwd_out += g->n;
+		l->st.sends_out++;
+		ls->st.pkts_out += g->n;
+		ls->st.bytes_out += g->bytes;
+	} else {
+		l->st.fwd_in += g->n;
+		l->st.sends_in++;
+	}
+	for (unsigned i = 0; i < g->n; i++)
+		loop_recycle(l, g->bids[i]);
+	g->n = 0;
+	g->next = t->free_head;
+	t->free_head = gi;
+}
