@@ -9,6 +9,9 @@
 #include "wglb/addr.h"
 #include "wglb/wgmsg.h"
 
+#include <sodium.h>
+
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,7 +40,28 @@ struct batch {
 	uint8_t buf[BATCH][DGRAM];
 };
 
-static uint64_t answered, echoed, ignored;
+static uint64_t answered, echoed, ignored, unknown;
+
+/* Receiver indices this sink handed out. Like a WireGuard server, it drops
+ * transport data for a session it does not have: after a re-pin a client
+ * must handshake again, which is what the failover scenario measures. */
+#define IDX_SLOTS (1u << 18)
+static uint32_t idx_set[IDX_SLOTS];
+
+static uint32_t idx_slot(uint32_t idx)
+{
+	return (idx * 2654435761u) >> 14; /* top 18 bits of a multiplicative hash */
+}
+
+static void idx_add(uint32_t idx)
+{
+	idx_set[idx_slot(idx)] = idx; /* a collision forgets the older session */
+}
+
+static int idx_known(uint32_t idx)
+{
+	return idx && idx_set[idx_slot(idx)] == idx;
+}
 
 static void serve(int fd, struct batch *b)
 {
@@ -63,14 +87,19 @@ static void serve(int fd, struct batch *b)
 			continue;
 		}
 		if (wi.type == WG_T_INITIATION) {
-			uint32_t me = (uint32_t)rand();
+			uint32_t me = randombytes_random() | 1u; /* random per sink, never 0 (empty slot) */
 			memset(p + 12, 0, WG_RESPONSE_SIZE - 12);
 			p[0] = WG_T_RESPONSE;
 			memcpy(p + 8, p + 4, 4); /* receiver = their sender */
 			memcpy(p + 4, &me, 4);
 			len = WG_RESPONSE_SIZE;
+			idx_add(me);
 			answered++;
 		} else if (wi.type == WG_T_TRANSPORT) {
+			if (!idx_known(wi.receiver)) {
+				unknown++;
+				continue;
+			}
 			echoed++;
 		} else {
 			ignored++;
@@ -85,6 +114,25 @@ static void serve(int fd, struct batch *b)
 		perror("wglb-sink: sendmmsg");
 }
 
+/* --health PORT: a minimal HTTP 200 responder, so a killed sink also
+ * fails wglb's probes (the failover scenario). */
+static int health_fd = -1;
+
+static void health_accept(void)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+	char req[512];
+	int c;
+
+	while ((c = accept4(health_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		struct timeval tv = {.tv_usec = 100000};
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		(void)!recv(c, req, sizeof(req), 0);
+		(void)!send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		close(c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	int fds[MAXPORTS], n = 0, ep;
@@ -92,11 +140,25 @@ int main(int argc, char **argv)
 	struct epoll_event evs[MAXPORTS];
 
 	if (argc < 2 || !b) {
-		fprintf(stderr, "usage: wglb-sink IP:PORT...   (answers WireGuard-shaped traffic)\n");
+		fprintf(stderr, "usage: wglb-sink [--health TCPPORT] IP:PORT...   (answers WireGuard-shaped traffic)\n");
 		return 2;
 	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 1; i < argc && n < MAXPORTS; i++) {
+		if (!strcmp(argv[i], "--health") && i + 1 < argc) {
+			struct sockaddr_in hs = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[++i])),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+			struct epoll_event hev = {.events = EPOLLIN, .data.fd = -2};
+			int one = 1;
+			health_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			setsockopt(health_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(health_fd, (struct sockaddr *)&hs, sizeof(hs)) < 0 || listen(health_fd, 64) < 0) {
+				fprintf(stderr, "wglb-sink: health port: %s\n", strerror(errno));
+				return 3;
+			}
+			epoll_ctl(ep, EPOLL_CTL_ADD, health_fd, &hev);
+			continue;
+		}
 		struct wglb_addr a;
 		struct epoll_event ev = {.events = EPOLLIN};
 		int sz = 4 << 20;
@@ -120,10 +182,13 @@ int main(int argc, char **argv)
 	while (!stop) {
 		int r = epoll_wait(ep, evs, MAXPORTS, 200);
 		for (int i = 0; i < r; i++)
-			serve(evs[i].data.fd, b);
+			if (evs[i].data.fd == -2)
+				health_accept();
+			else
+				serve(evs[i].data.fd, b);
 	}
-	fprintf(stderr, "wglb-sink: %llu responses, %llu echoes, %llu ignored\n",
-		(unsigned long long)answered, (unsigned long long)echoed,
+	fprintf(stderr, "wglb-sink: %llu responses, %llu echoes, %llu for unknown sessions, %llu ignored\n",
+		(unsigned long long)answered, (unsigned long long)echoed, (unsigned long long)unknown,
 		(unsigned long long)ignored);
 	free(b);
 	return 0;

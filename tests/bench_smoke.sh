@@ -1,0 +1,56 @@
+#!/bin/bash
+# A short, bounded run of every bench scenario, asserting the tools' own
+# correctness (counts add up, a killed sink shows in the failover report,
+# JSON parses, the plot exists). Speed is not asserted here: bench/compare
+# reports it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+for s in flows handshake-storm failover churn; do
+	timeout 120 bash bench/scenario "$s" --quick --out "$OUT" || fail "scenario $s"
+done
+python3 - "$OUT" <<'PY' || exit 1
+import json, sys, os
+d = sys.argv[1]
+j = lambda n: json.load(open(os.path.join(d, n + ".json")))
+f = j("flows")
+for st in f["steps"]:
+    assert st["handshakes"] == st["clients"], st
+    assert st["flows_in_table"] >= st["clients"], st
+    assert st["round_trips_per_s"] > 0, st
+h = j("handshake-storm")
+assert h["handshakes"] == h["clients"] == 500, h
+assert h["flows_in_table"] == h["clients"], h
+assert h["new_flows_per_s"] and h["new_flows_per_s"] > 0, h
+fo = j("failover")
+assert fo["clients_on_killed_sink"] >= 1, fo
+assert fo["recoveries"] == fo["clients_on_killed_sink"], fo
+assert fo["new_handshakes"] >= fo["clients_on_killed_sink"], fo
+assert fo["dead_after_s"] <= fo["recovery_s"]["p50"] <= fo["dead_after_s"] + 2, fo
+assert len(fo["recovery_all_s"]) == fo["recoveries"], fo
+c = j("churn")
+assert c["flows_left"] == 0, c
+assert c["fds"]["end"] == c["fds"]["start"], c
+assert c["rss_kb"]["end"] <= c["rss_kb"]["after_first_wave"] * 1.1, c
+print(f"bench smoke: flows {f['steps'][-1]['flows_in_table']}, storm {h['new_flows_per_s']}/s, "
+      f"failover {fo['recoveries']}/{fo['clients_on_killed_sink']} recovered, churn flat")
+PY
+timeout 300 bash bench/compare --rounds 1 --duration 1 --cases "8:160" --out "$OUT" >"$OUT/compare.log" 2>&1 \
+	|| { cat "$OUT/compare.log"; fail "compare"; }
+python3 - "$OUT/results.json" <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+row = r["summary"][0]
+for p in ("wglb", "nginx", "nft"):
+    assert row[p]["round_trips_per_s"] > 0, (p, row)
+assert row["nft"]["nat_rule_in_namespace"] and not row["wglb"]["nat_rule_in_namespace"], row
+assert "wglb_vs_nginx" in row and "wglb_vs_nft" in row, row
+assert len(r["runs"]) == 3, r["runs"]
+print(f"compare smoke: wglb {row['wglb']['round_trips_per_s']:.0f}, nginx {row['nginx']['round_trips_per_s']:.0f}, "
+      f"nft {row['nft']['round_trips_per_s']:.0f} rt/s")
+PY
+if command -v gnuplot >/dev/null; then [ -s "$OUT/throughput.png" ] || fail "no plot"; fi
+echo "PASS: bench smoke"
