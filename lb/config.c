@@ -6,6 +6,7 @@
  * here, driven by a table of keys.
  */
 #include "wglb/config.h"
+#include "wglb/mac.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +80,8 @@ static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
 	}
 SET_U32(flow_idle_timeout, 1, 86400)
 SET_U32(max_flows, 1, 1U << 24)
+SET_U32(handshake_rate, 0, 1000000)
+SET_U32(handshake_burst, 1, 1000000)
 #undef SET_U32
 
 static int set_listen(struct parser *p, const char *v)
@@ -138,6 +141,18 @@ static int set_metrics_listen(struct parser *p, const char *v)
 		perr(p, p->line, "metrics_listen: '%s' is not IP:PORT or [IPv6]:PORT", v);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int set_server_public_key(struct parser *p, const char *v)
+{
+	struct mac1_key k;
+
+	if (strlen(v) >= sizeof(p->cfg->server_public_key) || mac1_key_from_base64(v, &k) < 0) {
+		perr(p, p->line, "server_public_key: not a base64 WireGuard public key (44 characters)");
+		return -EINVAL;
+	}
+	strcpy(p->cfg->server_public_key, v);
 	return 0;
 }
 
@@ -281,6 +296,9 @@ static const struct key_def {
 	{SEC_BALANCER, "max_flows", set_max_flows, 0},
 	{SEC_BALANCER, "allow", set_allow, K_REPEAT},
 	{SEC_BALANCER, "metrics_listen", set_metrics_listen, 0},
+	{SEC_BALANCER, "server_public_key", set_server_public_key, 0},
+	{SEC_BALANCER, "handshake_rate", set_handshake_rate, 0},
+	{SEC_BALANCER, "handshake_burst", set_handshake_burst, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},
@@ -448,6 +466,8 @@ static void set_defaults(struct wglb_config *c)
 	strcpy(c->control, "/run/wglb/control.sock");
 	c->flow_idle_timeout = 180; /* WireGuard's REJECT_AFTER_TIME */
 	c->max_flows = 65536;
+	c->handshake_rate = 20; /* WireGuard's own per-source limit */
+	c->handshake_burst = 5;
 	c->health.port = 8080;
 	strcpy(c->health.path, "/");
 	c->health.interval_ms = 1000;

@@ -283,6 +283,19 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 		drop_in(l, (enum drop)(wd - 1));
 		goto recycle;
 	}
+	/* Handshakes must be made for these servers (mac1 over the servers'
+	 * public key) and come at WireGuard's own per-source rate, checked
+	 * before any flow state exists or any re-pin happens. */
+	if (l->check_mac1 && (wi.type == WG_T_INITIATION || wi.type == WG_T_RESPONSE) &&
+	    !mac1_valid(&l->mac1, payload, len)) {
+		drop_in(l, DROP_BAD_MAC1);
+		goto recycle;
+	}
+	if (wi.type == WG_T_INITIATION &&
+	    !rl_allow(&l->hs_limit, k.family, k.addr, l->now_ms * 1000000ull)) {
+		drop_in(l, DROP_RATE_LIMITED);
+		goto recycle;
+	}
 	l->st.msgs_in[wi.type]++;
 	h = flow_hash(&l->ft, &k);
 	f = flow_lookup(&l->ft, &k, h);
@@ -303,6 +316,12 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 		f->flags |= FLOW_F_INIT_PENDING;
 		f->sender = wi.sender;
 	}
+	/* Confirmed = a two-way exchange: the backend answered and the client
+	 * then spoke again (its keepalive or data after a response, its
+	 * response to a server's initiation). A spoofed source never hears the
+	 * answer, so it cannot confirm a flow, even with a valid mac1. */
+	if ((f->flags & FLOW_F_REPLIED) && wi.type != WG_T_INITIATION)
+		flow_confirm(&l->ft, f);
 	if (ls->wildcard)
 		local_addr(out, &ls->rmsg, f->laddr);
 	f->last_rx = loop_now_s(l);
@@ -378,7 +397,7 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 	l->st.msgs_out[wi.type]++;
 	if (wi.type == WG_T_RESPONSE)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
-	flow_confirm(&l->ft, f);
+	f->flags |= FLOW_F_REPLIED;
 	f->last_rx = loop_now_s(l);
 	f->pkts_out++;
 	f->bytes_out += len;

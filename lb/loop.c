@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -95,8 +96,11 @@ static int bufring_setup(struct loop *l)
 		l->br = NULL;
 		return -errno;
 	}
+	/* Populated now: the ring hands buffers out in FIFO order, so under
+	 * load every page is touched sooner or later; better that RSS is flat
+	 * from the start and a memory shortage shows at start-up. */
 	l->bufs = mmap(NULL, (size_t)LOOP_NBUFS * LOOP_BUFSZ, PROT_READ | PROT_WRITE,
-		       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+		       MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
 	if (l->bufs == MAP_FAILED) {
 		l->bufs = NULL;
 		return -errno;
@@ -336,6 +340,11 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = tx_init(l);
 	if (ret < 0)
 		return ret;
+	ret = rl_init(&l->hs_limit, l->cfg.handshake_rate, l->cfg.handshake_burst);
+	if (ret < 0)
+		return ret;
+	l->check_mac1 = l->cfg.server_public_key[0] &&
+			mac1_key_from_base64(l->cfg.server_public_key, &l->mac1) == 0;
 	ret = pool_init(&l->pool, l->cfg.health.enabled);
 	if (ret < 0)
 		return ret;
@@ -514,6 +523,8 @@ void loop_fini(struct loop *l)
 	if (l->bufs)
 		munmap(l->bufs, (size_t)LOOP_NBUFS * LOOP_BUFSZ);
 	tx_fini(l);
+	rl_free(&l->hs_limit);
+	sodium_memzero(&l->mac1, sizeof(l->mac1));
 	free(l->rearm);
 	flow_table_free(&l->ft);
 	pool_free(&l->pool);

@@ -116,6 +116,19 @@ int loop_reload(struct loop *l)
 
 	/* Keys that apply at once; the rest keep their running values. */
 	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
+	if (nc.handshake_rate != l->cfg.handshake_rate ||
+	    nc.handshake_burst != l->cfg.handshake_burst) {
+		struct ratelimit_table t;
+		if (rl_init(&t, nc.handshake_rate, nc.handshake_burst) == 0) {
+			rl_free(&l->hs_limit);
+			l->hs_limit = t;
+			l->cfg.handshake_rate = nc.handshake_rate;
+			l->cfg.handshake_burst = nc.handshake_burst;
+		}
+	}
+	memcpy(l->cfg.server_public_key, nc.server_public_key, sizeof(nc.server_public_key));
+	l->check_mac1 = nc.server_public_key[0] &&
+			mac1_key_from_base64(nc.server_public_key, &l->mac1) == 0;
 	memcpy(l->cfg.allow, nc.allow, sizeof(nc.allow));
 	l->cfg.n_allow = nc.n_allow;
 	if (nc.health.enabled && l->cfg.health.enabled)

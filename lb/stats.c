@@ -15,6 +15,8 @@ const char *stats_drop_name(enum drop d)
 		[DROP_NO_SOCKET] = "no_socket",
 		[DROP_SEND_ERROR] = "send_error",
 		[DROP_STALE] = "stale",
+		[DROP_BAD_MAC1] = "bad_mac1",
+		[DROP_RATE_LIMITED] = "rate_limited",
 	};
 	return (unsigned)d < DROP__COUNT ? names[d] : "invalid";
 }

@@ -45,6 +45,8 @@ struct wglb_config {
 	char control_group[64];
 	char admin_group[64];
 	struct wglb_addr metrics_listen; /* len 0: no HTTP metrics endpoint */
+	char server_public_key[64];      /* base64; empty: no mac1 checks */
+	uint32_t handshake_rate, handshake_burst; /* per client source; rate 0 = off */
 	uint32_t flow_idle_timeout;
 	uint32_t max_flows;
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];

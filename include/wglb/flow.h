@@ -19,6 +19,7 @@ enum {
 	FLOW_F_V6 = 1U << 2,
 	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
+	FLOW_F_REPLIED = 1U << 5,      /* the backend has answered; confirmation needs the client's turn */
 };
 
 struct flow_key {

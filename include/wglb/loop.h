@@ -12,6 +12,8 @@
 #include "wglb/config.h"
 #include "wglb/flow.h"
 #include "wglb/log.h"
+#include "wglb/mac.h"
+#include "wglb/ratelimit.h"
 #include "wglb/pool.h"
 #include "wglb/stats.h"
 #include "wglb/tx.h"
@@ -74,6 +76,9 @@ struct loop {
 	int sigfd;
 	bool stop, reload;
 	struct ratelimit rl_table_full, rl_no_socket;
+	struct ratelimit_table hs_limit; /* initiations per client source */
+	struct mac1_key mac1;
+	bool check_mac1;
 	struct ctl *ctl;
 	struct prober *prober;
 };

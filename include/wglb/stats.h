@@ -19,6 +19,8 @@ enum drop {
 	DROP_NO_SOCKET,       /* could not open an upstream socket (fd or port exhaustion) */
 	DROP_SEND_ERROR,      /* the kernel refused the send (buffer full, unreachable) */
 	DROP_STALE,           /* reply for a flow that has since closed */
+	DROP_BAD_MAC1,        /* handshake not made for these servers (server_public_key) */
+	DROP_RATE_LIMITED,    /* initiations from one source above handshake_rate */
 	DROP__COUNT,
 };
 

@@ -221,8 +221,9 @@ class TestWildcardAndLimits(unittest.TestCase):
         lb = Wglb(config([f"127.0.0.1:{port}"], [be], balancer_extra="max_flows = 8\n")).start()
         try:
             real = [Client(("127.0.0.1", port)) for _ in range(4)]
-            for c in real:
+            for c in real:  # a handshake, then data: a two-way exchange confirms
                 c.roundtrip(initiation())
+                c.roundtrip(transport(48))
             # 40 clients whose backend never answers (spoof-like): they may
             # only push each other out, never a confirmed flow.
             fakes = [Client(("127.0.0.1", port)) for _ in range(40)]
@@ -241,6 +242,7 @@ class TestWildcardAndLimits(unittest.TestCase):
             more = [Client(("127.0.0.1", port)) for _ in range(5)]
             for c in more[:4]:
                 c.roundtrip(initiation())
+                c.roundtrip(transport(48))
             more[4].send(initiation())
             more[4].expect_nothing()
             self.assertEqual(lb.stats()["drops_in"]["table_full"], 1)

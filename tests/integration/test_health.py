@@ -80,6 +80,7 @@ def health_config(lb_port, pairs, rise=2, fall=2):
     for be, hs in pairs:
         port = hs.port if hs else free_port()  # refused: nothing listens
         text += f"\n[backend {be.name}]\naddress = {be.address}\nhealth_port = {port}\n"
+    text = text.replace("listen =", "handshake_rate = 0\nlisten =", 1)
     text += (f"\n[health]\ninterval_ms = {INTERVAL}\ntimeout_ms = {TIMEOUT}\n"
              f"rise = {rise}\nfall = {fall}\n")
     return text

@@ -125,7 +125,8 @@ class Backend:
 
 
 class Wglb:
-    def __init__(self, config_text, name="wglb"):
+    def __init__(self, config_text, name="wglb", prefix=None):
+        self.prefix = prefix or []
         self.dir = tempfile.mkdtemp(prefix="wglb-test-")
         self.conf = os.path.join(self.dir, "wglb.conf")
         self.sock = os.path.join(self.dir, "control.sock")
@@ -142,7 +143,8 @@ class Wglb:
 
     def start(self):
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([WGLB, "-c", self.conf], stdout=self.logf, stderr=self.logf)
+        self.proc = subprocess.Popen(self.prefix + [WGLB, "-c", self.conf], stdout=self.logf,
+                                     stderr=self.logf)
         wait_until(lambda: self.proc.poll() is not None or os.path.exists(self.sock), 5,
                    "control socket")
         if self.proc.poll() is not None:
@@ -231,8 +233,13 @@ class Client:
         self.sock.close()
 
 
-def config(listen, backends, extra="", balancer_extra=""):
+def config(listen, backends, extra="", balancer_extra="", rate_limit=False):
+    # Every test client sends from 127.0.0.1: WireGuard's per-source
+    # handshake limit (20/s) would throttle them together, so tests that are
+    # not about it switch it off.
     text = f"[balancer]\ncontrol = @CONTROL@\n{balancer_extra}"
+    if not rate_limit:
+        text += "handshake_rate = 0\n"
     for l in listen:
         text += f"listen = {l}\n"
     for b in backends:
