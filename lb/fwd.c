@@ -469,7 +469,9 @@ static void expire_one(struct flow *f, void *ctx)
 		l->pool.be[f->backend].st.init_unanswered++;
 		probe_poke(l, f->backend);
 	}
-	if (now - f->last_rx >= l->cfg.flow_idle_timeout) {
+	/* Times are whole seconds: strictly more than the timeout, so that
+	 * a flow is never expired early (>= could cut it up to 1 s short). */
+	if (now - f->last_rx > l->cfg.flow_idle_timeout) {
 		l->st.flows_expired++;
 		fwd_close_flow(l, f);
 	}
