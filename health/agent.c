@@ -10,6 +10,7 @@
  * slot, never the service.
  */
 #include "wglb/addr.h"
+#include "wglb/agentcmd.h"
 #include "wglb/rtnl.h"
 #include "wglb/version.h"
 
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,6 +35,7 @@
 
 struct conn {
 	int fd;
+	bool agent; /* on the agent port: one signed command line */
 	size_t len;
 	uint64_t deadline;
 	char req[REQ_MAX];
@@ -40,7 +44,9 @@ struct conn {
 struct agent {
 	const char *device;
 	const char *drain_file;
-	int lfd, ep;
+	int lfd, afd, ep;
+	struct agent_cmd *cmd; /* NULL without --agent-key */
+	bool agent_only;       /* no health port: the privileged half, run on its own */
 	struct conn *conns[MAX_CONN];
 	unsigned n;
 	volatile sig_atomic_t stop;
@@ -138,11 +144,11 @@ static int handle(struct agent *a, struct conn *c)
 	return 1;
 }
 
-static void on_accept(struct agent *a)
+static void on_accept(struct agent *a, bool agent_port)
 {
 	int fd;
 
-	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(agent_port ? a->afd : a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
 		struct conn *c;
 		if (a->n == MAX_CONN || !(c = calloc(1, sizeof(*c)))) {
@@ -150,6 +156,7 @@ static void on_accept(struct agent *a)
 			continue;
 		}
 		c->fd = fd;
+		c->agent = agent_port;
 		c->deadline = now_ms() + CONN_TIMEOUT_MS;
 		ev.data.ptr = c;
 		if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -179,6 +186,23 @@ static void on_data(struct agent *a, struct conn *c)
 		return;
 	}
 	c->len += (size_t)n;
+	if (c->agent) {
+		char *nl = memchr(c->req, '\n', c->len);
+		static char out[1 << 20];
+		if (!nl && c->len < AP_MAX_LINE)
+			return;
+		if (nl) {
+			int len = agentcmd_handle(a->cmd, c->req, (size_t)(nl - c->req), out, sizeof(out));
+			struct timeval tv = {.tv_sec = 1};
+			int fl = 0;
+			/* The reply may be long (every peer): finish it blocking, briefly. */
+			ioctl(c->fd, FIONBIO, &fl);
+			setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			(void)!send(c->fd, out, (size_t)len, MSG_NOSIGNAL);
+		}
+		conn_close(a, i);
+		return;
+	}
 	r = handle(a, c);
 	if (r < 0)
 		respond(a, c, "400 Bad Request", "bad request\n", false, false);
@@ -204,12 +228,25 @@ static void on_signal(int sig)
 		sig_agent->stop = 1;
 }
 
-static int serve(struct agent *a, const char *listen_spec, unsigned port)
+static int listen_on(const struct wglb_addr *addr, const char *spec)
+{
+	int one = 1, fd = socket(addr->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, 512) < 0) {
+		fprintf(stderr, "wg-health: listen on %s: %s\n", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int serve(struct agent *a, const char *listen_spec, unsigned port, unsigned agent_port)
 {
 	struct wglb_addr addr;
 	char spec[ADDR_STRLEN + 8];
 	struct epoll_event ev = {.events = EPOLLIN}, evs[64];
-	int one = 1;
 
 	if (listen_spec && strchr(listen_spec, ':') && !strchr(listen_spec, '.') && *listen_spec != '[')
 		snprintf(spec, sizeof(spec), "[%s]:%u", listen_spec, port);
@@ -219,19 +256,29 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port)
 		fprintf(stderr, "wg-health: bad --listen address '%s'\n", listen_spec);
 		return 2;
 	}
-	a->lfd = socket(addr.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->lfd < 0 || setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(a->lfd, &addr.u.sa, addr.len) < 0 || listen(a->lfd, 512) < 0) {
-		fprintf(stderr, "wg-health: listen on %s: %s\n", spec, strerror(errno));
-		return 3;
-	}
 	a->ep = epoll_create1(EPOLL_CLOEXEC);
-	ev.data.ptr = NULL;
-	if (a->ep < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) < 0) {
+	if (a->ep < 0) {
 		fprintf(stderr, "wg-health: epoll: %s\n", strerror(errno));
 		return 3;
 	}
-	fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
+	if (!a->agent_only) {
+		a->lfd = listen_on(&addr, spec);
+		ev.data.ptr = NULL;
+		if (a->lfd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) < 0)
+			return 3;
+		fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
+	}
+	if (a->cmd) {
+		if (addr.u.sa.sa_family == AF_INET6)
+			addr.u.in6.sin6_port = htons((uint16_t)agent_port);
+		else
+			addr.u.in4.sin_port = htons((uint16_t)agent_port);
+		a->afd = listen_on(&addr, "the agent port");
+		ev.data.ptr = a;
+		if (a->afd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->afd, &ev) < 0)
+			return 3;
+		fprintf(stderr, "wg-health: agent commands on port %u\n", agent_port);
+	}
 	while (!a->stop) {
 		int n = epoll_wait(a->ep, evs, 64, 500);
 		if (n < 0 && errno != EINTR) {
@@ -239,8 +286,10 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port)
 			return 3;
 		}
 		for (int i = 0; i < n; i++) {
-			if (!evs[i].data.ptr)
-				on_accept(a);
+			if (evs[i].data.ptr == NULL)
+				on_accept(a, false);
+			else if (evs[i].data.ptr == (void *)a)
+				on_accept(a, true);
 			else
 				on_data(a, evs[i].data.ptr);
 		}
@@ -249,7 +298,17 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port)
 	while (a->n)
 		conn_close(a, 0);
 	close(a->ep);
-	close(a->lfd);
+	if (a->lfd >= 0)
+		close(a->lfd);
+	if (a->cmd) {
+		close(a->afd);
+		fprintf(stderr, "wg-health: agent: %llu served, %llu re-handshakes, %llu unknown peers, "
+			"%llu bad arguments, refused %llu bad MAC, %llu stale, %llu replayed, %llu malformed\n",
+			(unsigned long long)a->cmd->served, (unsigned long long)a->cmd->rehandshakes,
+			(unsigned long long)a->cmd->unknown_peer, (unsigned long long)a->cmd->bad_args,
+			(unsigned long long)a->cmd->refused[AP_BAD_MAC], (unsigned long long)a->cmd->refused[AP_STALE],
+			(unsigned long long)a->cmd->refused[AP_REPLAY], (unsigned long long)a->cmd->refused[AP_BAD_FORMAT]);
+	}
 	return 0;
 }
 
@@ -259,9 +318,15 @@ int main(int argc, char **argv)
 		{"device", required_argument, NULL, 'd'},     {"port", required_argument, NULL, 'p'},
 		{"listen", required_argument, NULL, 'l'},     {"drain-file", required_argument, NULL, 'f'},
 		{"test", no_argument, NULL, 't'},             {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+		{"version", no_argument, NULL, 'V'},
+		{"agent-port", required_argument, NULL, 'A'}, {"agent-key", required_argument, NULL, 'K'},
+		{"agent-only", no_argument, NULL, 'O'},
+		{NULL, 0, NULL, 0},
 	};
-	struct agent a = {.device = "wg0", .lfd = -1, .ep = -1};
+	unsigned long agent_port = 8081;
+	const char *agent_key = NULL;
+	bool agent_only = false;
+	struct agent a = {.device = "wg0", .lfd = -1, .afd = -1, .ep = -1};
 	const char *listen_spec = NULL;
 	unsigned long port = 8080;
 	bool test = false;
@@ -290,12 +355,26 @@ int main(int argc, char **argv)
 		case 't':
 			test = true;
 			break;
+		case 'A':
+			agent_port = strtoul(optarg, NULL, 10);
+			if (!agent_port || agent_port > 65535) {
+				fprintf(stderr, "wg-health: --agent-port wants 1-65535\n");
+				return 2;
+			}
+			break;
+		case 'K':
+			agent_key = optarg;
+			break;
+		case 'O':
+			agent_only = true;
+			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
 			return 0;
 		case 'h':
 			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
 			       "[--drain-file PATH] [--test]\n"
+			       "                 [--agent-port 8081 --agent-key PATH [--agent-only]]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n");
 			return 0;
@@ -310,9 +389,27 @@ int main(int argc, char **argv)
 		printf("%s %s\n", a.device, code == 200 ? "up" : drain ? "draining" : "down");
 		return code == 200 ? 0 : 1;
 	}
+	if (agent_only && !agent_key) {
+		fprintf(stderr, "wg-health: --agent-only needs --agent-key\n");
+		return 2;
+	}
+	if (agent_key) {
+		/* Instant failover: wglb asks this server to re-handshake with a
+		 * failed server's clients. Needs the rights to change the WireGuard
+		 * interface (wireguard-go's socket is root-only). */
+		if (sodium_init() < 0 || !(a.cmd = calloc(1, sizeof(*a.cmd))))
+			return 3;
+		a.cmd->ifname = a.device;
+		if (ap_key_load(agent_key, &a.cmd->key) < 0) {
+			fprintf(stderr, "wg-health: --agent-key %s: want 32 bytes as 64 hex digits or base64\n",
+				agent_key);
+			return 2;
+		}
+	}
 	sig_agent = &a;
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	return serve(&a, listen_spec, (unsigned)port);
+	a.agent_only = agent_only;
+	return serve(&a, listen_spec, (unsigned)port, (unsigned)agent_port);
 }

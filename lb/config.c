@@ -21,7 +21,7 @@
 #define CONFIG_MAX_BYTES (1 << 20)
 
 /* SEC_BAD: after a broken section header, whose keys are skipped silently. */
-enum section { SEC_NONE, SEC_BALANCER, SEC_BACKEND, SEC_HEALTH, SEC_BAD };
+enum section { SEC_NONE, SEC_BALANCER, SEC_BACKEND, SEC_HEALTH, SEC_AGENT, SEC_BAD };
 
 struct parser {
 	struct wglb_config *cfg;
@@ -255,6 +255,29 @@ SET_H_U32(rise, 1, 100)
 SET_H_U32(fall, 1, 100)
 #undef SET_H_U32
 
+static int set_a_port(struct parser *p, const char *v)
+{
+	return set_port16(p, "port", v, &p->cfg->agent.port);
+}
+
+static int set_a_key_file(struct parser *p, const char *v)
+{
+	if (*v != '/') {
+		perr(p, p->line, "key_file: '%s' is not an absolute path", v);
+		return -EINVAL;
+	}
+	return set_string(p, "key_file", v, p->cfg->agent.key_file, sizeof(p->cfg->agent.key_file));
+}
+
+static int set_a_rate(struct parser *p, const char *v)
+{
+	if (parse_u32(v, 1, 100000, &p->cfg->agent.rate) < 0) {
+		perr(p, p->line, "rate: expected a whole number from 1 to 100000");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_h_match(struct parser *p, const char *v)
 {
 	uint32_t lo, hi;
@@ -310,10 +333,13 @@ static const struct key_def {
 	{SEC_HEALTH, "rise", set_h_rise, 0},
 	{SEC_HEALTH, "fall", set_h_fall, 0},
 	{SEC_HEALTH, "match", set_h_match, 0},
+	{SEC_AGENT, "port", set_a_port, 0},
+	{SEC_AGENT, "key_file", set_a_key_file, 0},
+	{SEC_AGENT, "rate", set_a_rate, 0},
 };
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 64, "seen is a 64-bit mask");
 
-static const char *const sec_names[] = {"", "balancer", "backend", "health", ""};
+static const char *const sec_names[] = {"", "balancer", "backend", "health", "agent", ""};
 
 bool config_name_valid(const char *name)
 {
@@ -410,6 +436,8 @@ static void section(struct parser *p, char *s)
 	}
 	if (!strcmp(s, "balancer"))
 		p->sec = SEC_BALANCER;
+	else if (!strcmp(s, "agent"))
+		p->sec = SEC_AGENT;
 	else if (!strcmp(s, "health"))
 		p->sec = SEC_HEALTH, p->cfg->health.enabled = true, p->health_line = p->line;
 	else
@@ -476,6 +504,8 @@ static void set_defaults(struct wglb_config *c)
 	c->health.fall = 2;
 	c->health.match_lo = 200;
 	c->health.match_hi = 399;
+	c->agent.port = 8081;
+	c->agent.rate = 200;
 }
 
 static void check_whole(struct parser *p)

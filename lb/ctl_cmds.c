@@ -5,6 +5,7 @@
  * can collide with a command. Handlers only read counters or change pool
  * state; the loop applies state changes at the end of the batch.
  */
+#include "wglb/agent.h"
 #include "wglb/ctl.h"
 #include "wglb/loop.h"
 #include "wglb/probe.h"
@@ -186,7 +187,18 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 	for (int r = 0; r < REPIN__COUNT; r++)
 		ctl_printf(c, "%s\"%s\": %llu", r ? ", " : "", stats_repin_name((enum repin)r),
 			   (unsigned long long)s->repins[r]);
-	ctl_printf(c, "}, \"backends\": {");
+	ctl_printf(c, "}, ");
+	if (agent_stats(l)) {
+		const struct agent_stats *as = agent_stats(l);
+		ctl_printf(c, "\"agent\": {\"rehandshakes_requested\": %llu, \"accepted\": %llu, "
+			      "\"completed\": %llu, \"failed\": %llu, \"timeouts\": %llu, "
+			      "\"bad_replies\": %llu, \"recovery_ms_sum\": %llu}, ",
+			   (unsigned long long)as->requested, (unsigned long long)as->requested_ok,
+			   (unsigned long long)as->completed, (unsigned long long)as->failed,
+			   (unsigned long long)as->timeouts, (unsigned long long)as->bad_replies,
+			   (unsigned long long)as->recovery_ms_sum);
+	}
+	ctl_printf(c, "\"backends\": {");
 	for (unsigned i = 0, n = 0; i < l->pool.n; i++) {
 		const struct backend *b = &l->pool.be[i];
 		if (!b->in_use)
@@ -196,13 +208,13 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		ctl_printf(c, ": {\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
 			      "\"bytes_out\": %llu, \"flows\": %u, \"flows_new\": %llu, "
 			      "\"repins_in\": %llu, \"repins_out\": %llu, \"icmp_unreachable\": %llu, "
-			      "\"initiations_unanswered\": %llu, ",
+			      "\"initiations_unanswered\": %llu, \"peers_known\": %u, ",
 			   (unsigned long long)b->st.pkts_in, (unsigned long long)b->st.bytes_in,
 			   (unsigned long long)b->st.pkts_out, (unsigned long long)b->st.bytes_out,
 			   b->flows, (unsigned long long)b->st.flows_new,
 			   (unsigned long long)b->st.repins_in, (unsigned long long)b->st.repins_out,
 			   (unsigned long long)b->st.icmp_unreach,
-			   (unsigned long long)b->st.init_unanswered);
+			   (unsigned long long)b->st.init_unanswered, agent_peers_known(l, i));
 		stats_json_types(c, "messages_in", b->st.msgs_in);
 		ctl_printf(c, ", ");
 		stats_json_types(c, "messages_out", b->st.msgs_out);
@@ -419,7 +431,20 @@ static void set_admin(struct loop *l, struct ctl_client *c, const struct ctl_req
 
 static void cmd_drain(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
+	int i;
+
+	if (r->argc == 2 && strcmp(r->argv[1], "now")) {
+		l->ctl->errors++;
+		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
+		return;
+	}
 	set_admin(l, c, r, ADMIN_DRAINING, "drained");
+	i = pool_find(&l->pool, r->argv[0]);
+	if (r->argc == 2 && i >= 0) {
+		/* Move every flow now; with agents each new backend initiates. */
+		l->pool.be[i].drain_now = true;
+		l->pool.dirty = true;
+	}
 }
 
 static void cmd_enable(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
@@ -527,7 +552,7 @@ static const struct ctl_cmd cmds[] = {
 	{{"show", "stats"}, "show stats", cmd_show_stats, 0, 0, 0},
 	{{"show", "backends"}, "show backends", cmd_show_backends, 0, 0, 0},
 	{{"show", "flows"}, "show flows [backend NAME] [limit N]", cmd_show_flows, CMD_F_STREAM, 0, 4},
-	{{"backend", "drain"}, "backend drain NAME", cmd_drain, CMD_F_ADMIN, 1, 1},
+	{{"backend", "drain"}, "backend drain NAME [now]", cmd_drain, CMD_F_ADMIN, 1, 2},
 	{{"backend", "enable"}, "backend enable NAME", cmd_enable, CMD_F_ADMIN, 1, 1},
 	{{"backend", "disable"}, "backend disable NAME", cmd_disable, CMD_F_ADMIN, 1, 1},
 	{{"backend", "add"}, "backend add NAME ADDR [weight W]", cmd_add, CMD_F_ADMIN, 2, 4},

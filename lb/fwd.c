@@ -5,6 +5,7 @@
  * expire idle flows. Every drop has a named counter; nothing here logs
  * per packet (table-full and socket exhaustion are rate limited).
  */
+#include "wglb/agent.h"
 #include "wglb/loop.h"
 #include "wglb/maglev.h"
 #include "wglb/probe.h"
@@ -112,6 +113,7 @@ void fwd_close_flow(struct loop *l, struct flow *f)
 		close(f->fd);
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
+	agent_flow_closed(l, f);
 	flow_remove(&l->ft, f);
 	l->st.flows_closed++;
 }
@@ -311,6 +313,7 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 			goto recycle;
 	}
 	if (wi.type == WG_T_INITIATION) {
+		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
 		if (!(f->flags & FLOW_F_INIT_PENDING))
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
@@ -322,6 +325,8 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 	 * answer, so it cannot confirm a flow, even with a valid mac1. */
 	if ((f->flags & FLOW_F_REPLIED) && wi.type != WG_T_INITIATION)
 		flow_confirm(&l->ft, f);
+	if (wi.type == WG_T_RESPONSE)
+		agent_client_response(l, f); /* a requested re-handshake completed */
 	if (ls->wildcard)
 		local_addr(out, &ls->rmsg, f->laddr);
 	f->last_rx = loop_now_s(l);
@@ -397,6 +402,8 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 	l->st.msgs_out[wi.type]++;
 	if (wi.type == WG_T_RESPONSE)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
+	else if (wi.type == WG_T_INITIATION)
+		f->flags |= FLOW_F_SRV_INIT; /* the server rekeys this session, the client never will */
 	f->flags |= FLOW_F_REPLIED;
 	f->last_rx = loop_now_s(l);
 	f->pkts_out++;
@@ -440,6 +447,10 @@ void fwd_reconcile(struct loop *l)
 			closed++;
 		} else if (repin(l, f, (unsigned)nb, (enum repin)why_of[from])) {
 			moved[from]++;
+			/* A dead or drained-now server's sessions: have the new one
+			 * initiate, instead of waiting ~15 s for the client to. */
+			if (why_of[from] == REPIN_DOWN || why_of[from] == REPIN_DRAINED)
+				agent_moved(l, f);
 		}
 	}
 	for (unsigned i = 0; i < l->pool.n; i++)
@@ -448,6 +459,15 @@ void fwd_reconcile(struct loop *l)
 				 l->pool.be[i].name, stats_repin_name((enum repin)why_of[i]));
 	if (closed)
 		log_warn("closed %u flows: no backend left to move them to", closed);
+}
+
+bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
+{
+	int nb = pool_pick(&l->pool, client_hash(&f->key));
+
+	if (nb < 0 || nb == f->backend)
+		return false;
+	return repin(l, f, (unsigned)nb, why);
 }
 
 void fwd_remove_backend(struct loop *l, unsigned idx)

@@ -5,6 +5,7 @@
  * The packet path itself is in fwd.c.
  */
 #include "wglb/loop.h"
+#include "wglb/agent.h"
 #include "wglb/ctl.h"
 #include "wglb/probe.h"
 
@@ -373,6 +374,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = probe_init(l);
 	if (ret < 0)
 		return ret;
+	ret = agent_init(l);
+	if (ret < 0)
+		return ret;
 	for (unsigned i = 0; i < l->n_lst; i++)
 		arm_listener(l, i);
 	return 0;
@@ -453,6 +457,7 @@ static void timers(struct loop *l)
 		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
 	}
 	probe_tick(l);
+	agent_tick(l);
 	ctl_tick(l);
 	if (l->watchdog_us && l->now_ms >= l->next_watchdog_ms) {
 		sd_notify(0, "WATCHDOG=1");
@@ -505,6 +510,7 @@ int loop_run(struct loop *l)
 
 void loop_fini(struct loop *l)
 {
+	agent_fini(l);
 	probe_fini(l);
 	ctl_close(l);
 	if (l->ft.flows)

@@ -2,6 +2,7 @@
 /* Prometheus text exposition (version 0.0.4) of every counter: names
  * wglb_*, _total for counters, units in names, labels for backend,
  * direction, type and reason. Checked by `promtool check metrics` in tests. */
+#include "wglb/agent.h"
 #include "wglb/ctl.h"
 #include "wglb/loop.h"
 #include "wglb/version.h"
@@ -160,8 +161,34 @@ static void per_backend(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)b->st.failed_probes);
 }
 
+static void agent_metrics(struct loop *l, struct ctl_client *c)
+{
+	static const char *const le[AGENT_HIST] = {"0.5", "1", "1.5", "2", "3", "5", "10"};
+	const struct agent_stats *as = agent_stats(l);
+
+	if (!as)
+		return;
+	head(c, "wglb_agent_peers_known", "gauge", "WireGuard peers the backend's agent reports behind flows.");
+	EACH_BACKEND(b)
+	ctl_printf(c, "wglb_agent_peers_known{backend=\"%s\"} %u\n", b->name, agent_peers_known(l, _i));
+	head(c, "wglb_agent_rehandshakes_total", "counter", "Re-handshake requests to agents, by outcome.");
+	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"requested\"} %llu\n", (unsigned long long)as->requested);
+	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"accepted\"} %llu\n", (unsigned long long)as->requested_ok);
+	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"completed\"} %llu\n", (unsigned long long)as->completed);
+	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"failed\"} %llu\n", (unsigned long long)as->failed);
+	head(c, "wglb_agent_recovery_seconds", "histogram",
+	     "From moving a flow to the client's handshake response on the new backend.");
+	for (unsigned i = 0; i < AGENT_HIST; i++)
+		ctl_printf(c, "wglb_agent_recovery_seconds_bucket{le=\"%s\"} %llu\n", le[i],
+			   (unsigned long long)as->hist[i]);
+	ctl_printf(c, "wglb_agent_recovery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)as->hist[AGENT_HIST]);
+	ctl_printf(c, "wglb_agent_recovery_seconds_sum %.3f\n", (double)as->recovery_ms_sum / 1000);
+	ctl_printf(c, "wglb_agent_recovery_seconds_count %llu\n", (unsigned long long)as->completed);
+}
+
 void ctl_metrics(struct loop *l, struct ctl_client *c)
 {
 	global(l, c);
 	per_backend(l, c);
+	agent_metrics(l, c);
 }

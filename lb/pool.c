@@ -83,6 +83,7 @@ void pool_set_admin(struct pool *p, unsigned idx, enum be_admin a)
 {
 	struct backend *b = &p->be[idx];
 
+	b->drain_now = false;
 	if (b->admin == a)
 		return;
 	/* Re-enabling a disabled backend makes it prove itself again. */
@@ -175,6 +176,8 @@ int pool_evicts(const struct pool *p, unsigned idx)
 		return REPIN_REMOVED;
 	if (b->admin == ADMIN_DISABLED)
 		return REPIN_DISABLED;
+	if (b->admin == ADMIN_DRAINING && b->drain_now)
+		return REPIN_DRAINED;
 	/* Draining keeps its flows until their next initiation. In fail-open
 	 * a down backend is as good as any other. */
 	if (b->health == HEALTH_DOWN && !p->failopen)

@@ -29,6 +29,7 @@ const char *stats_repin_name(enum repin r)
 		[REPIN_DISABLED] = "disabled",
 		[REPIN_REMOVED] = "removed",
 		[REPIN_CHANGED] = "changed",
+		[REPIN_DRAINED] = "drained_now",
 	};
 	return (unsigned)r < REPIN__COUNT ? names[r] : "invalid";
 }

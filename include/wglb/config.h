@@ -37,6 +37,12 @@ struct health_conf {
 	uint16_t match_lo, match_hi;
 };
 
+struct agent_conf {
+	char key_file[4096]; /* empty: no instant failover */
+	uint16_t port;
+	uint32_t rate; /* re-handshake requests per second */
+};
+
 struct wglb_config {
 	char path[4096];
 	struct wglb_addr listen[CONFIG_MAX_LISTEN];
@@ -54,6 +60,7 @@ struct wglb_config {
 	struct backend_conf *backends;
 	unsigned n_backends;
 	struct health_conf health;
+	struct agent_conf agent;
 };
 
 typedef void (*config_err_fn)(void *ctx, const char *file, unsigned line, const char *msg);

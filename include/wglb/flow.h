@@ -20,6 +20,7 @@ enum {
 	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
 	FLOW_F_REPLIED = 1U << 5,      /* the backend has answered; confirmation needs the client's turn */
+	FLOW_F_SRV_INIT = 1U << 6,     /* the session was initiated by the backend: only it rekeys */
 };
 
 struct flow_key {

@@ -49,6 +49,7 @@ struct watch {
 
 struct ctl;
 struct prober;
+struct agent;
 
 struct loop {
 	struct io_uring ring;
@@ -81,6 +82,7 @@ struct loop {
 	bool check_mac1;
 	struct ctl *ctl;
 	struct prober *prober;
+	struct agent *agent;
 };
 
 static inline uint32_t loop_now_s(const struct loop *l)
@@ -110,6 +112,8 @@ void fwd_arm_upstream(struct loop *l, struct flow *f);
 void fwd_reconcile(struct loop *l);
 void fwd_expire(struct loop *l);
 void fwd_close_flow(struct loop *l, struct flow *f);
+/* Re-pin one flow to Maglev's choice now. False if it stayed or closed. */
+bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why);
 /* Move every flow of backend idx elsewhere now, then forget the backend. */
 void fwd_remove_backend(struct loop *l, unsigned idx);
 void loop_recycle(struct loop *l, unsigned bid);

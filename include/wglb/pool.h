@@ -23,6 +23,7 @@ struct backend {
 	bool in_use;
 	bool in_table; /* in the current Maglev table: may take new flows */
 	bool removing; /* being deleted: its flows move, then the slot is freed */
+	bool drain_now; /* draining, and its flows move now (instant failover) */
 	uint8_t admin;  /* enum be_admin */
 	uint8_t health; /* enum be_health */
 	char name[BACKEND_NAME_MAX];

@@ -30,6 +30,7 @@ enum repin {
 	REPIN_DISABLED,   /* operator disabled the backend */
 	REPIN_REMOVED,    /* backend removed by reload or at run time */
 	REPIN_CHANGED,    /* backend's address changed on reload */
+	REPIN_DRAINED,    /* operator drained the backend "now" */
 	REPIN__COUNT,
 };
 

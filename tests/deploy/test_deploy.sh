@@ -27,6 +27,7 @@ done
 verify() { ! SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$@" 2>&1 | grep -v "^$" | grep -q .; }
 check "systemd-analyze verify wglb.service" verify "$T/units/wglb.service"
 check "systemd-analyze verify wg-health.service" verify "$T/units/wg-health.service"
+check "systemd-analyze verify wg-health-agent.service" verify "$T/units/wg-health-agent.service"
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
 

@@ -112,6 +112,7 @@ write_wglb_conf() { # extra lines for [balancer]
 		done
 		printf '\n[health]\nport = 8080\ninterval_ms = %s\ntimeout_ms = %s\nrise = 2\nfall = 2\n' \
 			"${HEALTH_INTERVAL_MS:-500}" "${HEALTH_TIMEOUT_MS:-300}"
+		[ -n "${AGENT:-}" ] && printf '\n[agent]\nport = 8081\nkey_file = %s\nrate = 200\n' "$T/agent.key"
 	} >"$T/wglb.conf"
 }
 
@@ -158,7 +159,9 @@ topo_up() {
 	 wg genkey >"$T/server.key" && wg pubkey <"$T/server.key" >"$T/server.pub"
 	 for i in $(seq 1 "$N_CL"); do
 		wg genkey >"$T/client$i.key" && wg pubkey <"$T/client$i.key" >"$T/client$i.pub"
-	 done) || die "keys"
+	 done
+	 # The balancer <-> agent key (instant failover): 32 random bytes, base64.
+	 wg genkey >"$T/agent.key") || die "keys"
 
 	mkns "$NS_LB"; mkns "$NS_APP"
 	ip -n "$NS_LB" link add brc type bridge && ip -n "$NS_LB" link set brc up
@@ -181,7 +184,8 @@ topo_up() {
 		ip netns exec "$ns" nft "table ip nat { chain post { type nat hook postrouting priority 100; oifname \"app0\" masquerade; }; }" || die "nft $ns"
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
-			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j"
+			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" \
+			${AGENT:+--agent-port 8081 --agent-key "$T/agent.key"}
 	done
 	for i in $(seq 1 "$N_CL"); do
 		local ns; ns=$(ns_cl "$i")

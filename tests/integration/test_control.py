@@ -55,11 +55,12 @@ class TestControl(unittest.TestCase):
     def test_help_is_generated(self):
         out = self.lb.ctl("help")
         for usage in ("show info", "show stats", "show backends", "show flows [backend NAME] [limit N]",
-                      "backend drain NAME", "backend add NAME ADDR [weight W]",
+                      "backend drain NAME [now]", "backend add NAME ADDR [weight W]",
                       "backend del NAME [force]", "metrics"):
             self.assertIn(usage, out)
         cmds = self.lb.json("help")["commands"]
-        self.assertTrue(any(c["usage"] == "backend drain NAME" and c["admin"] for c in cmds))
+        self.assertTrue(any(c["usage"] == "backend drain NAME [now]" and c["admin"] for c in cmds))
+        self.assertTrue(self.lb.ctl("backend drain a later").startswith("error: usage"))
 
     def test_show_info(self):
         info = self.lb.json("show info")

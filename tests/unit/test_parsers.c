@@ -78,8 +78,9 @@ static void test_ctl_parse(void **state)
 	assert_int_equal(ctl_parse("frobnicate", 10, &r, &err), -EINVAL);
 	assert_string_equal(err, "unknown command; try 'help'");
 	assert_int_equal(ctl_parse("backend drain", 13, &r, &err), -EINVAL);
-	assert_string_equal(err, "backend drain NAME");
-	assert_int_equal(ctl_parse("backend drain a b", 17, &r, &err), -EINVAL);
+	assert_string_equal(err, "backend drain NAME [now]");
+	assert_int_equal(ctl_parse("backend drain a now", 19, &r, &err), 0);
+	assert_int_equal(ctl_parse("backend drain a b c", 19, &r, &err), -EINVAL);
 	assert_int_equal(ctl_parse("show \x01info", 10, &r, &err), -EINVAL);
 	assert_string_equal(err, "control characters in command");
 	assert_int_equal(ctl_parse("a b c d e f g h i j k l m", 25, &r, &err), -EINVAL);

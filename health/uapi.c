@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+#include "wglb/uapi.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define UAPI_MAX_REPLY (1 << 20)
+
+/* One UAPI exchange: send the request, read to the blank line, return the
+ * errno= value (0 ok) or -errno for a transport failure. *reply is malloc'd. */
+static int exchange(const char *ifname, const char *req, char **reply)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 2};
+	size_t len = 0, cap = 8192, rl = strlen(req);
+	char *buf = NULL, *e;
+	int fd, ret;
+
+	*reply = NULL;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "/var/run/wireguard/%s.sock",
+			     ifname) >= sizeof(sun.sun_path))
+		return -EINVAL;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    send(fd, req, rl, MSG_NOSIGNAL) != (ssize_t)rl) {
+		ret = -errno;
+		goto out;
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+		if (len + 1 >= cap) {
+			char *nb = cap < UAPI_MAX_REPLY ? realloc(buf, cap * 2) : NULL;
+			if (!nb) {
+				ret = -E2BIG;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EPIPE;
+			goto out;
+		}
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (len >= 2 && !strcmp(buf + len - 2, "\n\n"))
+			break;
+	}
+	e = strstr(buf, "errno=");
+	ret = e ? atoi(e + 6) : -EPROTO;
+	*reply = buf;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int uapi_peers(const char *ifname, struct uapi_peer *peers, int max)
+{
+	char *reply, *line, *save;
+	int n = -1, ret = exchange(ifname, "get=1\n\n", &reply);
+
+	if (ret != 0) {
+		free(reply);
+		return ret < 0 ? ret : -EIO;
+	}
+	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t bin;
+		if (!strncmp(line, "public_key=", 11)) {
+			if (n + 1 == max)
+				break;
+			n++;
+			memset(&peers[n], 0, sizeof(peers[n]));
+			if (sodium_hex2bin(peers[n].pub, 32, line + 11, strlen(line + 11), NULL, &bin,
+					   NULL) != 0 || bin != 32)
+				n--;
+		} else if (n >= 0 && !strncmp(line, "endpoint=", 9)) {
+			snprintf(peers[n].endpoint, sizeof(peers[n].endpoint), "%s", line + 9);
+		} else if (n >= 0 && !strncmp(line, "last_handshake_time_sec=", 24)) {
+			peers[n].handshake_s = strtoull(line + 24, NULL, 10);
+		}
+	}
+	free(reply);
+	return n + 1;
+}
+
+int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
+{
+	char hex[65], *reply, *line, *save, *req = NULL, *p;
+	char psk[65] = "", keepalive[16] = "0";
+	size_t cap = 65536, off = 0;
+	bool mine = false, found = false;
+	int ret;
+
+	sodium_bin2hex(hex, sizeof(hex), pub, 32);
+	ret = exchange(ifname, "get=1\n\n", &reply);
+	if (ret != 0) {
+		free(reply);
+		return ret < 0 ? ret : -EIO;
+	}
+	req = malloc(cap);
+	if (!req) {
+		free(reply);
+		return -ENOMEM;
+	}
+	/* Collect the peer's settings, to re-add it exactly as it was. */
+	off = (size_t)snprintf(req, cap, "set=1\npublic_key=%s\n", hex);
+	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "public_key=", 11)) {
+			mine = !strcmp(line + 11, hex);
+			found |= mine;
+		} else if (mine && !strncmp(line, "preshared_key=", 14)) {
+			snprintf(psk, sizeof(psk), "%s", line + 14);
+		} else if (mine && !strncmp(line, "persistent_keepalive_interval=", 30)) {
+			snprintf(keepalive, sizeof(keepalive), "%s", line + 30);
+		} else if (mine && !strncmp(line, "allowed_ip=", 11) && off + strlen(line) + 2 < cap) {
+			off += (size_t)snprintf(req + off, cap - off, "%s\n", line);
+		}
+	}
+	free(reply);
+	if (!found) {
+		free(req);
+		return -ENOENT;
+	}
+	/* 1. Remove: drops any session, so the trigger below cannot ride on one. */
+	{
+		char rm[128];
+		snprintf(rm, sizeof(rm), "set=1\npublic_key=%s\nremove=true\n\n", hex);
+		ret = exchange(ifname, rm, &reply);
+		free(reply);
+		if (ret != 0)
+			goto out;
+	}
+	/* 2. Re-add with the new endpoint and a keepalive: 0 -> 1 sends now,
+	 *    and with no session that send is a handshake initiation. */
+	p = req + off;
+	if (psk[0] && strspn(psk, "0") != 64) /* all zeros = no preshared key */
+		off += (size_t)snprintf(p, cap - off, "preshared_key=%s\n", psk);
+	off += (size_t)snprintf(req + off, cap - off,
+				"endpoint=%s\npersistent_keepalive_interval=1\n\n", endpoint);
+	ret = exchange(ifname, req, &reply);
+	free(reply);
+	if (ret != 0)
+		goto out;
+	/* 3. Restore the operator's keepalive. */
+	{
+		char ka[160];
+		snprintf(ka, sizeof(ka), "set=1\npublic_key=%s\npersistent_keepalive_interval=%s\n\n",
+			 hex, keepalive);
+		ret = exchange(ifname, ka, &reply);
+		free(reply);
+	}
+out:
+	free(req);
+	return ret > 0 ? -ret : ret;
+}

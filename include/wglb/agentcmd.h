@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* wg-health's agent commands (health/agentcmd.c). */
+#ifndef WGLB_AGENTCMD_H
+#define WGLB_AGENTCMD_H
+
+#include "wglb/agentproto.h"
+#include "wglb/uapi.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct agent_cmd {
+	const char *ifname;
+	struct ap_key key;
+	struct ap_replay replay;
+	struct uapi_peer peers[UAPI_MAX_PEERS];
+	uint64_t refused[5]; /* by enum ap_verdict */
+	uint64_t bad_args, unknown_peer, rehandshakes, served;
+};
+
+/* Handle one request line; write the reply into out. Returns its length. */
+int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out, size_t size);
+
+#endif

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Instant failover. Each backend's agent (wg-health --agent-key) tells us,
+ * once a second, which WireGuard peer sits behind which endpoint; every
+ * endpoint on a server behind wglb is one of our upstream sockets, so the
+ * upstream port names the flow. When a backend goes down (or is drained
+ * "now"), the loop re-pins its flows and we ask each new backend's agent to
+ * point that peer at the flow's upstream address and start a handshake at
+ * once: the initiation reaches the client through wglb, the client
+ * answers, and the session lives on the new backend about one round trip
+ * later, instead of after the client's own ~15 s retry. Requests are paced
+ * (rate per second) so no backend is pushed into WireGuard's under-load
+ * mode, where it limits handshakes per source and all our clients share
+ * one. Completion is the client's handshake response on that flow.
+ */
+#include "wglb/agent.h"
+#include "wglb/loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define AGENT_MAX_REQ    64
+#define AGENT_POLL_MS    1000
+#define AGENT_TIMEOUT_MS 1500
+#define AGENT_MAX_REPLY  (1 << 20)
+
+enum { REQ_PEERS = 1, REQ_REHANDSHAKE };
+
+struct agent_req {
+	int fd, watch;
+	uint8_t kind;
+	bool sent;
+	uint16_t backend;
+	uint32_t flow;
+	uint16_t gen;
+	uint64_t deadline_ms;
+	char nonce[17];
+	char out[AP_MAX_LINE];
+	size_t outlen;
+	char *buf;
+	size_t len, cap;
+};
+
+struct agent {
+	struct ap_key key;
+	uint16_t port;
+	uint32_t rate;
+	struct agent_req req[AGENT_MAX_REQ];
+	uint64_t next_poll_ms[CONFIG_MAX_BACKENDS];
+	uint32_t peers_known[CONFIG_MAX_BACKENDS];
+	uint8_t (*peer)[32];  /* per flow: the WireGuard peer behind it */
+	uint8_t *known;       /* per flow: peer[] valid for backend known_be[] */
+	uint16_t *known_be;
+	uint64_t *moved_ms;   /* per flow: when it was moved with a request (0 none) */
+	uint32_t *queue, qhead, qlen;
+	uint32_t *port_flow;  /* scratch for joining a reply to flows */
+	double tokens;
+	uint64_t last_refill_ms;
+	uint64_t next_drain_scan_ms;
+	struct agent_stats st;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+int agent_init(struct loop *l)
+{
+	struct agent *a;
+	uint32_t cap = l->ft.cap;
+	int ret;
+
+	if (!l->cfg.agent.key_file[0])
+		return 0; /* without keys wglb behaves exactly as before */
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	l->agent = a;
+	ret = ap_key_load(l->cfg.agent.key_file, &a->key);
+	if (ret < 0) {
+		log_err("[agent] key_file %s: %s (want 32 bytes as 64 hex digits or base64)",
+			l->cfg.agent.key_file, strerror(-ret));
+		return ret;
+	}
+	a->port = l->cfg.agent.port;
+	a->rate = l->cfg.agent.rate;
+	a->peer = calloc(cap, sizeof(*a->peer));
+	a->known = calloc(cap, 1);
+	a->known_be = calloc(cap, sizeof(*a->known_be));
+	a->moved_ms = calloc(cap, sizeof(*a->moved_ms));
+	a->queue = calloc(cap, sizeof(*a->queue));
+	a->port_flow = calloc(65536, sizeof(*a->port_flow));
+	if (!a->peer || !a->known || !a->known_be || !a->moved_ms || !a->queue || !a->port_flow)
+		return -ENOMEM;
+	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
+		a->req[i].fd = a->req[i].watch = -1;
+	log_info("instant failover: agents on port %u, %u re-handshakes/s", a->port, a->rate);
+	return 0;
+}
+
+static void req_end(struct loop *l, struct agent_req *r)
+{
+	if (r->watch >= 0)
+		loop_unwatch(l, r->watch);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+	r->fd = r->watch = -1;
+}
+
+void agent_fini(struct loop *l)
+{
+	struct agent *a = l->agent;
+
+	if (!a)
+		return;
+	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
+		if (a->req[i].kind)
+			req_end(l, &a->req[i]);
+	free(a->peer);
+	free(a->known);
+	free(a->known_be);
+	free(a->moved_ms);
+	free(a->queue);
+	free(a->port_flow);
+	sodium_memzero(&a->key, sizeof(a->key));
+	free(a);
+	l->agent = NULL;
+}
+
+static void failed(struct agent *a, struct agent_req *r)
+{
+	if (r->kind == REQ_REHANDSHAKE) {
+		a->st.failed++;
+		a->moved_ms[r->flow] = 0;
+	}
+}
+
+/* Join "peer KEY ENDPOINT HS" lines to this backend's flows by upstream port. */
+static void on_peers(struct loop *l, struct agent_req *r, struct ap_msg *m, unsigned *n)
+{
+	struct agent *a = l->agent;
+	const char *colon;
+	uint8_t pub[32];
+	size_t bin;
+	unsigned long port;
+	uint32_t fi;
+
+	if (m->n != 6 || strcmp(m->word[2], "peer"))
+		return;
+	colon = strrchr(m->word[4], ':');
+	if (!colon)
+		return;
+	port = strtoul(colon + 1, NULL, 10);
+	if (!port || port > 65535 ||
+	    sodium_base642bin(pub, sizeof(pub), m->word[3], strlen(m->word[3]), NULL, &bin, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32)
+		return;
+	fi = a->port_flow[port];
+	if (fi == 0)
+		return;
+	fi--;
+	memcpy(a->peer[fi], pub, 32);
+	a->known[fi] = 1;
+	a->known_be[fi] = r->backend;
+	(*n)++;
+}
+
+static void on_reply(struct loop *l, struct agent_req *r)
+{
+	struct agent *a = l->agent;
+	unsigned joined = 0;
+	bool ok = false, ended = false;
+	char *line = r->buf, *nl;
+
+	/* Index this backend's flows by upstream port before joining. */
+	if (r->kind == REQ_PEERS)
+		for (uint32_t i = 0; i < l->ft.cap; i++) {
+			const struct flow *f = &l->ft.flows[i];
+			if ((f->flags & FLOW_F_USED) && f->backend == r->backend)
+				a->port_flow[f->up_port] = i + 1;
+		}
+	while (line && line < r->buf + r->len && (nl = memchr(line, '\n', (size_t)(r->buf + r->len - line)))) {
+		struct ap_msg m;
+		enum ap_verdict v = ap_verify(&a->key, NULL, wall_ms(), line, (size_t)(nl - line), &m);
+		line = nl + 1;
+		if (v != AP_OK || m.n < 3 || strcmp(m.word[0], "re") || strcmp(m.word[1], r->nonce)) {
+			a->st.bad_replies++;
+			continue;
+		}
+		if (r->kind == REQ_PEERS && !strcmp(m.word[2], "end"))
+			ended = true;
+		else if (r->kind == REQ_PEERS)
+			on_peers(l, r, &m, &joined);
+		else
+			ok = !strcmp(m.word[2], "ok");
+	}
+	if (r->kind == REQ_PEERS) {
+		for (uint32_t i = 0; i < l->ft.cap; i++) {
+			const struct flow *f = &l->ft.flows[i];
+			if ((f->flags & FLOW_F_USED) && f->backend == r->backend)
+				a->port_flow[f->up_port] = 0;
+		}
+		if (ended)
+			a->peers_known[r->backend] = joined;
+	} else if (ok) {
+		a->st.requested_ok++;
+	} else {
+		failed(a, r);
+	}
+}
+
+static void on_io(struct loop *l, void *ctx, uint32_t revents);
+
+static void watch(struct loop *l, struct agent_req *r, uint32_t ev)
+{
+	r->watch = loop_watch(l, r->fd, ev, on_io, r);
+	if (r->watch < 0) {
+		failed(l->agent, r);
+		req_end(l, r);
+	}
+}
+
+static void on_io(struct loop *l, void *ctx, uint32_t revents)
+{
+	struct agent_req *r = ctx;
+	ssize_t n;
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	r->watch = -1;
+	if (!r->sent) {
+		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err || (revents & POLLERR) ||
+		    send(r->fd, r->out, r->outlen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)r->outlen) {
+			failed(l->agent, r);
+			req_end(l, r);
+			return;
+		}
+		r->sent = true;
+		watch(l, r, POLLIN);
+		return;
+	}
+	if (r->len + 4096 > r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 16384;
+		char *nb = nc <= AGENT_MAX_REPLY ? realloc(r->buf, nc) : NULL;
+		if (!nb) {
+			failed(l->agent, r);
+			req_end(l, r);
+			return;
+		}
+		r->buf = nb;
+		r->cap = nc;
+	}
+	n = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		watch(l, r, POLLIN);
+		return;
+	}
+	if (n > 0) {
+		r->len += (size_t)n;
+		watch(l, r, POLLIN);
+		return;
+	}
+	/* The agent closes after its reply. */
+	on_reply(l, r);
+	req_end(l, r);
+}
+
+static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kind, const char *words)
+{
+	struct agent *a = l->agent;
+	struct agent_req *r = NULL;
+	union wglb_sa sa = l->pool.be[backend].addr.u;
+	int len;
+
+	for (unsigned i = 0; i < AGENT_MAX_REQ && !r; i++)
+		if (!a->req[i].kind)
+			r = &a->req[i];
+	if (!r)
+		return NULL;
+	len = ap_sign(&a->key, wall_ms(), words, r->out, sizeof(r->out), r->nonce);
+	if (len < 0)
+		return NULL;
+	r->outlen = (size_t)len;
+	r->kind = kind;
+	r->backend = (uint16_t)backend;
+	r->deadline_ms = l->now_ms + AGENT_TIMEOUT_MS;
+	if (sa.sa.sa_family == AF_INET6)
+		sa.in6.sin6_port = htons(a->port);
+	else
+		sa.in4.sin_port = htons(a->port);
+	r->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (r->fd < 0 || (connect(r->fd, &sa.sa, l->pool.be[backend].addr.len) < 0 &&
+			  errno != EINPROGRESS)) {
+		req_end(l, r);
+		return NULL;
+	}
+	watch(l, r, POLLOUT);
+	return r->kind ? r : NULL;
+}
+
+void agent_moved(struct loop *l, struct flow *f)
+{
+	struct agent *a = l->agent;
+	uint32_t fi;
+
+	if (!a)
+		return;
+	fi = flow_index(&l->ft, f);
+	if (!a->known[fi] || a->qlen == l->ft.cap)
+		return;
+	a->moved_ms[fi] = l->now_ms;
+	a->queue[(a->qhead + a->qlen++) % l->ft.cap] = fi;
+}
+
+void agent_client_response(struct loop *l, struct flow *f)
+{
+	struct agent *a = l->agent;
+	uint32_t fi;
+	uint64_t ms;
+	static const uint32_t bounds[AGENT_HIST] = {500, 1000, 1500, 2000, 3000, 5000, 10000};
+
+	if (!a)
+		return;
+	fi = flow_index(&l->ft, f);
+	if (!a->moved_ms[fi])
+		return;
+	ms = l->now_ms - a->moved_ms[fi];
+	a->moved_ms[fi] = 0;
+	a->st.completed++;
+	a->st.recovery_ms_sum += ms;
+	for (unsigned i = 0; i < AGENT_HIST; i++)
+		if (ms <= bounds[i])
+			a->st.hist[i]++;
+	a->st.hist[AGENT_HIST]++; /* +Inf: cumulative, as Prometheus wants */
+}
+
+void agent_flow_closed(struct loop *l, struct flow *f)
+{
+	struct agent *a = l->agent;
+
+	if (!a)
+		return;
+	a->known[flow_index(&l->ft, f)] = 0;
+	a->moved_ms[flow_index(&l->ft, f)] = 0;
+}
+
+static void send_rehandshakes(struct loop *l)
+{
+	struct agent *a = l->agent;
+	double per_ms = (double)a->rate / 1000.0;
+
+	a->tokens += (double)(l->now_ms - a->last_refill_ms) * per_ms;
+	a->last_refill_ms = l->now_ms;
+	if (a->tokens > (double)a->rate / 10 + 1)
+		a->tokens = (double)a->rate / 10 + 1; /* bursts of at most 100 ms worth */
+	while (a->qlen && a->tokens >= 1) {
+		uint32_t fi = a->queue[a->qhead];
+		struct flow *f = &l->ft.flows[fi];
+		union wglb_sa local;
+		socklen_t sl = sizeof(local);
+		char b64[64], ep[ADDR_STRLEN], words[256];
+		struct agent_req *r;
+
+		if (!(f->flags & FLOW_F_USED) || !a->moved_ms[fi] || !a->known[fi]) {
+			a->qhead = (a->qhead + 1) % l->ft.cap;
+			a->qlen--;
+			continue;
+		}
+		/* The new backend must send to this flow's upstream socket. */
+		if (getsockname(f->fd, &local.sa, &sl) < 0)
+			break;
+		sodium_bin2base64(b64, sizeof(b64), a->peer[fi], 32, sodium_base64_VARIANT_ORIGINAL);
+		snprintf(words, sizeof(words), "rehandshake %s %s", b64, addr_fmt(&local, ep, sizeof(ep)));
+		r = req_start(l, f->backend, REQ_REHANDSHAKE, words);
+		if (!r)
+			break; /* every slot busy: next tick */
+		r->flow = fi;
+		r->gen = f->gen;
+		a->st.requested++;
+		a->tokens -= 1;
+		a->qhead = (a->qhead + 1) % l->ft.cap;
+		a->qlen--;
+	}
+}
+
+/*
+ * A plain drain: client-initiated sessions leave at their next rekey by
+ * themselves, but a session the server initiated (after an instant
+ * failover) is rekeyed by the server only, so its client would never
+ * leave. Move those, at most `rate` a second, with a re-handshake each.
+ */
+static void drain_server_initiated(struct loop *l)
+{
+	struct agent *a = l->agent;
+	uint32_t budget = a->rate;
+	bool any = false;
+
+	if (l->now_ms < a->next_drain_scan_ms)
+		return;
+	a->next_drain_scan_ms = l->now_ms + 1000;
+	for (unsigned b = 0; b < l->pool.n; b++)
+		any |= l->pool.be[b].in_use && l->pool.be[b].admin == ADMIN_DRAINING;
+	for (uint32_t i = 0; any && i < l->ft.cap && budget; i++) {
+		struct flow *f = &l->ft.flows[i];
+		if (!(f->flags & FLOW_F_USED) || !(f->flags & FLOW_F_SRV_INIT) ||
+		    l->pool.be[f->backend].admin != ADMIN_DRAINING || !a->known[i] || a->moved_ms[i])
+			continue;
+		if (fwd_move_flow(l, f, REPIN_DRAINED)) {
+			agent_moved(l, f);
+			budget--;
+		}
+	}
+}
+
+void agent_tick(struct loop *l)
+{
+	struct agent *a = l->agent;
+
+	if (!a)
+		return;
+	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
+		if (a->req[i].kind && l->now_ms >= a->req[i].deadline_ms) {
+			a->st.timeouts++;
+			failed(a, &a->req[i]);
+			req_end(l, &a->req[i]);
+		}
+	for (unsigned b = 0; b < l->pool.n; b++) {
+		const struct backend *be = &l->pool.be[b];
+		if (!be->in_use || be->removing || be->health == HEALTH_DOWN ||
+		    l->now_ms < a->next_poll_ms[b])
+			continue;
+		if (req_start(l, b, REQ_PEERS, "peers"))
+			a->next_poll_ms[b] = l->now_ms + AGENT_POLL_MS;
+	}
+	drain_server_initiated(l);
+	send_rehandshakes(l);
+}
+
+const struct agent_stats *agent_stats(const struct loop *l)
+{
+	return l->agent ? &l->agent->st : NULL;
+}
+
+uint32_t agent_peers_known(const struct loop *l, unsigned backend)
+{
+	return l->agent && backend < CONFIG_MAX_BACKENDS ? l->agent->peers_known[backend] : 0;
+}
