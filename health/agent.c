@@ -88,7 +88,7 @@ static int check(const struct agent *a, const char **why, bool *drain)
 		return 503;
 	}
 	/* Where wireguard-go's UAPI answers us (root), insist that it listens. */
-	port = wg_uapi_listen_port(a->device);
+	port = uapi_listen_port(a->device);
 	if (port == 0) {
 		*why = "not listening";
 		return 503;

@@ -11,10 +11,8 @@
 #include <linux/if.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,44 +101,4 @@ int nl_link_state(const char *ifname, bool *up)
 out:
 	mnl_socket_close(nl);
 	return ret;
-}
-
-int wg_uapi_listen_port(const char *ifname)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	char buf[4096];
-	size_t len = 0;
-	struct timeval tv = {.tv_sec = 1};
-	int fd, port = 0;
-	char *p;
-
-	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "/var/run/wireguard/%s.sock",
-			     ifname) >= sizeof(sun.sun_path))
-		return -EINVAL;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    write(fd, "get=1\n\n", 7) != 7) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	/* The reply ends with "errno=0\n\n"; the port comes near its top. */
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		buf[len] = '\0';
-		if (strstr(buf, "\n\n"))
-			break;
-	}
-	buf[len] = '\0';
-	close(fd);
-	p = strstr(buf, "listen_port=");
-	if (p)
-		port = atoi(p + 12);
-	return port;
 }

@@ -74,6 +74,22 @@ out:
 	return ret;
 }
 
+int uapi_listen_port(const char *ifname)
+{
+	char *reply, *p;
+	int port = 0, ret = exchange(ifname, "get=1\n\n", &reply);
+
+	if (ret != 0) {
+		free(reply);
+		return ret < 0 ? ret : -EIO;
+	}
+	p = strstr(reply, "listen_port=");
+	if (p)
+		port = atoi(p + 12);
+	free(reply);
+	return port;
+}
+
 int uapi_peers(const char *ifname, struct uapi_peer *peers, int max)
 {
 	char *reply, *line, *save;

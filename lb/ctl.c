@@ -105,8 +105,6 @@ static void client_close(struct loop *l, struct ctl_client *c)
 	l->ctl->clients--;
 }
 
-static void client_watch(struct loop *l, struct ctl_client *c);
-
 static void on_client(struct loop *l, void *ctx, uint32_t revents);
 
 static void client_watch(struct loop *l, struct ctl_client *c)

@@ -90,6 +90,13 @@ static void global(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)l->ctl->errors);
 }
 
+/* A per-backend counter with an in and an out direction. */
+static void pair(struct ctl_client *c, const char *name, const char *be, uint64_t in, uint64_t out)
+{
+	ctl_printf(c, "%s{backend=\"%s\",direction=\"in\"} %llu\n", name, be, (unsigned long long)in);
+	ctl_printf(c, "%s{backend=\"%s\",direction=\"out\"} %llu\n", name, be, (unsigned long long)out);
+}
+
 #define EACH_BACKEND(b)                                                                      \
 	for (unsigned _i = 0; _i < l->pool.n; _i++)                                          \
 		for (const struct backend *b = &l->pool.be[_i]; b && b->in_use && !b->removing; \
@@ -118,20 +125,10 @@ static void per_backend(struct loop *l, struct ctl_client *c)
 	head(c, "wglb_backend_packets_total", "counter",
 	     "Datagrams to (in) and from (out) the backend.");
 	EACH_BACKEND(b)
-	{
-		ctl_printf(c, "wglb_backend_packets_total{backend=\"%s\",direction=\"in\"} %llu\n",
-			   b->name, (unsigned long long)b->st.pkts_in);
-		ctl_printf(c, "wglb_backend_packets_total{backend=\"%s\",direction=\"out\"} %llu\n",
-			   b->name, (unsigned long long)b->st.pkts_out);
-	}
+	pair(c, "wglb_backend_packets_total", b->name, b->st.pkts_in, b->st.pkts_out);
 	head(c, "wglb_backend_bytes_total", "counter", "UDP payload bytes to and from the backend.");
 	EACH_BACKEND(b)
-	{
-		ctl_printf(c, "wglb_backend_bytes_total{backend=\"%s\",direction=\"in\"} %llu\n",
-			   b->name, (unsigned long long)b->st.bytes_in);
-		ctl_printf(c, "wglb_backend_bytes_total{backend=\"%s\",direction=\"out\"} %llu\n",
-			   b->name, (unsigned long long)b->st.bytes_out);
-	}
+	pair(c, "wglb_backend_bytes_total", b->name, b->st.bytes_in, b->st.bytes_out);
 	head(c, "wglb_backend_flows_created_total", "counter", "Flows created on the backend.");
 	EACH_BACKEND(b)
 	ctl_printf(c, "wglb_backend_flows_created_total{backend=\"%s\"} %llu\n", b->name,
@@ -139,12 +136,7 @@ static void per_backend(struct loop *l, struct ctl_client *c)
 	head(c, "wglb_backend_repins_total", "counter",
 	     "Flows moved onto (in) or off (out) the backend.");
 	EACH_BACKEND(b)
-	{
-		ctl_printf(c, "wglb_backend_repins_total{backend=\"%s\",direction=\"in\"} %llu\n",
-			   b->name, (unsigned long long)b->st.repins_in);
-		ctl_printf(c, "wglb_backend_repins_total{backend=\"%s\",direction=\"out\"} %llu\n",
-			   b->name, (unsigned long long)b->st.repins_out);
-	}
+	pair(c, "wglb_backend_repins_total", b->name, b->st.repins_in, b->st.repins_out);
 	head(c, "wglb_backend_icmp_unreachable_total", "counter",
 	     "ICMP port unreachable seen on upstream sockets (a hint only).");
 	EACH_BACKEND(b)

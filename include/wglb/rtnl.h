@@ -9,9 +9,5 @@
  * 0 with *up set (IFF_UP), -ENODEV when it does not exist, or -errno. */
 int nl_link_state(const char *ifname, bool *up);
 
-/* wireguard-go's UAPI (/var/run/wireguard/IFNAME.sock): the listen port.
- * >0 the port, 0 not listening, -errno when the socket cannot be asked
- * (absent: a kernel interface; EACCES: the agent runs unprivileged). */
-int wg_uapi_listen_port(const char *ifname);
 
 #endif

@@ -19,6 +19,9 @@ struct uapi_peer {
 	uint64_t handshake_s; /* last handshake, Unix seconds; 0 = never */
 };
 
+/* The listen port: >0 the port, 0 not listening, -errno when the socket
+ * cannot be asked (absent: a kernel interface; EACCES: unprivileged). */
+int uapi_listen_port(const char *ifname);
 /* Fill peers[0..max) from `get=1`. Returns the count or -errno. */
 int uapi_peers(const char *ifname, struct uapi_peer *peers, int max);
 /* Point the peer at endpoint and make it initiate a handshake now: remove
