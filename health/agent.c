@@ -134,6 +134,12 @@ static int handle(struct agent *a, struct conn *c)
 		return c->len == REQ_MAX ? -1 : 0;
 	get = c->len > 4 && !memcmp(c->req, "GET ", 4);
 	head = c->len > 5 && !memcmp(c->req, "HEAD ", 5);
+	{
+		/* Not even "METHOD PATH HTTP/1.x": a bad request, not a bad method. */
+		const char *eol = memchr(c->req, '\n', c->len);
+		if (!eol || !memmem(c->req, (size_t)(eol - c->req), " HTTP/1.", 8))
+			return -1;
+	}
 	if (!get && !head) {
 		respond(a, c, "405 Method Not Allowed", "GET or HEAD\n", false, false);
 		return 1;

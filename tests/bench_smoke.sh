@@ -53,4 +53,10 @@ print(f"compare smoke: wglb {row['wglb']['round_trips_per_s']:.0f}, nginx {row['
       f"nft {row['nft']['round_trips_per_s']:.0f} rt/s")
 PY
 if command -v gnuplot >/dev/null; then [ -s "$OUT/throughput.png" ] || fail "no plot"; fi
+"${WGLB_BUILD:-build}/bench/wglb-microbench" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert all(m[k] > 0 for k in ("classify_ns", "flow_lookup_ns", "mac1_check_ns", "rate_limit_ns")), m
+assert all(v > 0 for v in m["maglev_rebuild_ms"].values()), m
+print("microbench:", m)' || fail "microbench"
 echo "PASS: bench smoke"

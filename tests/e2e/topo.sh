@@ -105,8 +105,8 @@ write_wglb_conf() { # extra lines for [balancer]
 		echo "[balancer]"
 		echo "listen = 0.0.0.0:51820"
 		echo "control = $T/control.sock"
-		echo "max_flows = 1024"
-		echo "${1:-}"
+		echo "max_flows = ${MAX_FLOWS:-1024}"
+		echo "${1:-}" | sed "s|@SERVER_PUB@|$(cat "$T/server.pub")|"
 		for j in $(seq 1 "${WGLB_BACKENDS:-$N_BE}"); do
 			printf '\n[backend b%d]\naddress = 10.10.10.%d:51820\n' "$j" $((10 + j))
 		done

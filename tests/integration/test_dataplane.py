@@ -253,6 +253,24 @@ class TestWildcardAndLimits(unittest.TestCase):
             self.assertEqual(lb.stop(), 0)
             be.close()
 
+    def test_bad_environment_clear_errors(self):
+        import subprocess
+        from wglbtest import WGLB
+        be = Backend("a")
+        port = free_port()
+        first = Wglb(config([f"127.0.0.1:{port}"], [be])).start()
+        second = Wglb(config([f"127.0.0.1:{port}"], [be]))
+        r = subprocess.run([WGLB, "-c", second.conf], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn(f"listen 127.0.0.1:{port}: address already in use", r.stderr)
+        r = subprocess.run([WGLB, "-c", "/nonexistent/wglb.conf"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent/wglb.conf: cannot read: No such file or directory", r.stderr)
+        r = subprocess.run([WGLB, "--bogus"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(first.stop(), 0)
+        be.close()
+
     def test_sigint_exits_cleanly_and_removes_socket(self):
         be = Backend("a")
         lb = Wglb(config([f"127.0.0.1:{free_port()}"], [be])).start()
