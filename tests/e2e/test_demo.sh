@@ -25,10 +25,16 @@ shows_killed() { screen | grep -q "killed WireGuard on $first"; }
 wait_screen 10 "the kill shows in the events" shows_killed
 shows_down() { screen | grep -Eq "^$first +down"; }
 wait_screen 15 "$first shown down" shows_down
+t_kill=$SECONDS
 moved() { local b; b=$(client1); [[ "$b" =~ ^b[1-3]$ ]] && [ "$b" != "$first" ]; }
 wait_screen 30 "client1 moves off $first" moved
-recovers() { screen | awk '$1 == "client1" { split($3, a, "/"); exit !(a[1] > 0) }'; }
-wait_screen 30 "client1's pings come back" recovers
+# Recovered: on another backend, more than 2 s after the kill, with a reply
+# less than a second old (so it crossed the new backend).
+recovers() {
+	[ $((SECONDS - t_kill)) -ge 2 ] && moved &&
+		screen | awk '$1 == "client1" { s = $4; sub("s", "", s); exit !($5 == "ago" && s + 0 < 1.0) }'
+}
+wait_screen 40 "client1's pings come back through the new backend" recovers
 echo "client1 moved $first -> $(client1) with pings flowing; pressing q"
 tmux send-keys -t "$S" q
 gone() { ! ip netns list | grep -q -- "-$ID"; }

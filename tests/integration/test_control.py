@@ -253,11 +253,14 @@ class TestControl(unittest.TestCase):
         except (BlockingIOError, OSError):
             pass
         loaded = self.rate(c)
-        print(f"\nround trips/s: {base:.0f} quiet, {loaded:.0f} under control-socket abuse "
-              f"({loaded / base:.2f}x); {refused} of 200 idle connections closed", file=sys.stderr)
         for x in idle:
             x.close()
         hog.close()
+        # Quiet again: the lower quiet rate brackets the loaded one, so load
+        # from elsewhere on the machine cannot pass for an effect of abuse.
+        base = min(base, self.rate(c))
+        print(f"\nround trips/s: {base:.0f} quiet, {loaded:.0f} under control-socket abuse "
+              f"({loaded / base:.2f}x); {refused} of 200 idle connections closed", file=sys.stderr)
         self.assertGreaterEqual(refused, 70)
         self.assertGreaterEqual(loaded, 0.9 * base)
         c.close()
