@@ -45,7 +45,7 @@ kt() { # keepalived -t exits 5 when an instance has no VIP, which is the design 
 }
 check "keepalived -t accepts keepalived.conf" kt
 check "notify_master_rx_lower_pri handles split brain" grep -q notify_master_rx_lower_pri deploy/keepalived/keepalived.conf
-check "scripts parse (sh -n)" sh -n deploy/keepalived/wglb-check deploy/keepalived/wglb-eip-takeover deploy/install-deps.sh
+check "scripts parse (sh -n)" sh -n deploy/keepalived/wglb-check deploy/keepalived/wglb-eip-takeover deploy/install-deps.sh .ci/run
 
 check "cloud-init schema accepts user-data.yaml" cloud-init schema --config-file deploy/aws/user-data.yaml
 iam() {
