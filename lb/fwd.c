@@ -98,7 +98,8 @@ static void log_exhaustion(struct loop *l, struct ratelimit *rl, const char *wha
 			 l->ft.count);
 }
 
-void fwd_close_flow(struct loop *l, struct flow *f)
+/* Let go of a flow's upstream socket. */
+static void upstream_release(struct loop *l, struct flow *f)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
@@ -111,6 +112,12 @@ void fwd_close_flow(struct loop *l, struct flow *f)
 	tx_sync(l);
 	if (f->fd >= 0)
 		close(f->fd);
+	f->fd = -1;
+}
+
+void fwd_close_flow(struct loop *l, struct flow *f)
+{
+	upstream_release(l, f);
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
 	agent_flow_closed(l, f);
@@ -177,11 +184,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 			fwd_close_flow(l, f);
 			return false;
 		}
-		struct io_uring_sqe *sqe = loop_sqe(l);
-		io_uring_prep_cancel64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)), 0);
-		io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
-		tx_sync(l);
-		close(f->fd);
+		upstream_release(l, f);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
 		f->up_port = port;
