@@ -327,16 +327,7 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 	uint32_t now = loop_now_s(l);
 	const char *be = l->pool.be[f->backend].name;
 
-	memset(&sa, 0, sizeof(sa));
-	if (f->key.family == AF_INET6) {
-		sa.in6.sin6_family = AF_INET6;
-		memcpy(&sa.in6.sin6_addr, f->key.addr, 16);
-		sa.in6.sin6_port = f->key.port;
-	} else {
-		sa.in4.sin_family = AF_INET;
-		memcpy(&sa.in4.sin_addr, f->key.addr, 4);
-		sa.in4.sin_port = f->key.port;
-	}
+	flow_client_sa(&f->key, &sa);
 	addr_fmt(&sa, a, sizeof(a));
 	if (json)
 		ctl_printf(c, "%s{\"client\": \"%s\", \"backend\": \"%s\", \"upstream_port\": %u, "

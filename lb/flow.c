@@ -116,6 +116,21 @@ struct flow *flow_insert(struct flow_table *ft, const struct flow_key *k, uint32
 	return f;
 }
 
+socklen_t flow_client_sa(const struct flow_key *k, union wglb_sa *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	if (k->family == AF_INET6) {
+		sa->in6.sin6_family = AF_INET6;
+		sa->in6.sin6_port = k->port;
+		memcpy(&sa->in6.sin6_addr, k->addr, 16);
+		return sizeof(sa->in6);
+	}
+	sa->in4.sin_family = AF_INET;
+	sa->in4.sin_port = k->port;
+	memcpy(&sa->in4.sin_addr, k->addr, 4);
+	return sizeof(sa->in4);
+}
+
 struct flow *flow_victim(struct flow_table *ft)
 {
 	return ft->uhead == FLOW_NONE ? NULL : &ft->flows[ft->uhead];

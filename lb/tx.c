@@ -41,23 +41,6 @@ void tx_fini(struct loop *l)
 	memset(&l->tx, 0, sizeof(l->tx));
 }
 
-static void set_name(struct txgroup *g, const struct flow *f)
-{
-	memset(&g->name, 0, sizeof(g->name));
-	if (f->key.family == AF_INET6) {
-		g->name.in6.sin6_family = AF_INET6;
-		g->name.in6.sin6_port = f->key.port;
-		memcpy(&g->name.in6.sin6_addr, f->key.addr, 16);
-		g->msg.msg_namelen = sizeof(g->name.in6);
-	} else {
-		g->name.in4.sin_family = AF_INET;
-		g->name.in4.sin_port = f->key.port;
-		memcpy(&g->name.in4.sin_addr, f->key.addr, 4);
-		g->msg.msg_namelen = sizeof(g->name.in4);
-	}
-	g->msg.msg_name = &g->name;
-}
-
 static struct cmsghdr *add_cmsg(struct txgroup *g, struct cmsghdr *prev, int level, int type,
 				const void *data, size_t len)
 {
@@ -108,7 +91,8 @@ static struct txgroup *open_group(struct loop *l, struct flow *f, bool to_client
 	g->backend = f->backend;
 	g->listener = f->key.listener;
 	if (to_client) {
-		set_name(g, f);
+		g->msg.msg_namelen = flow_client_sa(&f->key, &g->name);
+		g->msg.msg_name = &g->name;
 		if (l->lst[f->key.listener].wildcard)
 			add_pktinfo(g, f);
 	}

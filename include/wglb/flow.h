@@ -8,6 +8,8 @@
 #ifndef WGLB_FLOW_H
 #define WGLB_FLOW_H
 
+#include "wglb/addr.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,6 +72,8 @@ struct flow *flow_lookup(struct flow_table *ft, const struct flow_key *k, uint32
 struct flow *flow_insert(struct flow_table *ft, const struct flow_key *k, uint32_t hash,
 			 uint32_t now);
 struct flow *flow_victim(struct flow_table *ft);
+/* The client's address as a sockaddr (for replies and for display). */
+socklen_t flow_client_sa(const struct flow_key *k, union wglb_sa *sa);
 void flow_remove(struct flow_table *ft, struct flow *f);
 void flow_confirm(struct flow_table *ft, struct flow *f);
 static inline uint32_t flow_index(const struct flow_table *ft, const struct flow *f)
