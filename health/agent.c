@@ -11,6 +11,7 @@
  */
 #include "wglb/addr.h"
 #include "wglb/agentcmd.h"
+#include "wglb/clock.h"
 #include "wglb/rtnl.h"
 #include "wglb/version.h"
 
@@ -53,14 +54,6 @@ struct agent {
 };
 
 static struct agent *sig_agent;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The verdict: 200, or 503 with a reason; *drain when the drain file exists. */
 static int check(const struct agent *a, const char **why, bool *drain)
@@ -163,7 +156,7 @@ static void on_accept(struct agent *a, bool agent_port)
 		}
 		c->fd = fd;
 		c->agent = agent_port;
-		c->deadline = now_ms() + CONN_TIMEOUT_MS;
+		c->deadline = clock_monotonic_ms() + CONN_TIMEOUT_MS;
 		ev.data.ptr = c;
 		if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
@@ -218,7 +211,7 @@ static void on_data(struct agent *a, struct conn *c)
 
 static void expire(struct agent *a)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_monotonic_ms();
 
 	for (unsigned i = 0; i < a->n;)
 		if (now >= a->conns[i]->deadline)

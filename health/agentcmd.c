@@ -8,6 +8,7 @@
  * bad MAC, a stale timestamp, a replayed nonce or bad words changes
  * nothing and is counted.
  */
+#include "wglb/clock.h"
 #include "wglb/agentcmd.h"
 #include "wglb/addr.h"
 
@@ -15,14 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
-
-static uint64_t wall_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
 
 static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -35,7 +28,7 @@ static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const
 	va_start(ap, fmt);
 	vsnprintf(words, sizeof(words), fmt, ap);
 	va_end(ap);
-	n = ap_sign(&a->key, wall_ms(), words, out + *off, size - *off, NULL);
+	n = ap_sign(&a->key, clock_realtime_ms(), words, out + *off, size - *off, NULL);
 	if (n < 0)
 		return n;
 	*off += (size_t)n;
@@ -45,7 +38,7 @@ static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const
 int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out, size_t size)
 {
 	struct ap_msg m;
-	enum ap_verdict v = ap_verify(&a->key, &a->replay, wall_ms(), line, len, &m);
+	enum ap_verdict v = ap_verify(&a->key, &a->replay, clock_realtime_ms(), line, len, &m);
 	size_t off = 0;
 	char rn[17];
 	uint8_t pub[32];

@@ -13,6 +13,7 @@
  * mode, where it limits handshakes per source and all our clients share
  * one. Completion is the client's handshake response on that flow.
  */
+#include "wglb/clock.h"
 #include "wglb/agent.h"
 #include "wglb/loop.h"
 
@@ -65,14 +66,6 @@ struct agent {
 	uint64_t next_drain_scan_ms;
 	struct agent_stats st;
 };
-
-static uint64_t wall_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
 
 int agent_init(struct loop *l)
 {
@@ -193,7 +186,7 @@ static void on_reply(struct loop *l, struct agent_req *r)
 		}
 	while (line && line < r->buf + r->len && (nl = memchr(line, '\n', (size_t)(r->buf + r->len - line)))) {
 		struct ap_msg m;
-		enum ap_verdict v = ap_verify(&a->key, NULL, wall_ms(), line, (size_t)(nl - line), &m);
+		enum ap_verdict v = ap_verify(&a->key, NULL, clock_realtime_ms(), line, (size_t)(nl - line), &m);
 		line = nl + 1;
 		if (v != AP_OK || m.n < 3 || strcmp(m.word[0], "re") || strcmp(m.word[1], r->nonce)) {
 			a->st.bad_replies++;
@@ -289,7 +282,7 @@ static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kin
 			r = &a->req[i];
 	if (!r)
 		return NULL;
-	len = ap_sign(&a->key, wall_ms(), words, r->out, sizeof(r->out), r->nonce);
+	len = ap_sign(&a->key, clock_realtime_ms(), words, r->out, sizeof(r->out), r->nonce);
 	if (len < 0)
 		return NULL;
 	r->outlen = (size_t)len;

@@ -5,6 +5,7 @@
  * The packet path itself is in fwd.c.
  */
 #include "wglb/loop.h"
+#include "wglb/clock.h"
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
 #include "wglb/probe.h"
@@ -26,10 +27,7 @@
 
 void loop_update_clock(struct loop *l)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	l->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	l->now_ms = clock_monotonic_ms();
 }
 
 struct io_uring_sqe *loop_sqe(struct loop *l)

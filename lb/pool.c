@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "wglb/clock.h"
 #include "wglb/pool.h"
 #include "wglb/log.h"
 #include "wglb/maglev.h"
@@ -7,14 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static uint64_t realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int pool_init(struct pool *p, bool probing)
 {
@@ -65,7 +58,7 @@ int pool_add(struct pool *p, const struct backend_conf *bc)
 	p->be[i].admin = ADMIN_ENABLED;
 	/* Without probes a backend is trusted to be up, as with a static NLB target. */
 	p->be[i].health = p->probing ? HEALTH_CHECKING : HEALTH_UP;
-	p->be[i].health_since_ms = realtime_ms();
+	p->be[i].health_since_ms = clock_realtime_ms();
 	p->dirty = true;
 	return (int)i;
 }
@@ -98,7 +91,7 @@ void pool_set_health(struct pool *p, unsigned idx, enum be_health h)
 	if (p->be[idx].health == h)
 		return;
 	p->be[idx].health = (uint8_t)h;
-	p->be[idx].health_since_ms = realtime_ms();
+	p->be[idx].health_since_ms = clock_realtime_ms();
 	p->dirty = true;
 }
 

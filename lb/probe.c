@@ -6,6 +6,7 @@
  * the interval. A slow or hostile health server costs a socket and a poll,
  * never a blocked loop.
  */
+#include "wglb/clock.h"
 #include "wglb/probe.h"
 #include "wglb/loop.h"
 
@@ -37,14 +38,6 @@ struct probe_be {
 struct prober {
 	struct probe_be be[CONFIG_MAX_BACKENDS];
 };
-
-static uint64_t realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int probe_parse_status(const char *buf, size_t len, bool final, int *drain)
 {
@@ -109,7 +102,7 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	struct backend *b = &l->pool.be[i];
 	const struct health_conf *hc = &l->cfg.health;
 
-	pb->last.when_ms = realtime_ms();
+	pb->last.when_ms = clock_realtime_ms();
 	pb->last.status = status;
 	pb->last.reason = reason;
 	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->started_ms);
