@@ -80,8 +80,9 @@ static int check(const struct agent *a, const char **why, bool *drain)
 		*why = "interface down";
 		return 503;
 	}
-	/* Where wireguard-go's UAPI answers us (root), insist that it listens. */
-	port = uapi_listen_port(a->device);
+	/* Where the interface answers us (UAPI socket or genl; root or
+	 * CAP_NET_ADMIN), insist that it listens. */
+	port = wgdev_listen_port(a->device);
 	if (port == 0) {
 		*why = "not listening";
 		return 503;

@@ -51,9 +51,9 @@ int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out
 	}
 	snprintf(rn, sizeof(rn), "%016llx", (unsigned long long)m.nonce);
 	if (!strcmp(m.word[0], "peers") && m.n == 1) {
-		int n = uapi_peers(a->ifname, a->peers, UAPI_MAX_PEERS), shown = 0;
+		int n = wgdev_peers(a->ifname, a->peers, WGDEV_MAX_PEERS), shown = 0;
 		if (n < 0) {
-			reply(a, out, size, &off, "re %s err uapi_%d", rn, -n);
+			reply(a, out, size, &off, "re %s err wg_%d", rn, -n);
 			return (int)off;
 		}
 		for (int i = 0; i < n; i++) {
@@ -81,13 +81,13 @@ int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out
 			reply(a, out, size, &off, "re %s err bad_arguments", rn);
 			return (int)off;
 		}
-		r = uapi_rehandshake(a->ifname, pub, m.word[2]);
+		r = wgdev_rehandshake(a->ifname, pub, m.word[2]);
 		if (r == -ENOENT)
 			a->unknown_peer++;
 		else if (r == 0)
 			a->rehandshakes++;
 		reply(a, out, size, &off, "re %s %s", rn,
-		      r == 0 ? "ok" : r == -ENOENT ? "err unknown_peer" : "err uapi");
+		      r == 0 ? "ok" : r == -ENOENT ? "err unknown_peer" : "err wg");
 		return (int)off;
 	}
 	a->bad_args++;

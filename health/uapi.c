@@ -90,7 +90,7 @@ int uapi_listen_port(const char *ifname)
 	return port;
 }
 
-int uapi_peers(const char *ifname, struct uapi_peer *peers, int max)
+int uapi_peers(const char *ifname, struct wgdev_peer *peers, int max)
 {
 	char *reply, *line, *save;
 	int n = -1, ret = exchange(ifname, "get=1\n\n", &reply);

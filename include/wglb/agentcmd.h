@@ -4,7 +4,7 @@
 #define WGLB_AGENTCMD_H
 
 #include "wglb/agentproto.h"
-#include "wglb/uapi.h"
+#include "wglb/wgdev.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@ struct agent_cmd {
 	const char *ifname;
 	struct ap_key key;
 	struct ap_replay replay;
-	struct uapi_peer peers[UAPI_MAX_PEERS];
+	struct wgdev_peer peers[WGDEV_MAX_PEERS];
 	uint64_t refused[5]; /* by enum ap_verdict */
 	uint64_t bad_args, unknown_peer, rehandshakes, served;
 };

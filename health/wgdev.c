@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+/* One WireGuard interface, over UAPI or kernel netlink (see wgdev.h). */
+#include "wglb/wgdev.h"
+#include "wglb/uapi.h"
+#include "wglb/wgnl.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+/* wireguard-tools' rule: a UAPI socket for the name means userspace. */
+static bool is_uapi(const char *ifname)
+{
+	char path[128];
+	struct stat st;
+
+	if ((size_t)snprintf(path, sizeof(path), "/var/run/wireguard/%s.sock", ifname) >=
+	    sizeof(path))
+		return false;
+	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+const char *wgdev_kind(const char *ifname)
+{
+	return is_uapi(ifname) ? "uapi" : "kernel";
+}
+
+int wgdev_listen_port(const char *ifname)
+{
+	return is_uapi(ifname) ? uapi_listen_port(ifname) : wgnl_listen_port(ifname);
+}
+
+int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max)
+{
+	return is_uapi(ifname) ? uapi_peers(ifname, peers, max) : wgnl_peers(ifname, peers, max);
+}
+
+int wgdev_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
+{
+	return is_uapi(ifname) ? uapi_rehandshake(ifname, pub, endpoint)
+			       : wgnl_rehandshake(ifname, pub, endpoint);
+}

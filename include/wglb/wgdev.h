@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One WireGuard interface, whichever configuration interface serves it:
+ * wireguard-go's UAPI socket (/var/run/wireguard/IFNAME.sock, uapi.h) when
+ * it exists, else the kernel's generic netlink family (wgnl.h). This is
+ * the choice wireguard-tools makes. Used by wg-health for its health check
+ * and its agent commands. No shelling out to `wg`.
+ */
+#ifndef WGLB_WGDEV_H
+#define WGLB_WGDEV_H
+
+#include <stdint.h>
+
+#define WGDEV_MAX_PEERS 4096
+
+struct wgdev_peer {
+	uint8_t pub[32];
+	char endpoint[64];    /* "IP:PORT" or "[IP6]:PORT"; "" when none */
+	uint64_t handshake_s; /* last handshake, Unix seconds; 0 = never */
+};
+
+/* "uapi" or "kernel": which interface wgdev_* will use for ifname. */
+const char *wgdev_kind(const char *ifname);
+/* The listen port: >0 the port, 0 not listening, -errno when it cannot be
+ * asked (ENOENT/EPROTONOSUPPORT: no such interface; EACCES/EPERM: no right). */
+int wgdev_listen_port(const char *ifname);
+/* Fill peers[0..max). Returns the count or -errno. */
+int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max);
+/* Point the peer at endpoint and make it initiate a handshake now: remove
+ * and re-add it (no stale session can swallow the trigger) with a
+ * persistent keepalive, whose 0 -> 1 change sends at once, then restore
+ * the operator's keepalive. 0, -ENOENT for an unknown peer, or -errno. */
+int wgdev_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
+
+#endif
