@@ -277,7 +277,8 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port, unsign
 		ev.data.ptr = a;
 		if (a->afd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->afd, &ev) < 0)
 			return 3;
-		fprintf(stderr, "wg-health: agent commands on port %u\n", agent_port);
+		fprintf(stderr, "wg-health: agent commands on port %u, %s over %s\n", agent_port,
+			a->device, wgdev_kind(a->device));
 	}
 	while (!a->stop) {
 		int n = epoll_wait(a->ep, evs, 64, 500);

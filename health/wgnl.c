@@ -371,17 +371,24 @@ int wgnl_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
 	       struct wgnl_device *dev)
 {
 	struct parse_ctx ctx = {.dev = dev};
-	const struct nlmsghdr *nlh = buf;
-	int ret, rem = (int)len;
+	size_t off = 0;
+	int ret;
 
-	/* Whole messages only: a datagram that ends inside one is malformed
-	 * (mnl_cb_run would stop quietly, as if the answer were complete). */
+	/* Whole messages only, checked in size_t: a datagram that ends inside
+	 * one is malformed (mnl_cb_run would stop quietly, as if the answer
+	 * were complete), and libmnl 1.0.4's mnl_nlmsg_ok() casts nlmsg_len
+	 * to int, so a length of 2^31 or more would walk it off the buffer. */
 	if (len == 0 || len > INT_MAX)
 		return -EBADMSG;
-	while (mnl_nlmsg_ok(nlh, rem))
-		nlh = mnl_nlmsg_next(nlh, &rem);
-	if (rem != 0)
-		return -EBADMSG;
+	while (off < len) {
+		struct nlmsghdr h;
+		if (len - off < sizeof(h))
+			return -EBADMSG;
+		memcpy(&h, (const char *)buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off)
+			return -EBADMSG;
+		off += NLMSG_ALIGN(h.nlmsg_len);
+	}
 	errno = 0;
 	ret = mnl_cb_run(buf, len, seq, portid, parse_msg, &ctx);
 	if (ret < 0)

@@ -6,8 +6,9 @@
 #   readd_N.bin            re-handshake of fixture peer N: remove and re-add
 #                          with a new endpoint and keepalive 1 (WG_CMD_SET_DEVICE,
 #                          one or more messages)
-#   keepalive_off.bin keepalive_25.bin   restoring the operator's keepalive
+#   restore_N.bin          then restoring its keepalive (peer 2: 25, others off)
 #   dump.bin               the fixture the kernel stand-in answers GET with
+# Sequence numbers are zeroed; everything else is wg's, byte for byte.
 # Usage: capture_wgnl.sh SHIM WGNL_TOOL OUTDIR
 set -euo pipefail
 shim=$1 tool=$2 out=$3
@@ -34,7 +35,9 @@ out, off, family = b"", 0, sys.argv[3] == "1"
 while off < len(data):
     n, t = struct.unpack_from("<IH", data, off)
     if t != 0x10 or family:  # GENL_ID_CTRL
-        out += data[off:off + n]
+        m = bytearray(data[off:off + n])
+        m[8:12] = bytes(4)  # wg's sequence number is time(NULL): keep the files stable
+        out += m
     off += n
 open(sys.argv[2], "wb").write(out)
 PY
@@ -56,5 +59,7 @@ capture "$out/readd_3.bin" 0 set wgk0 peer "$K3" remove peer "$K3" \
 	endpoint 10.0.0.2:41003 persistent-keepalive 1 allowed-ips "$aips3"
 capture "$out/readd_4.bin" 0 set wgk0 peer "$K4" remove peer "$K4" \
 	endpoint 10.0.0.2:41004 persistent-keepalive 1 allowed-ips ''
-capture "$out/keepalive_off.bin" 0 set wgk0 peer "$K1" persistent-keepalive off
-capture "$out/keepalive_25.bin" 0 set wgk0 peer "$K2" persistent-keepalive 25
+capture "$out/restore_1.bin" 0 set wgk0 peer "$K1" persistent-keepalive off
+capture "$out/restore_2.bin" 0 set wgk0 peer "$K2" persistent-keepalive 25
+capture "$out/restore_3.bin" 0 set wgk0 peer "$K3" persistent-keepalive off
+capture "$out/restore_4.bin" 0 set wgk0 peer "$K4" persistent-keepalive off

@@ -148,16 +148,16 @@ static void test_readd_matches_wg(void **state)
 
 static void test_restore_matches_wg(void **state)
 {
-	struct wgnl_peer p = {.keepalive = 0};
+	static const int keepalive[4] = {0, 25, 0, 0};
 
-	p.pub[0] = 0x10;
-	for (int i = 0; i < 32; i++)
-		p.pub[i] = (uint8_t)(16 + i);
-	expect_set("keepalive_off.bin", &p, 1);
-	for (int i = 0; i < 32; i++)
-		p.pub[i] = (uint8_t)(32 + i);
-	p.keepalive = 25;
-	expect_set("keepalive_25.bin", &p, 1);
+	for (int i = 0; i < 4; i++) {
+		struct wgnl_peer p = {.keepalive = keepalive[i]};
+		char name[32];
+		for (int b = 0; b < 32; b++)
+			p.pub[b] = (uint8_t)(16 * (i + 1) + b);
+		snprintf(name, sizeof(name), "restore_%d.bin", i + 1);
+		expect_set(name, &p, 1);
+	}
 }
 
 /* A SET message has the GET answer's shape: what we build, we read back,
@@ -278,6 +278,20 @@ static void test_malformed(void **state)
 	}
 }
 
+/* Found by fuzz_wgnl: libmnl's mnl_nlmsg_ok() takes nlmsg_len >= 2^31 as a
+ * negative int and walked on forever. */
+static void test_huge_length(void **state)
+{
+	struct nlmsghdr h[2] = {{.nlmsg_len = 0x80000000u, .nlmsg_type = FAMILY}};
+	struct wgnl_device dev;
+
+	wgnl_device_init(&dev);
+	assert_int_equal(wgnl_parse(h, sizeof(h), 0, 0, &dev), -EBADMSG);
+	h[0].nlmsg_len = 0xfffffff0u;
+	assert_int_equal(wgnl_parse(h, sizeof(h), 0, 0, &dev), -EBADMSG);
+	wgnl_device_free(&dev);
+}
+
 static void test_kernel_error(void **state)
 {
 	struct {
@@ -302,7 +316,8 @@ int main(void)
 		cmocka_unit_test(test_family_and_get),  cmocka_unit_test(test_parse_dump),
 		cmocka_unit_test(test_readd_matches_wg), cmocka_unit_test(test_restore_matches_wg),
 		cmocka_unit_test(test_set_round_trip),   cmocka_unit_test(test_too_small),
-		cmocka_unit_test(test_malformed),        cmocka_unit_test(test_kernel_error),
+		cmocka_unit_test(test_malformed),        cmocka_unit_test(test_huge_length),
+		cmocka_unit_test(test_kernel_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
