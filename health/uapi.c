@@ -90,41 +90,94 @@ int uapi_listen_port(const char *ifname)
 	return port;
 }
 
+int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max)
+{
+	char *line, *save;
+	int n = 0;
+	bool in_peer = false; /* the last public_key line was valid and kept */
+
+	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t bin;
+		if (!strncmp(line, "public_key=", 11)) {
+			in_peer = false;
+			if (n == max)
+				break;
+			memset(&peers[n], 0, sizeof(peers[n]));
+			if (sodium_hex2bin(peers[n].pub, 32, line + 11, strlen(line + 11), NULL, &bin,
+					   NULL) == 0 && bin == 32) {
+				in_peer = true;
+				n++;
+			}
+		} else if (in_peer && !strncmp(line, "endpoint=", 9)) {
+			snprintf(peers[n - 1].endpoint, sizeof(peers[n - 1].endpoint), "%s", line + 9);
+		} else if (in_peer && !strncmp(line, "last_handshake_time_sec=", 24)) {
+			peers[n - 1].handshake_s = strtoull(line + 24, NULL, 10);
+		}
+	}
+	return n;
+}
+
 int uapi_peers(const char *ifname, struct wgdev_peer *peers, int max)
 {
-	char *reply, *line, *save;
-	int n = -1, ret = exchange(ifname, "get=1\n\n", &reply);
+	char *reply;
+	int n, ret = exchange(ifname, "get=1\n\n", &reply);
 
 	if (ret != 0) {
 		free(reply);
 		return ret < 0 ? ret : -EIO;
 	}
+	n = uapi_parse_peers(reply, peers, max);
+	free(reply);
+	return n;
+}
+
+int uapi_readd_request(char *reply, const char *hex, const char *endpoint, char *req, size_t cap,
+		       char keepalive[16])
+{
+	char psk[65] = "", *line, *save;
+	bool mine = false, found = false;
+	size_t off;
+	int n;
+
+	snprintf(keepalive, 16, "0");
+	n = snprintf(req, cap, "set=1\npublic_key=%s\n", hex);
+	if (n < 0 || (size_t)n >= cap)
+		return -E2BIG;
+	off = (size_t)n;
 	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		size_t bin;
 		if (!strncmp(line, "public_key=", 11)) {
-			if (n + 1 == max)
-				break;
-			n++;
-			memset(&peers[n], 0, sizeof(peers[n]));
-			if (sodium_hex2bin(peers[n].pub, 32, line + 11, strlen(line + 11), NULL, &bin,
-					   NULL) != 0 || bin != 32)
-				n--;
-		} else if (n >= 0 && !strncmp(line, "endpoint=", 9)) {
-			snprintf(peers[n].endpoint, sizeof(peers[n].endpoint), "%s", line + 9);
-		} else if (n >= 0 && !strncmp(line, "last_handshake_time_sec=", 24)) {
-			peers[n].handshake_s = strtoull(line + 24, NULL, 10);
+			mine = !strcmp(line + 11, hex);
+			found |= mine;
+		} else if (mine && !strncmp(line, "preshared_key=", 14)) {
+			snprintf(psk, sizeof(psk), "%s", line + 14);
+		} else if (mine && !strncmp(line, "persistent_keepalive_interval=", 30)) {
+			snprintf(keepalive, 16, "%s", line + 30);
+		} else if (mine && !strncmp(line, "allowed_ip=", 11)) {
+			n = snprintf(req + off, cap - off, "%s\n", line);
+			if (n < 0 || (size_t)n >= cap - off)
+				return -E2BIG;
+			off += (size_t)n;
 		}
 	}
-	free(reply);
-	return n + 1;
+	if (!found)
+		return -ENOENT;
+	if (psk[0] && strspn(psk, "0") != 64) { /* all zeros = no preshared key */
+		n = snprintf(req + off, cap - off, "preshared_key=%s\n", psk);
+		if (n < 0 || (size_t)n >= cap - off)
+			return -E2BIG;
+		off += (size_t)n;
+	}
+	n = snprintf(req + off, cap - off, "endpoint=%s\npersistent_keepalive_interval=1\n\n",
+		     endpoint);
+	if (n < 0 || (size_t)n >= cap - off)
+		return -E2BIG;
+	return (int)(off + (size_t)n);
 }
 
 int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
 {
-	char hex[65], *reply, *line, *save, *req = NULL, *p;
-	char psk[65] = "", keepalive[16] = "0";
-	size_t cap = 65536, off = 0;
-	bool mine = false, found = false;
+	char hex[65], keepalive[16], msg[160], *reply, *req;
+	size_t cap = 65536;
 	int ret;
 
 	sodium_bin2hex(hex, sizeof(hex), pub, 32);
@@ -138,53 +191,28 @@ int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endp
 		free(reply);
 		return -ENOMEM;
 	}
-	/* Collect the peer's settings, to re-add it exactly as it was. */
-	off = (size_t)snprintf(req, cap, "set=1\npublic_key=%s\n", hex);
-	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "public_key=", 11)) {
-			mine = !strcmp(line + 11, hex);
-			found |= mine;
-		} else if (mine && !strncmp(line, "preshared_key=", 14)) {
-			snprintf(psk, sizeof(psk), "%s", line + 14);
-		} else if (mine && !strncmp(line, "persistent_keepalive_interval=", 30)) {
-			snprintf(keepalive, sizeof(keepalive), "%s", line + 30);
-		} else if (mine && !strncmp(line, "allowed_ip=", 11) && off + strlen(line) + 2 < cap) {
-			off += (size_t)snprintf(req + off, cap - off, "%s\n", line);
-		}
-	}
+	/* The peer's settings, to re-add it exactly as it was. */
+	ret = uapi_readd_request(reply, hex, endpoint, req, cap, keepalive);
 	free(reply);
-	if (!found) {
-		free(req);
-		return -ENOENT;
-	}
+	if (ret < 0)
+		goto out;
 	/* 1. Remove: drops any session, so the trigger below cannot ride on one. */
-	{
-		char rm[128];
-		snprintf(rm, sizeof(rm), "set=1\npublic_key=%s\nremove=true\n\n", hex);
-		ret = exchange(ifname, rm, &reply);
-		free(reply);
-		if (ret != 0)
-			goto out;
-	}
+	snprintf(msg, sizeof(msg), "set=1\npublic_key=%s\nremove=true\n\n", hex);
+	ret = exchange(ifname, msg, &reply);
+	free(reply);
+	if (ret != 0)
+		goto out;
 	/* 2. Re-add with the new endpoint and a keepalive: 0 -> 1 sends now,
 	 *    and with no session that send is a handshake initiation. */
-	p = req + off;
-	if (psk[0] && strspn(psk, "0") != 64) /* all zeros = no preshared key */
-		off += (size_t)snprintf(p, cap - off, "preshared_key=%s\n", psk);
-	off += (size_t)snprintf(req + off, cap - off,
-				"endpoint=%s\npersistent_keepalive_interval=1\n\n", endpoint);
 	ret = exchange(ifname, req, &reply);
 	free(reply);
 	if (ret != 0)
 		goto out;
 	/* 3. Restore the operator's keepalive. */
-	{
-		char ka[160];
-		snprintf(ka, sizeof(ka), "set=1\npublic_key=%s\npersistent_keepalive_interval=%s\n\n",
-			 hex, keepalive);
-		ret = exchange(ifname, ka, &reply);
-		free(reply);
-	}
+	snprintf(msg, sizeof(msg), "set=1\npublic_key=%s\npersistent_keepalive_interval=%s\n\n",
+		 hex, keepalive);
+	ret = exchange(ifname, msg, &reply);
+	free(reply);
 out:
 	free(req);
 	return ret > 0 ? -ret : ret;

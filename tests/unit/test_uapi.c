@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+/* wg-health's UAPI parsers (health/uapi.c) on a reply in wireguard-go's
+ * `get=1` format: peers, and the exact request that re-adds one. */
+#include "wglb/uapi.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define K1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define K2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define PSK "abababababababababababababababababababababababababababababababab"
+#define ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+
+static const char reply[] =
+	"private_key=" K2 "\n"
+	"listen_port=51820\n"
+	"public_key=" K1 "\n"
+	"preshared_key=" PSK "\n"
+	"protocol_version=1\n"
+	"endpoint=10.10.10.1:40001\n"
+	"last_handshake_time_sec=1764000000\n"
+	"last_handshake_time_nsec=5\n"
+	"tx_bytes=100\n"
+	"rx_bytes=200\n"
+	"persistent_keepalive_interval=25\n"
+	"allowed_ip=10.9.0.2/32\n"
+	"allowed_ip=fd10::2/128\n"
+	"public_key=nothex\n"
+	"endpoint=10.10.10.9:9\n"
+	"public_key=" K2 "\n"
+	"preshared_key=" ZERO "\n"
+	"protocol_version=1\n"
+	"last_handshake_time_sec=0\n"
+	"persistent_keepalive_interval=0\n"
+	"errno=0\n";
+
+static void test_peers(void **state)
+{
+	char buf[sizeof(reply)];
+	struct wgdev_peer p[4];
+
+	memcpy(buf, reply, sizeof(reply));
+	assert_int_equal(uapi_parse_peers(buf, p, 4), 2);
+	assert_int_equal(p[0].pub[0], 0x11);
+	assert_string_equal(p[0].endpoint, "10.10.10.1:40001");
+	assert_int_equal(p[0].handshake_s, 1764000000);
+	/* The bad key's endpoint belongs to nobody, not to the peer before it. */
+	assert_int_equal(p[1].pub[31], 0x22);
+	assert_string_equal(p[1].endpoint, "");
+	memcpy(buf, reply, sizeof(reply));
+	assert_int_equal(uapi_parse_peers(buf, p, 1), 1);
+}
+
+static void test_readd(void **state)
+{
+	char buf[sizeof(reply)], req[512], ka[16];
+	int n;
+
+	memcpy(buf, reply, sizeof(reply));
+	n = uapi_readd_request(buf, K1, "10.10.10.2:41001", req, sizeof(req), ka);
+	assert_string_equal(req, "set=1\npublic_key=" K1 "\n"
+				 "allowed_ip=10.9.0.2/32\nallowed_ip=fd10::2/128\n"
+				 "preshared_key=" PSK "\n"
+				 "endpoint=10.10.10.2:41001\npersistent_keepalive_interval=1\n\n");
+	assert_int_equal(n, strlen(req));
+	assert_string_equal(ka, "25");
+	/* An all-zero preshared key is none. */
+	memcpy(buf, reply, sizeof(reply));
+	uapi_readd_request(buf, K2, "[fd00::2]:1", req, sizeof(req), ka);
+	assert_null(strstr(req, "preshared_key"));
+	assert_string_equal(ka, "0");
+	memcpy(buf, reply, sizeof(reply));
+	assert_int_equal(uapi_readd_request(buf, ZERO, "10.0.0.1:1", req, sizeof(req), ka), -ENOENT);
+	for (size_t cap = 1; cap < 200; cap++) { /* never past the buffer */
+		memcpy(buf, reply, sizeof(reply));
+		assert_int_equal(uapi_readd_request(buf, K1, "10.0.0.1:1", req, cap, ka), -E2BIG);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_peers),
+		cmocka_unit_test(test_readd),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
