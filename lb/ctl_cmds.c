@@ -172,9 +172,11 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out,
 		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
-		      "\"flows_evicted\": %llu, \"failopen\": %llu, \"recv_buffer_exhausted\": %llu, ",
+		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
+		      "\"recv_buffer_exhausted\": %llu, ",
 		   l->ft.count, (unsigned long long)s->flows_new,
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
+		   (unsigned long long)s->flows_roamed,
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
 	stats_json_types(c, "messages_in", s->msgs_in);
 	ctl_printf(c, ", ");
@@ -246,9 +248,9 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	for (int d = 0; d < DROP__COUNT; d++)
 		ctl_printf(c, "drop %-21s %14llu %14llu\n", stats_drop_name((enum drop)d),
 			   (unsigned long long)s->drops_in[d], (unsigned long long)s->drops_out[d]);
-	ctl_printf(c, "\nflows: %u active, %llu new, %llu expired, %llu evicted\n", l->ft.count,
-		   (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
-		   (unsigned long long)s->flows_evicted);
+	ctl_printf(c, "\nflows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
+		   l->ft.count, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
+		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
 	ctl_printf(c, "re-pins:");
 	for (int i = 0; i < REPIN__COUNT; i++)
 		ctl_printf(c, " %s %llu", stats_repin_name((enum repin)i),

@@ -121,17 +121,21 @@ void fwd_close_flow(struct loop *l, struct flow *f)
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
 	agent_flow_closed(l, f);
+	srvidx_del(&l->si, &l->ft, f);
 	flow_remove(&l->ft, f);
 	l->st.flows_closed++;
 }
 
-static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t h)
+/* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
+static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t h, int bi)
 {
 	struct flow *f;
 	struct backend *b;
-	int bi = pool_pick(&l->pool, client_hash(k)), fd;
+	int fd;
 	uint16_t port;
 
+	if (bi < 0)
+		bi = pool_pick(&l->pool, client_hash(k));
 	if (bi < 0) {
 		drop_in(l, DROP_NO_BACKEND);
 		return NULL;
@@ -198,6 +202,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		from->flows--;
 		from->st.repins_out++;
 	}
+	srvidx_del(&l->si, &l->ft, f); /* its session index belongs to the old backend */
 	to->flows++;
 	to->st.repins_in++;
 	l->st.repins[why]++;
@@ -305,9 +310,19 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 	h = flow_hash(&l->ft, &k);
 	f = flow_lookup(&l->ft, &k, h);
 	if (!f) {
-		f = flow_open(l, &k, h);
+		/* Transport data from a new source for a session we carry: the
+		 * client roamed (or its NAT picked a new port). Its session lives
+		 * on the backend that owns the index, while that one keeps flows. */
+		struct flow *g = wi.type == WG_T_TRANSPORT ? srvidx_find(&l->si, &l->ft, wi.receiver)
+							  : NULL;
+		int bi = g && pool_evicts(&l->pool, g->backend) < 0 ? g->backend : -1;
+		f = flow_open(l, &k, h, bi);
 		if (!f)
 			goto recycle;
+		if (bi >= 0 && f->backend == bi) {
+			srvidx_set(&l->si, &l->ft, f, wi.receiver);
+			l->st.flows_roamed++;
+		}
 	} else if (wi.type == WG_T_INITIATION && !pool_keeps(&l->pool, f->backend)) {
 		/* A new session may start anywhere: leave a draining or
 		 * failed backend now, for Maglev's choice. */
@@ -320,7 +335,6 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 		if (!(f->flags & FLOW_F_INIT_PENDING))
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
-		f->sender = wi.sender;
 	}
 	/* Confirmed = a two-way exchange: the backend answered and the client
 	 * then spoke again (its keepalive or data after a response, its
@@ -403,6 +417,9 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 		goto recycle;
 	}
 	l->st.msgs_out[wi.type]++;
+	/* The index the client will put in this session's transport data. */
+	if (wi.type == WG_T_RESPONSE || wi.type == WG_T_INITIATION)
+		srvidx_set(&l->si, &l->ft, f, wi.sender);
 	if (wi.type == WG_T_RESPONSE)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 	else if (wi.type == WG_T_INITIATION)

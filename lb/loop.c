@@ -333,6 +333,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = flow_table_init(&l->ft, l->cfg.max_flows);
 	if (ret < 0)
 		return ret;
+	ret = srvidx_init(&l->si, l->cfg.max_flows);
+	if (ret < 0)
+		return ret;
 	l->rearm = calloc(l->cfg.max_flows, sizeof(*l->rearm));
 	if (!l->rearm)
 		return -ENOMEM;
@@ -530,6 +533,7 @@ void loop_fini(struct loop *l)
 	rl_free(&l->hs_limit);
 	sodium_memzero(&l->mac1, sizeof(l->mac1));
 	free(l->rearm);
+	srvidx_free(&l->si);
 	flow_table_free(&l->ft);
 	pool_free(&l->pool);
 	config_free(&l->cfg);

@@ -75,6 +75,9 @@ static void global(struct loop *l, struct ctl_client *c)
 	head(c, "wglb_flows_evicted_total", "counter",
 	     "Unconfirmed flows evicted to make room in a full table.");
 	ctl_printf(c, "wglb_flows_evicted_total %llu\n", (unsigned long long)s->flows_evicted);
+	head(c, "wglb_flows_roamed_total", "counter",
+	     "New flows sent to their session's backend by its index (a client's address changed).");
+	ctl_printf(c, "wglb_flows_roamed_total %llu\n", (unsigned long long)s->flows_roamed);
 	head(c, "wglb_failopen_total", "counter", "Times wglb entered fail-open.");
 	ctl_printf(c, "wglb_failopen_total %llu\n", (unsigned long long)s->failopen);
 	head(c, "wglb_receive_buffer_exhausted_total", "counter",

@@ -3,7 +3,7 @@
  * The per-client flow table: client address+port+listener -> backend and
  * upstream socket. Fixed capacity, keyed SipHash (fresh key each start, so
  * nobody can aim collisions at a bucket), index-linked so that one flow is
- * at most 112 bytes plus its bucket. No I/O: the loop owns the sockets.
+ * at most 104 bytes plus its bucket. No I/O: the loop owns the sockets.
  */
 #ifndef WGLB_FLOW_H
 #define WGLB_FLOW_H
@@ -23,6 +23,7 @@ enum {
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
 	FLOW_F_REPLIED = 1U << 5,      /* the backend has answered; confirmation needs the client's turn */
 	FLOW_F_SRV_INIT = 1U << 6,     /* the session was initiated by the backend: only it rekeys */
+	FLOW_F_INDEXED = 1U << 7,      /* srv_index is in the session index (srvidx.h) */
 };
 
 struct flow_key {
@@ -46,11 +47,13 @@ struct flow {
 	uint32_t created; /* seconds, loop clock */
 	uint32_t last_rx; /* seconds, last datagram either way */
 	uint32_t init_ds; /* deciseconds: when the pending initiation was sent */
-	uint32_t sender;  /* client's sender index from its last initiation */
-	uint64_t pkts_in, pkts_out; /* in = client->backend */
+	uint32_t srv_index; /* the backend session's index, when FLOW_F_INDEXED */
+	uint32_t pkts_in, pkts_out; /* in = client->backend; wrap after 2^32 (display only) */
 	uint64_t bytes_in, bytes_out;
 };
-_Static_assert(sizeof(struct flow) <= 112, "flow state budget: 128 bytes with its bucket");
+/* The 128-byte budget per flow: this, its hash bucket (at most 2 per flow)
+ * and its session-index slots (srvidx.h, at most 4 per flow). */
+_Static_assert(sizeof(struct flow) <= 104, "flow state budget: 128 bytes with its buckets");
 
 struct flow_table {
 	struct flow *flows;

@@ -14,6 +14,7 @@
 #include "wglb/log.h"
 #include "wglb/mac.h"
 #include "wglb/ratelimit.h"
+#include "wglb/srvidx.h"
 #include "wglb/pool.h"
 #include "wglb/stats.h"
 #include "wglb/tx.h"
@@ -64,6 +65,7 @@ struct loop {
 	uint32_t *rearm;       /* flows whose receive must be re-armed */
 	uint32_t n_rearm;
 	struct flow_table ft;
+	struct srvidx si; /* backend session index -> flow (roaming clients) */
 	struct pool pool;
 	struct wglb_config cfg; /* the running config, read-only between reloads */
 	struct wglb_stats st;

@@ -43,6 +43,7 @@ struct wglb_stats {
 	uint64_t drops_in[DROP__COUNT], drops_out[DROP__COUNT];
 	uint64_t repins[REPIN__COUNT];
 	uint64_t flows_new, flows_expired, flows_evicted, flows_closed;
+	uint64_t flows_roamed; /* new flows sent to their session's backend by its index */
 	uint64_t failopen;   /* times the pool fell back to every non-disabled backend */
 	uint64_t enobufs;    /* receive paused: no free buffer (back-pressure) */
 	uint64_t rebuilds;   /* Maglev table rebuilds */

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Flow table: insert, lookup, remove, cap, confirmed-flow protection, scan, key randomness. */
 #include "wglb/flow.h"
+#include "wglb/srvidx.h"
 
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -146,11 +148,75 @@ static void test_many_and_key_randomness(void **state)
 	flow_table_free(&a);
 }
 
+/* The session index against a plain array, through many adds, moves and
+ * deletes in a small table (long probe runs, wrap-around, backward shift). */
+static void test_srvidx(void **state)
+{
+	enum { CAP = 64 };
+	struct flow_table ft;
+	struct srvidx si;
+	struct flow *fl[CAP];
+	uint32_t want[CAP]; /* index per flow, 0 = none */
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, CAP), 0);
+	assert_int_equal(srvidx_init(&si, CAP), 0);
+	for (int i = 0; i < CAP; i++) {
+		struct flow_key k = key(0x0a000001, (uint16_t)(1000 + i));
+		fl[i] = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+		assert_non_null(fl[i]);
+		want[i] = 0;
+	}
+	for (int round = 0; round < 20000; round++) {
+		int i = (int)randombytes_uniform(CAP);
+		/* Few distinct values, so equal-home runs are common. */
+		uint32_t idx = 1 + randombytes_uniform(3 * CAP);
+		switch (randombytes_uniform(3)) {
+		case 0:
+		case 1:
+			srvidx_set(&si, &ft, fl[i], idx);
+			want[i] = idx;
+			break;
+		case 2:
+			srvidx_del(&si, &ft, fl[i]);
+			want[i] = 0;
+			break;
+		}
+		if (round % 97)
+			continue;
+		uint32_t n = 0;
+		for (int j = 0; j < CAP; j++) {
+			if (!want[j])
+				continue;
+			n++;
+			struct flow *g = srvidx_find(&si, &ft, want[j]);
+			assert_non_null(g); /* some flow with that index: maybe j, maybe another */
+			assert_int_equal(g->srv_index, want[j]);
+			assert_true(g->flags & FLOW_F_INDEXED);
+		}
+		assert_int_equal(si.count, n);
+		for (uint32_t v = 1; v <= 3 * CAP; v++) { /* found exactly when someone holds it */
+			bool held = false;
+			for (int j = 0; j < CAP; j++)
+				held |= want[j] == v;
+			assert_int_equal(srvidx_find(&si, &ft, v) != NULL, held);
+		}
+	}
+	/* An index nobody holds is not found. */
+	for (int j = 0; j < CAP; j++)
+		srvidx_del(&si, &ft, fl[j]);
+	assert_int_equal(si.count, 0);
+	assert_null(srvidx_find(&si, &ft, 7));
+	srvidx_free(&si);
+	flow_table_free(&ft);
+}
+
 static void test_size_budget(void **state)
 {
 	(void)state;
-	/* 112 bytes of flow + a 4-byte bucket (at most 2 per flow): <= 128 bytes. */
-	assert_true(sizeof(struct flow) + 2 * sizeof(uint32_t) <= 128);
+	/* The flow, its 4-byte hash bucket (at most 2 per flow) and its 4-byte
+	 * session-index slots (at most 4 per flow): <= 128 bytes. */
+	assert_true(sizeof(struct flow) + 2 * sizeof(uint32_t) + 4 * sizeof(uint32_t) <= 128);
 }
 
 int main(void)
@@ -161,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_generation_bumps_on_reuse),
 		cmocka_unit_test(test_scan_expiry),
 		cmocka_unit_test(test_many_and_key_randomness),
+		cmocka_unit_test(test_srvidx),
 		cmocka_unit_test(test_size_budget),
 	};
 	if (sodium_init() < 0)
