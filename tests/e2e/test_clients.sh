@@ -20,10 +20,10 @@ for i in $(seq 1 20); do
 done
 [ "$(stat_json 'sum(s["repins"].values())')" = 0 ] || die "re-pins after an add"
 for i in $(seq 1 20); do app_ok "$i" || die "client $i lost the app after the add"; done
-# New clients: restart five clients' WireGuard with new ports = new flows.
+# New clients: five clients start new sessions from new ports = new flows.
 moved=0
 for i in $(seq 16 20); do
-	wg set "$(wg_cl "$i")" listen-port $((41000 + i))
+	client_renew "$i" $((41000 + i)) || die "client $i renew"
 	app_ok "$i" || wait_for 20 "client $i back" app_ok "$i" || die "client $i after port change"
 	[ "$(ctl show flows | awk -v c="198.51.100.$((10 + i)):$((41000 + i))" '$1 == c { print $2 }')" = b3 ] && moved=$((moved + 1))
 done

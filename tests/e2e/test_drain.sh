@@ -13,8 +13,8 @@ wait_for 5 "pings flowing" pinging 1 || die "no ping replies"
 ctl backend drain "$be" | grep -q '^ok' || die "drain refused"
 backend_state_is "$be" draining || die "$be not shown as draining"
 t0=$(now)
-# A new client avoids the draining backend (a new source port = a new flow).
-wg set "$(wg_cl 2)" listen-port 42002
+# A new client avoids the draining backend (a new session from a new port).
+client_renew 2 42002 || die "client 2 renew"
 wait_for 20 "client 2 reconnects" app_ok 2 || die "client 2"
 c2=$(ctl show flows | awk '$1 == "198.51.100.12:42002" { print $2 }')
 [ -n "$c2" ] && [ "$c2" != "$be" ] || die "new client went to draining $be ($c2)"

@@ -145,6 +145,17 @@ client_up() { # i
 	ip -n "$ns" route add 10.10.21.0/24 dev "$wgi"
 }
 
+# client_renew i port: client i forgets its session and starts a new one
+# from a new source port: a new client as far as wglb can tell (a port
+# change alone keeps the session on its backend: index routing).
+client_renew() {
+	local wgi
+	wgi=$(wg_cl "$1")
+	wg set "$wgi" peer "$(cat "$T/server.pub")" remove || return 1
+	wg set "$wgi" listen-port "$2" peer "$(cat "$T/server.pub")" endpoint "$LB_PUBLIC:51820" \
+		allowed-ips 10.99.0.0/24,10.10.21.0/24 persistent-keepalive 25
+}
+
 app_ok() { # i: client i reaches the internal app through the tunnel
 	ip netns exec "$(ns_cl "$1")" curl -sf --max-time 2 "http://$APP:8080/" -o /dev/null
 }
