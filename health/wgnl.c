@@ -18,7 +18,6 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/wireguard.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -186,11 +185,6 @@ void wgnl_device_free(struct wgnl_device *dev)
 	wgnl_device_init(dev);
 }
 
-struct parse_ctx {
-	struct wgnl_device *dev;
-	struct wgnl_peer *peer;
-};
-
 static int fail(int err)
 {
 	errno = err;
@@ -305,8 +299,7 @@ static int parse_peer(const struct nlattr *attr, void *data)
  * its allowed IPs continue in the next message: append to that one. */
 static int parse_peers(const struct nlattr *attr, void *data)
 {
-	struct parse_ctx *ctx = data;
-	struct wgnl_device *dev = ctx->dev;
+	struct wgnl_device *dev = data;
 	struct wgnl_peer p = {.keepalive = -1};
 	static const uint8_t zero[32];
 
@@ -346,16 +339,16 @@ static int parse_peers(const struct nlattr *attr, void *data)
 
 static int parse_device(const struct nlattr *attr, void *data)
 {
-	struct parse_ctx *ctx = data;
+	struct wgnl_device *dev = data;
 
 	switch (mnl_attr_get_type(attr)) {
 	case WGDEVICE_A_LISTEN_PORT:
 		if (mnl_attr_validate(attr, MNL_TYPE_U16) < 0)
 			return fail(EBADMSG);
-		ctx->dev->listen_port = mnl_attr_get_u16(attr);
+		dev->listen_port = mnl_attr_get_u16(attr);
 		break;
 	case WGDEVICE_A_PEERS:
-		return mnl_attr_parse_nested(attr, parse_peers, ctx);
+		return mnl_attr_parse_nested(attr, parse_peers, dev);
 	}
 	return MNL_CB_OK;
 }
@@ -367,17 +360,18 @@ static int parse_msg(const struct nlmsghdr *nlh, void *data)
 	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), parse_device, data);
 }
 
-int wgnl_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
-	       struct wgnl_device *dev)
+/* mnl_cb_run over one datagram, cb (may be NULL) seeing each data message.
+ * Whole messages only, checked in size_t: a datagram that ends inside one
+ * is malformed (mnl_cb_run would stop quietly, as if the answer were
+ * complete), and libmnl 1.0.4's mnl_nlmsg_ok() casts nlmsg_len to int, so
+ * a length of 2^31 or more would walk it off the buffer. >0: more to read;
+ * 0: done; <0: -errno. */
+static int run_datagram(const void *buf, size_t len, uint32_t seq, uint32_t portid, mnl_cb_t cb,
+			void *data)
 {
-	struct parse_ctx ctx = {.dev = dev};
 	size_t off = 0;
 	int ret;
 
-	/* Whole messages only, checked in size_t: a datagram that ends inside
-	 * one is malformed (mnl_cb_run would stop quietly, as if the answer
-	 * were complete), and libmnl 1.0.4's mnl_nlmsg_ok() casts nlmsg_len
-	 * to int, so a length of 2^31 or more would walk it off the buffer. */
 	if (len == 0 || len > INT_MAX)
 		return -EBADMSG;
 	while (off < len) {
@@ -390,10 +384,16 @@ int wgnl_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
 		off += NLMSG_ALIGN(h.nlmsg_len);
 	}
 	errno = 0;
-	ret = mnl_cb_run(buf, len, seq, portid, parse_msg, &ctx);
+	ret = mnl_cb_run(buf, len, seq, portid, cb, data);
 	if (ret < 0)
 		return errno ? -errno : -EBADMSG;
 	return ret;
+}
+
+int wgnl_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+	       struct wgnl_device *dev)
+{
+	return run_datagram(buf, len, seq, portid, parse_msg, dev);
 }
 
 /* ---- talking to the kernel --------------------------------------------- */
@@ -413,30 +413,20 @@ static void wgnl_close(struct wgnl *w)
 	free(w->buf);
 }
 
-/* Send the message in w->buf and read answers until the ACK, DONE or an
- * error; dev (may be NULL) collects a dump. 0 or -errno. */
-static int exchange(struct wgnl *w, struct wgnl_device *dev)
+/* Send the len-byte message in w->buf and read answers until the ACK, DONE
+ * or an error, cb (may be NULL) seeing each data message. 0 or -errno. */
+static int exchange(struct wgnl *w, size_t len, mnl_cb_t cb, void *data)
 {
-	const struct nlmsghdr *nlh = (const void *)w->buf;
-	struct wgnl_device scratch;
 	int ret;
 
-	if (mnl_socket_sendto(w->nl, w->buf, nlh->nlmsg_len) < 0)
+	if (mnl_socket_sendto(w->nl, w->buf, len) < 0)
 		return -errno;
-	if (!dev) {
-		wgnl_device_init(&scratch);
-		dev = &scratch;
-	}
 	do {
 		ssize_t n = mnl_socket_recvfrom(w->nl, w->buf, w->size);
-		if (n < 0) {
-			ret = -errno;
-			break;
-		}
-		ret = wgnl_parse(w->buf, (size_t)n, w->seq, w->portid, dev);
+		if (n < 0)
+			return -errno;
+		ret = run_datagram(w->buf, (size_t)n, w->seq, w->portid, cb, data);
 	} while (ret > 0);
-	if (dev == &scratch)
-		wgnl_device_free(&scratch);
 	return ret;
 }
 
@@ -458,7 +448,6 @@ static int family_msg(const struct nlmsghdr *nlh, void *data)
 static int wgnl_open(struct wgnl *w)
 {
 	struct timeval tv = {.tv_sec = 2};
-	ssize_t n;
 	int ret;
 
 	memset(w, 0, sizeof(*w));
@@ -478,22 +467,11 @@ static int wgnl_open(struct wgnl *w)
 	}
 	w->portid = mnl_socket_get_portid(w->nl);
 	w->seq = (uint32_t)time(NULL);
-	if (mnl_socket_sendto(w->nl, w->buf, wgnl_msg_family(w->buf, w->size, w->seq)) < 0) {
-		ret = -errno;
-		goto err;
-	}
-	do {
-		n = mnl_socket_recvfrom(w->nl, w->buf, w->size);
-		if (n < 0) {
-			ret = -errno;
-			goto err;
-		}
-		errno = 0;
-		ret = mnl_cb_run(w->buf, (size_t)n, w->seq, w->portid, family_msg, &w->family);
-	} while (ret > 0);
+	ret = exchange(w, wgnl_msg_family(w->buf, w->size, w->seq), family_msg, &w->family);
 	if (ret < 0) {
 		/* No "wireguard" family: the module is not loaded. */
-		ret = errno == ENOENT ? -EPROTONOSUPPORT : errno ? -errno : -EPROTO;
+		if (ret == -ENOENT)
+			ret = -EPROTONOSUPPORT;
 		goto err;
 	}
 	if (!w->family) {
@@ -510,9 +488,8 @@ err:
 static int get_device(struct wgnl *w, const char *ifname, struct wgnl_device *dev)
 {
 	w->seq++;
-	wgnl_msg_get(w->buf, w->size, w->family, w->seq, ifname);
 	wgnl_device_init(dev);
-	return exchange(w, dev);
+	return exchange(w, wgnl_msg_get(w->buf, w->size, w->family, w->seq, ifname), parse_msg, dev);
 }
 
 static int set_peers(struct wgnl *w, const char *ifname, const struct wgnl_peer *peers, size_t n)
@@ -526,7 +503,7 @@ static int set_peers(struct wgnl *w, const char *ifname, const struct wgnl_peer 
 		len = wgnl_msg_set(w->buf, w->size, w->family, w->seq, ifname, peers, n, &cur);
 		if (len <= 0)
 			return (int)len;
-		ret = exchange(w, NULL);
+		ret = exchange(w, (size_t)len, NULL, NULL);
 		if (ret < 0)
 			return ret;
 	}

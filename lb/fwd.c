@@ -319,7 +319,7 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 		f = flow_open(l, &k, h, bi);
 		if (!f)
 			goto recycle;
-		if (bi >= 0 && f->backend == bi) {
+		if (bi >= 0) {
 			srvidx_set(&l->si, &l->ft, f, wi.receiver);
 			l->st.flows_roamed++;
 		}
