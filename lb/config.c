@@ -84,6 +84,15 @@ SET_U32(handshake_rate, 0, 1000000)
 SET_U32(handshake_burst, 1, 1000000)
 #undef SET_U32
 
+static int set_addr(struct parser *p, const char *key, const char *v, struct wglb_addr *dst)
+{
+	if (addr_parse(v, dst) < 0) {
+		perr(p, p->line, "%s: '%s' is not IP:PORT or [IPv6]:PORT", key, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_listen(struct parser *p, const char *v)
 {
 	struct wglb_config *c = p->cfg;
@@ -92,10 +101,8 @@ static int set_listen(struct parser *p, const char *v)
 		perr(p, p->line, "listen: at most %d listeners", CONFIG_MAX_LISTEN);
 		return -ENOSPC;
 	}
-	if (addr_parse(v, &c->listen[c->n_listen]) < 0) {
-		perr(p, p->line, "listen: '%s' is not IP:PORT or [IPv6]:PORT", v);
+	if (set_addr(p, "listen", v, &c->listen[c->n_listen]) < 0)
 		return -EINVAL;
-	}
 	for (unsigned i = 0; i < c->n_listen; i++)
 		if (addr_equal(&c->listen[i], &c->listen[c->n_listen])) {
 			perr(p, p->line, "listen: '%s' is listed twice", v);
@@ -137,11 +144,7 @@ static int set_admin_group(struct parser *p, const char *v)
 
 static int set_metrics_listen(struct parser *p, const char *v)
 {
-	if (addr_parse(v, &p->cfg->metrics_listen) < 0) {
-		perr(p, p->line, "metrics_listen: '%s' is not IP:PORT or [IPv6]:PORT", v);
-		return -EINVAL;
-	}
-	return 0;
+	return set_addr(p, "metrics_listen", v, &p->cfg->metrics_listen);
 }
 
 static int set_server_public_key(struct parser *p, const char *v)
@@ -174,11 +177,7 @@ static int set_allow(struct parser *p, const char *v)
 
 static int set_address(struct parser *p, const char *v)
 {
-	if (addr_parse(v, &p->be->addr) < 0) {
-		perr(p, p->line, "address: '%s' is not IP:PORT or [IPv6]:PORT", v);
-		return -EINVAL;
-	}
-	return 0;
+	return set_addr(p, "address", v, &p->be->addr);
 }
 
 static int set_weight(struct parser *p, const char *v)
