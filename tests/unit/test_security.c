@@ -14,25 +14,13 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-static size_t slurp(const char *name, uint8_t *buf, size_t size)
-{
-	char path[512];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", VECTORS_DIR, name);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	n = fread(buf, 1, size, f);
-	fclose(f);
-	return n;
-}
+#include "vectors.h"
 
 static void server_key(struct mac1_key *k)
 {
 	char b64[64] = {0};
 
-	slurp("server.pub", (uint8_t *)b64, sizeof(b64) - 1);
+	vector_read("server.pub", (uint8_t *)b64, sizeof(b64) - 1);
 	b64[strcspn(b64, "\r\n")] = '\0';
 	assert_int_equal(mac1_key_from_base64(b64, k), 0);
 }
@@ -44,7 +32,7 @@ static void test_real_initiation(void **state)
 
 	(void)state;
 	server_key(&k);
-	assert_int_equal(slurp("wireguard-go-initiation.bin", m, sizeof(m)), 148);
+	assert_int_equal(vector_read("wireguard-go-initiation.bin", m, sizeof(m)), 148);
 	assert_true(mac1_valid(&k, m, 148));
 	for (size_t i = 0; i < 132; i += 7) { /* any bit before mac2 breaks it */
 		m[i] ^= 0x01;
@@ -63,7 +51,7 @@ static void test_real_response(void **state)
 
 	(void)state;
 	server_key(&k);
-	assert_int_equal(slurp("wireguard-go-response.bin", m, sizeof(m)), 92);
+	assert_int_equal(vector_read("wireguard-go-response.bin", m, sizeof(m)), 92);
 	assert_true(mac1_valid(&k, m, 92));
 	m[5] ^= 0x80;
 	assert_false(mac1_valid(&k, m, 92));

@@ -23,23 +23,20 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "vectors.h"
+
 #define FAMILY 0x1d /* what fake_genl answers; the vectors carry it */
 #define BUFSZ 4096  /* MNL_SOCKET_BUFFER_SIZE on 4 KiB pages, as in `wg` */
 
 static uint8_t vec[65536];
 
+/* A file of vectors/wgnl into vec. */
 static size_t slurp(const char *name)
 {
-	char path[512];
-	FILE *f;
-	size_t n;
+	char path[64];
 
-	snprintf(path, sizeof(path), "%s/wgnl/%s", VECTORS_DIR, name);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	n = fread(vec, 1, sizeof(vec), f);
-	fclose(f);
-	return n;
+	snprintf(path, sizeof(path), "wgnl/%s", name);
+	return vector_read(path, vec, sizeof(vec));
 }
 
 static uint32_t seq_of(const uint8_t *msg)
