@@ -75,9 +75,7 @@ static int upstream_open(const struct backend *b, uint16_t *port)
 		return -errno;
 	/* A backend's burst for one flow (a bulk transfer) must not overflow
 	 * the default ~208 KiB; memory is charged only while datagrams wait. */
-	int rcv = UPSTREAM_RCVBUF;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, UPSTREAM_RCVBUF);
 	if (connect(fd, &b->addr.u.sa, b->addr.len) < 0 ||
 	    getsockname(fd, &local.sa, &sl) < 0) {
 		e = errno;

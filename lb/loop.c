@@ -136,7 +136,7 @@ static void bufring_flush(struct loop *l)
 	}
 }
 
-static void set_bufsize(int fd, int opt_force, int opt, int bytes)
+void loop_set_bufsize(int fd, int opt_force, int opt, int bytes)
 {
 	/* FORCE needs CAP_NET_ADMIN; without it the kernel caps at rmem_max. */
 	if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof(bytes)) < 0)
@@ -173,8 +173,8 @@ static int listener_open(struct loop *l, unsigned i)
 			return -errno;
 		}
 	}
-	set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, 8 << 20);
-	set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, 8 << 20);
+	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, 8 << 20);
+	loop_set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, 8 << 20);
 	if (bind(fd, &ls->addr.u.sa, ls->addr.len) < 0) {
 		int e = errno;
 		if (e == EADDRINUSE)

@@ -99,6 +99,9 @@ int loop_run(struct loop *l);
 void loop_fini(struct loop *l);
 struct io_uring_sqe *loop_sqe(struct loop *l);
 void loop_update_clock(struct loop *l);
+/* A socket buffer of bytes: opt_force (SO_RCVBUFFORCE/SO_SNDBUFFORCE) where
+ * we may, else opt, which the kernel caps at rmem_max/wmem_max. */
+void loop_set_bufsize(int fd, int opt_force, int opt, int bytes);
 
 /* One-shot poll on fd; cb runs once when ready. Returns an id or -ENOSPC. */
 int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx);
