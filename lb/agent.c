@@ -56,8 +56,7 @@ struct agent {
 	uint64_t next_poll_ms[CONFIG_MAX_BACKENDS];
 	uint32_t peers_known[CONFIG_MAX_BACKENDS];
 	uint8_t (*peer)[32];  /* per flow: the WireGuard peer behind it */
-	uint8_t *known;       /* per flow: peer[] valid for backend known_be[] */
-	uint16_t *known_be;
+	uint8_t *known;       /* per flow: peer[] valid (the same key on every backend) */
 	uint64_t *moved_ms;   /* per flow: when it was moved with a request (0 none) */
 	uint32_t *queue, qhead, qlen;
 	uint32_t *port_flow;  /* scratch for joining a reply to flows */
@@ -89,11 +88,10 @@ int agent_init(struct loop *l)
 	a->rate = l->cfg.agent.rate;
 	a->peer = calloc(cap, sizeof(*a->peer));
 	a->known = calloc(cap, 1);
-	a->known_be = calloc(cap, sizeof(*a->known_be));
 	a->moved_ms = calloc(cap, sizeof(*a->moved_ms));
 	a->queue = calloc(cap, sizeof(*a->queue));
 	a->port_flow = calloc(65536, sizeof(*a->port_flow));
-	if (!a->peer || !a->known || !a->known_be || !a->moved_ms || !a->queue || !a->port_flow)
+	if (!a->peer || !a->known || !a->moved_ms || !a->queue || !a->port_flow)
 		return -ENOMEM;
 	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
 		a->req[i].fd = a->req[i].watch = -1;
@@ -123,7 +121,6 @@ void agent_fini(struct loop *l)
 			req_end(l, &a->req[i]);
 	free(a->peer);
 	free(a->known);
-	free(a->known_be);
 	free(a->moved_ms);
 	free(a->queue);
 	free(a->port_flow);
@@ -166,7 +163,6 @@ static void on_peers(struct loop *l, struct agent_req *r, struct ap_msg *m, unsi
 	fi--;
 	memcpy(a->peer[fi], pub, 32);
 	a->known[fi] = 1;
-	a->known_be[fi] = r->backend;
 	(*n)++;
 }
 
