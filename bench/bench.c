@@ -72,7 +72,7 @@ struct bench {
 	uint32_t *txfree, ntxfree, ntx;
 	uint64_t t0, t_measure, t_end;
 	bool measuring;
-	uint64_t sent, recv, bytes_tx, bytes_rx, lost, handshakes, init_retries, new_handshakes;
+	uint64_t sent, recv, lost, handshakes, init_retries, new_handshakes;
 	uint64_t m_recv, m_bytes, m_sent;
 	uint32_t hist[HIST_US + 1];
 	uint64_t recov_ns[MAX_RECOV];
@@ -148,7 +148,6 @@ static void send_msg(struct bench *b, unsigned ci, bool init)
 	io_uring_prep_send(s, c->fd, p, len, MSG_DONTWAIT);
 	io_uring_sqe_set_data64(s, (uint64_t)OP_SEND << 56 | (uint64_t)len << 32 | slot);
 	b->sent++;
-	b->bytes_tx += len;
 	if (b->measuring && !init)
 		b->m_sent++;
 }
@@ -178,7 +177,6 @@ static void on_reply(struct bench *b, unsigned ci, const uint8_t *p, unsigned le
 	if (wgmsg_classify(p, len, &wi) != WG_DROP_NONE)
 		return;
 	b->recv++;
-	b->bytes_rx += len;
 	if (c->recovering && (wi.type == WG_T_RESPONSE || wi.type == WG_T_TRANSPORT)) {
 		if (b->n_recov < MAX_RECOV)
 			b->recov_ns[b->n_recov++] = t - c->outage_start;
