@@ -365,7 +365,6 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 			return ret;
 		l->n_lst++;
 	}
-	memset(&l->up_rmsg, 0, sizeof(l->up_rmsg));
 	ret = signals_setup(l);
 	if (ret < 0)
 		return ret;

@@ -61,7 +61,7 @@ struct loop {
 	struct tx tx;
 	struct listener lst[CONFIG_MAX_LISTEN];
 	unsigned n_lst;
-	struct msghdr up_rmsg; /* recvmsg template for upstream sockets */
+	struct msghdr up_rmsg; /* recvmsg template for upstream sockets: all zero, no name or cmsg */
 	uint32_t *rearm;       /* flows whose receive must be re-armed */
 	uint32_t n_rearm;
 	struct flow_table ft;
