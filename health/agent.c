@@ -269,10 +269,7 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port, unsign
 		fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
 	}
 	if (a->cmd) {
-		if (addr.u.sa.sa_family == AF_INET6)
-			addr.u.in6.sin6_port = htons((uint16_t)agent_port);
-		else
-			addr.u.in4.sin_port = htons((uint16_t)agent_port);
+		addr_set_port(&addr.u, (uint16_t)agent_port);
 		a->afd = listen_on(&addr, "the agent port");
 		ev.data.ptr = a;
 		if (a->afd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->afd, &ev) < 0)

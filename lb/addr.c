@@ -68,10 +68,7 @@ int addr_parse(const char *s, struct wglb_addr *out)
 		return -EINVAL;
 	if (*s == '[' && out->u.sa.sa_family != AF_INET6)
 		return -EINVAL;
-	if (out->u.sa.sa_family == AF_INET)
-		out->u.in4.sin_port = htons(port);
-	else
-		out->u.in6.sin6_port = htons(port);
+	addr_set_port(&out->u, port);
 	return 0;
 }
 
@@ -99,6 +96,14 @@ char *addr_fmt(const union wglb_sa *sa, char *buf, size_t size)
 uint16_t addr_port(const union wglb_sa *sa)
 {
 	return ntohs(sa->sa.sa_family == AF_INET6 ? sa->in6.sin6_port : sa->in4.sin_port);
+}
+
+void addr_set_port(union wglb_sa *sa, uint16_t port)
+{
+	if (sa->sa.sa_family == AF_INET6)
+		sa->in6.sin6_port = htons(port);
+	else
+		sa->in4.sin_port = htons(port);
 }
 
 bool addr_equal(const struct wglb_addr *a, const struct wglb_addr *b)

@@ -285,10 +285,7 @@ static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kin
 	r->kind = kind;
 	r->backend = (uint16_t)backend;
 	r->deadline_ms = l->now_ms + AGENT_TIMEOUT_MS;
-	if (sa.sa.sa_family == AF_INET6)
-		sa.in6.sin6_port = htons(a->port);
-	else
-		sa.in4.sin_port = htons(a->port);
+	addr_set_port(&sa, a->port);
 	r->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->fd < 0 || (connect(r->fd, &sa.sa, l->pool.be[backend].addr.len) < 0 &&
 			  errno != EINPROGRESS)) {

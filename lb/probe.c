@@ -247,10 +247,7 @@ static void start(struct loop *l, unsigned i)
 
 	pb->started_ms = l->now_ms;
 	pb->deadline_ms = l->now_ms + l->cfg.health.timeout_ms;
-	if (sa.sa.sa_family == AF_INET6)
-		sa.in6.sin6_port = htons(port);
-	else
-		sa.in4.sin_port = htons(port);
+	addr_set_port(&sa, port);
 	pb->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (pb->fd < 0) {
 		finish(l, i, false, "socket", 0, 0);

@@ -32,6 +32,7 @@ char *addr_fmt(const union wglb_sa *sa, char *buf, size_t size);
 char *addr_fmt_ip(const union wglb_sa *sa, char *buf, size_t size);
 bool addr_equal(const struct wglb_addr *a, const struct wglb_addr *b);
 uint16_t addr_port(const union wglb_sa *sa);
+void addr_set_port(union wglb_sa *sa, uint16_t port); /* port in host order */
 
 struct wglb_cidr {
 	uint8_t family; /* AF_INET or AF_INET6 */
