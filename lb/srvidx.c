@@ -78,16 +78,26 @@ void srvidx_del(struct srvidx *t, struct flow_table *ft, struct flow *f)
 
 void srvidx_set(struct srvidx *t, struct flow_table *ft, struct flow *f, uint32_t idx)
 {
-	uint32_t i;
+	uint32_t i, fi = flow_index(ft, f);
 
 	if ((f->flags & FLOW_F_INDEXED) && f->srv_index == idx)
 		return;
 	srvidx_del(t, ft, f);
 	f->srv_index = idx;
-	/* Never full: at most one entry per flow, twice as many slots. */
-	for (i = slot_of(t, idx); t->slots[i] != FLOW_NONE; i = (i + 1) & t->mask)
-		;
-	t->slots[i] = flow_index(ft, f);
+	/* One entry per (index, backend): a flow that names an index already
+	 * held for its backend (a roamed client, or anyone repeating the
+	 * index from new sources) takes the entry over, so repeats never
+	 * lengthen a probe run. Never full: at most one entry per flow. */
+	for (i = slot_of(t, idx); t->slots[i] != FLOW_NONE; i = (i + 1) & t->mask) {
+		struct flow *g = &ft->flows[t->slots[i]];
+		if (g->srv_index == idx && g->backend == f->backend) {
+			g->flags &= (uint8_t)~FLOW_F_INDEXED;
+			t->slots[i] = fi;
+			f->flags |= FLOW_F_INDEXED;
+			return;
+		}
+	}
+	t->slots[i] = fi;
 	f->flags |= FLOW_F_INDEXED;
 	t->count++;
 }

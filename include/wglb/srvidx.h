@@ -10,8 +10,8 @@
  *
  * Open addressing over flow indices (slots: the power of two at or above
  * twice the flow capacity, 2 to 4 per flow, 4 bytes each; each flow holds
- * at most one index, kept in flow->srv_index, so the table is never more
- * than half full),
+ * at most one entry, and each (index, backend) at most one, so the table
+ * is never more than half full and a repeated index costs nothing),
  * linear probing, backward-shift deletion: no tombstones, no rehash.
  * Indices are the backends' random numbers, so a multiplicative hash under
  * a random seed spreads them; clients cannot choose them.
@@ -34,7 +34,8 @@ struct srvidx {
 int srvidx_init(struct srvidx *t, uint32_t flow_cap);
 void srvidx_free(struct srvidx *t);
 /* Record that flow f's session answers to index idx (replacing the index
- * f held before, if any). */
+ * f held before, if any). The entry for (idx, f's backend), if another
+ * flow held it, passes to f: one entry per index and backend. */
 void srvidx_set(struct srvidx *t, struct flow_table *ft, struct flow *f, uint32_t idx);
 /* Forget f's index; a no-op when it has none. */
 void srvidx_del(struct srvidx *t, struct flow_table *ft, struct flow *f);

@@ -165,6 +165,7 @@ static void test_srvidx(void **state)
 		struct flow_key k = key(0x0a000001, (uint16_t)(1000 + i));
 		fl[i] = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
 		assert_non_null(fl[i]);
+		fl[i]->backend = (uint16_t)(i % 2); /* two backends */
 		want[i] = 0;
 	}
 	for (int round = 0; round < 20000; round++) {
@@ -175,6 +176,10 @@ static void test_srvidx(void **state)
 		case 0:
 		case 1:
 			srvidx_set(&si, &ft, fl[i], idx);
+			/* One entry per (index, backend): the last to name it holds it. */
+			for (int j = 0; j < CAP; j++)
+				if (want[j] == idx && fl[j]->backend == fl[i]->backend)
+					want[j] = 0;
 			want[i] = idx;
 			break;
 		case 2:
@@ -190,9 +195,10 @@ static void test_srvidx(void **state)
 				continue;
 			n++;
 			struct flow *g = srvidx_find(&si, &ft, want[j]);
-			assert_non_null(g); /* some flow with that index: maybe j, maybe another */
+			assert_non_null(g); /* some flow with that index: j, or j's twin on the other backend */
 			assert_int_equal(g->srv_index, want[j]);
 			assert_true(g->flags & FLOW_F_INDEXED);
+			assert_true(fl[j]->flags & FLOW_F_INDEXED);
 		}
 		assert_int_equal(si.count, n);
 		for (uint32_t v = 1; v <= 3 * CAP; v++) { /* found exactly when someone holds it */
@@ -207,6 +213,48 @@ static void test_srvidx(void **state)
 		srvidx_del(&si, &ft, fl[j]);
 	assert_int_equal(si.count, 0);
 	assert_null(srvidx_find(&si, &ft, 7));
+	srvidx_free(&si);
+	flow_table_free(&ft);
+}
+
+/* Security finding 6: datagrams from many sources naming one index (a
+ * roaming client, or an attacker repeating it) keep one entry, so lookups
+ * stay one probe instead of a run as long as the repeats. */
+static void test_srvidx_repeats_keep_one_entry(void **state)
+{
+	enum { CAP = 512 };
+	struct flow_table ft;
+	struct srvidx si;
+	struct flow *last = NULL;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, CAP), 0);
+	assert_int_equal(srvidx_init(&si, CAP), 0);
+	for (int i = 0; i < 300; i++) {
+		struct flow_key k = key(0x0a000001 + (uint32_t)i, 4000);
+		struct flow *f = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+		assert_non_null(f);
+		f->backend = 3;
+		srvidx_set(&si, &ft, f, 0xdeadbeef);
+		if (last)
+			assert_false(last->flags & FLOW_F_INDEXED); /* handed over */
+		last = f;
+	}
+	assert_int_equal(si.count, 1);
+	assert_ptr_equal(srvidx_find(&si, &ft, 0xdeadbeef), last);
+	uint32_t used = 0;
+	for (uint32_t i = 0; i <= si.mask; i++)
+		used += si.slots[i] != FLOW_NONE;
+	assert_int_equal(used, 1);
+	/* The same index on another backend is another session: its own entry. */
+	struct flow_key k = key(0x0b000001, 4000);
+	struct flow *o = flow_insert(&ft, &k, flow_hash(&ft, &k), 0);
+	o->backend = 4;
+	srvidx_set(&si, &ft, o, 0xdeadbeef);
+	assert_int_equal(si.count, 2);
+	assert_true(last->flags & FLOW_F_INDEXED);
+	srvidx_del(&si, &ft, last);
+	assert_ptr_equal(srvidx_find(&si, &ft, 0xdeadbeef), o);
 	srvidx_free(&si);
 	flow_table_free(&ft);
 }
@@ -228,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_scan_expiry),
 		cmocka_unit_test(test_many_and_key_randomness),
 		cmocka_unit_test(test_srvidx),
+		cmocka_unit_test(test_srvidx_repeats_keep_one_entry),
 		cmocka_unit_test(test_size_budget),
 	};
 	if (sodium_init() < 0)
