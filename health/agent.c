@@ -6,8 +6,13 @@
  * where it can tell, WireGuard listens; 503 otherwise. While the drain
  * file exists: 503 "draining" with X-Wglb-Drain: 1, which an NLB treats
  * as down and wglb as a graceful drain. One thread, epoll, bounded
- * buffers and a deadline per connection: slow or garbage clients cost a
- * slot, never the service.
+ * buffers and a deadline per connection (a probe's second on the health
+ * port); at most 16 connections per source address, and a full table
+ * sheds its oldest connection rather than the newcomer, so silent
+ * connections cannot shut the probe out; replies never block. What the
+ * thread does wait for is the interface itself: each health check asks
+ * rtnetlink and the WireGuard interface (UAPI or genl, 2 s timeouts), so a
+ * wedged wireguard-go delays answers by that much.
  */
 #include "wglb/addr.h"
 #include "wglb/agentcmd.h"
@@ -23,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,14 +35,20 @@
 #include <unistd.h>
 
 #define MAX_CONN     1024
+#define MAX_PER_SRC  16   /* connections one source address may hold */
 #define REQ_MAX      4096
-#define CONN_TIMEOUT_MS 5000
+#define HEALTH_TIMEOUT_MS 1000 /* a probe sends its request at once */
+#define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */
+#define ACCEPT_PAUSE_MS   100  /* accept at EMFILE: wait, don't spin */
 
 struct conn {
 	int fd;
 	bool agent; /* on the agent port: one signed command line */
 	size_t len;
-	uint64_t deadline;
+	uint64_t deadline, born;
+	uint8_t src[17]; /* family byte + address: the per-source cap */
+	char *out;       /* a reply still being sent (agent port), malloc'd */
+	size_t out_len, out_off;
 	char req[REQ_MAX];
 };
 
@@ -50,6 +60,8 @@ struct agent {
 	bool agent_only;       /* no health port: the privileged half, run on its own */
 	struct conn *conns[MAX_CONN];
 	unsigned n;
+	uint64_t paused_until[2]; /* [agent_port]: accept paused at EMFILE until then */
+	uint64_t shed, per_src_refused, emfile;
 	volatile sig_atomic_t stop;
 };
 
@@ -97,6 +109,7 @@ static void conn_close(struct agent *a, unsigned i)
 
 	epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	free(c->out);
 	free(c);
 	a->conns[i] = a->conns[--a->n];
 }
@@ -144,20 +157,67 @@ static int handle(struct agent *a, struct conn *c)
 	return 1;
 }
 
+static void src_key(const union wglb_sa *sa, uint8_t key[17])
+{
+	memset(key, 0, 17);
+	key[0] = (uint8_t)sa->sa.sa_family;
+	if (sa->sa.sa_family == AF_INET6)
+		memcpy(key + 1, &sa->in6.sin6_addr, 16);
+	else
+		memcpy(key + 1, &sa->in4.sin_addr, 4);
+}
+
+/* Room for a connection from src, or false to refuse it: a source holds at
+ * most MAX_PER_SRC; a full table sheds its oldest connection. */
+static bool make_room(struct agent *a, const uint8_t src[17])
+{
+	unsigned same = 0, oldest = 0;
+
+	for (unsigned i = 0; i < a->n; i++) {
+		same += !memcmp(a->conns[i]->src, src, 17);
+		if (a->conns[i]->born < a->conns[oldest]->born)
+			oldest = i;
+	}
+	if (same >= MAX_PER_SRC) {
+		a->per_src_refused++;
+		return false;
+	}
+	if (a->n == MAX_CONN) {
+		a->shed++;
+		conn_close(a, oldest);
+	}
+	return true;
+}
+
+static void listener_watch(struct agent *a, bool agent_port, bool on)
+{
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = agent_port ? (void *)a : NULL};
+
+	epoll_ctl(a->ep, EPOLL_CTL_MOD, agent_port ? a->afd : a->lfd, &ev);
+}
+
 static void on_accept(struct agent *a, bool agent_port)
 {
+	union wglb_sa sa;
+	socklen_t sl = sizeof(sa);
 	int fd;
 
-	while ((fd = accept4(agent_port ? a->afd : a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(agent_port ? a->afd : a->lfd, &sa.sa, &sl,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
+		uint8_t src[17];
 		struct conn *c;
-		if (a->n == MAX_CONN || !(c = calloc(1, sizeof(*c)))) {
-			close(fd); /* full: shed the newest, keep serving the rest */
+		sl = sizeof(sa);
+		src_key(&sa, src);
+		if (!make_room(a, src) || !(c = calloc(1, sizeof(*c)))) {
+			close(fd);
 			continue;
 		}
 		c->fd = fd;
 		c->agent = agent_port;
-		c->deadline = clock_monotonic_ms() + CONN_TIMEOUT_MS;
+		memcpy(c->src, src, sizeof(src));
+		c->born = clock_monotonic_ms();
+		c->deadline = c->born + (agent_port ? AGENT_TIMEOUT_MS : HEALTH_TIMEOUT_MS);
 		ev.data.ptr = c;
 		if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
@@ -166,6 +226,52 @@ static void on_accept(struct agent *a, bool agent_port)
 		}
 		a->conns[a->n++] = c;
 	}
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		/* The connection stays queued and the listener readable: stop
+		 * watching it for a moment instead of spinning. */
+		if (!a->emfile++ || a->emfile % 1000 == 0)
+			fprintf(stderr, "wg-health: accept: %s (%llu times); pausing %d ms\n",
+				strerror(errno), (unsigned long long)a->emfile, ACCEPT_PAUSE_MS);
+		listener_watch(a, agent_port, false);
+		a->paused_until[agent_port] = clock_monotonic_ms() + ACCEPT_PAUSE_MS;
+	}
+}
+
+/* Send what is left of an agent reply; true when done (or the peer is gone). */
+static bool send_rest(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return errno != EAGAIN && errno != EINTR;
+		c->out_off += (size_t)n;
+	}
+	return true;
+}
+
+/* One signed command: answer it, then send without ever blocking. */
+static bool agent_request(struct agent *a, struct conn *c, const char *nl)
+{
+	static char out[1 << 20];
+	char self[ADDR_STRLEN] = "";
+	union wglb_sa local;
+	socklen_t sl = sizeof(local);
+	int len;
+
+	if (getsockname(c->fd, &local.sa, &sl) == 0)
+		addr_fmt(&local, self, sizeof(self));
+	len = agentcmd_handle(a->cmd, self, c->req, (size_t)(nl - c->req), out, sizeof(out));
+	c->out = malloc((size_t)len);
+	if (!c->out)
+		return true;
+	memcpy(c->out, out, (size_t)len);
+	c->out_len = (size_t)len;
+	if (send_rest(c))
+		return true;
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+	epoll_ctl(a->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	return false;
 }
 
 static void on_data(struct agent *a, struct conn *c)
@@ -178,6 +284,11 @@ static void on_data(struct agent *a, struct conn *c)
 		;
 	if (i == a->n)
 		return;
+	if (c->out) { /* writable again: the rest of a reply */
+		if (send_rest(c))
+			conn_close(a, i);
+		return;
+	}
 	n = recv(c->fd, c->req + c->len, REQ_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -188,19 +299,10 @@ static void on_data(struct agent *a, struct conn *c)
 	c->len += (size_t)n;
 	if (c->agent) {
 		char *nl = memchr(c->req, '\n', c->len);
-		static char out[1 << 20];
 		if (!nl && c->len < AP_MAX_LINE)
 			return;
-		if (nl) {
-			int len = agentcmd_handle(a->cmd, c->req, (size_t)(nl - c->req), out, sizeof(out));
-			struct timeval tv = {.tv_sec = 1};
-			int fl = 0;
-			/* The reply may be long (every peer): finish it blocking, briefly. */
-			ioctl(c->fd, FIONBIO, &fl);
-			setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			(void)!send(c->fd, out, (size_t)len, MSG_NOSIGNAL);
-		}
-		conn_close(a, i);
+		if (!nl || agent_request(a, c, nl))
+			conn_close(a, i);
 		return;
 	}
 	r = handle(a, c);
@@ -214,6 +316,11 @@ static void expire(struct agent *a)
 {
 	uint64_t now = clock_monotonic_ms();
 
+	for (int p = 0; p < 2; p++)
+		if (a->paused_until[p] && now >= a->paused_until[p]) {
+			a->paused_until[p] = 0;
+			listener_watch(a, p, true);
+		}
 	for (unsigned i = 0; i < a->n;)
 		if (now >= a->conns[i]->deadline)
 			conn_close(a, i);
@@ -278,7 +385,7 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port, unsign
 			a->device, wgdev_kind(a->device));
 	}
 	while (!a->stop) {
-		int n = epoll_wait(a->ep, evs, 64, 500);
+		int n = epoll_wait(a->ep, evs, 64, 100);
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "wg-health: epoll_wait: %s\n", strerror(errno));
 			return 3;
@@ -301,9 +408,11 @@ static int serve(struct agent *a, const char *listen_spec, unsigned port, unsign
 	if (a->cmd) {
 		close(a->afd);
 		fprintf(stderr, "wg-health: agent: %llu served, %llu re-handshakes, %llu unknown peers, "
-			"%llu bad arguments, refused %llu bad MAC, %llu stale, %llu replayed, %llu malformed\n",
+			"%llu bad arguments, %llu wrong target, refused %llu bad MAC, %llu stale, "
+			"%llu replayed, %llu malformed\n",
 			(unsigned long long)a->cmd->served, (unsigned long long)a->cmd->rehandshakes,
 			(unsigned long long)a->cmd->unknown_peer, (unsigned long long)a->cmd->bad_args,
+			(unsigned long long)a->cmd->wrong_target,
 			(unsigned long long)a->cmd->refused[AP_BAD_MAC], (unsigned long long)a->cmd->refused[AP_STALE],
 			(unsigned long long)a->cmd->refused[AP_REPLAY], (unsigned long long)a->cmd->refused[AP_BAD_FORMAT]);
 	}
@@ -398,6 +507,9 @@ int main(int argc, char **argv)
 		if (sodium_init() < 0 || !(a.cmd = calloc(1, sizeof(*a.cmd))))
 			return 3;
 		a.cmd->ifname = a.device;
+		/* Nothing signed before this start counts: a request captured
+		 * earlier cannot be replayed after a restart. */
+		a.cmd->replay.not_before_ms = clock_realtime_ms();
 		if (ap_key_load(agent_key, &a.cmd->key) < 0) {
 			fprintf(stderr, "wg-health: --agent-key %s: want 32 bytes as 64 hex digits or base64\n",
 				agent_key);

@@ -2,11 +2,13 @@
 /*
  * wg-health's agent commands for wglb (instant failover), on their own
  * port so the health port can stay open to probes:
- *   peers                        -> "peer KEY ENDPOINT HANDSHAKE_S" lines, "end N"
- *   rehandshake KEY IP:PORT      -> "ok" or "err REASON"
- * Every request and reply line is signed (agentproto.h); a request with a
- * bad MAC, a stale timestamp, a replayed nonce or bad words changes
- * nothing and is counted.
+ *   to SELF peers                    -> "peer KEY ENDPOINT HANDSHAKE_S" lines, "end N"
+ *   to SELF rehandshake KEY IP:PORT  -> "ok" or "err REASON"
+ * SELF is the address and port the balancer connected to: a request meant
+ * for another server sharing the key is refused (err wrong_target). Every
+ * request and reply line is signed (agentproto.h); a request with a bad
+ * MAC, a stale timestamp (or one from before this agent started), a
+ * replayed nonce or bad words changes nothing and is counted.
  */
 #include "wglb/clock.h"
 #include "wglb/agentcmd.h"
@@ -35,7 +37,8 @@ static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const
 	return 0;
 }
 
-int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out, size_t size)
+int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, size_t len, char *out,
+		    size_t size)
 {
 	struct ap_msg m;
 	enum ap_verdict v = ap_verify(&a->key, &a->replay, clock_realtime_ms(), line, len, &m);
@@ -50,6 +53,13 @@ int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(v));
 	}
 	snprintf(rn, sizeof(rn), "%016llx", (unsigned long long)m.nonce);
+	if (m.n < 3 || strcmp(m.word[0], "to") || strcmp(m.word[1], self)) {
+		a->wrong_target++;
+		reply(a, out, size, &off, "re %s err wrong_target", rn);
+		return (int)off;
+	}
+	m.n -= 2; /* the command's words follow the target */
+	memmove(m.word, m.word + 2, sizeof(m.word[0]) * (size_t)m.n);
 	if (!strcmp(m.word[0], "peers") && m.n == 1) {
 		int n = wgdev_peers(a->ifname, a->peers, WGDEV_MAX_PEERS), shown = 0;
 		if (n < 0) {

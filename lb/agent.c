@@ -271,6 +271,7 @@ static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kin
 	struct agent *a = l->agent;
 	struct agent_req *r = NULL;
 	union wglb_sa sa = l->pool.be[backend].addr.u;
+	char to[ADDR_STRLEN], signed_words[AP_MAX_LINE];
 	int len;
 
 	for (unsigned i = 0; i < AGENT_MAX_REQ && !r; i++)
@@ -278,14 +279,17 @@ static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kin
 			r = &a->req[i];
 	if (!r)
 		return NULL;
-	len = ap_sign(&a->key, clock_realtime_ms(), words, r->out, sizeof(r->out), r->nonce);
+	addr_set_port(&sa, a->port);
+	/* Name the agent this is for: another server sharing the key refuses it. */
+	snprintf(signed_words, sizeof(signed_words), "to %s %s", addr_fmt(&sa, to, sizeof(to)),
+		 words);
+	len = ap_sign(&a->key, clock_realtime_ms(), signed_words, r->out, sizeof(r->out), r->nonce);
 	if (len < 0)
 		return NULL;
 	r->outlen = (size_t)len;
 	r->kind = kind;
 	r->backend = (uint16_t)backend;
 	r->deadline_ms = l->now_ms + AGENT_TIMEOUT_MS;
-	addr_set_port(&sa, a->port);
 	r->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->fd < 0 || (connect(r->fd, &sa.sa, l->pool.be[backend].addr.len) < 0 &&
 			  errno != EINPROGRESS)) {

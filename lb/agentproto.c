@@ -54,13 +54,23 @@ int ap_sign(const struct ap_key *key, uint64_t now_ms, const char *words, char *
 	return n;
 }
 
+/* True (refuse) when the nonce was seen within the window, or when
+ * remembering it would forget one still inside the window. Safe when the
+ * wall clock steps back: an entry from the "future" still counts. */
 static bool seen(struct ap_replay *r, uint64_t nonce, uint64_t now_ms)
 {
-	for (unsigned i = 0; i < AP_REPLAY_N; i++)
-		if (r->nonce[i] == nonce && now_ms - r->when[i] <= 2 * AP_SKEW_MS)
+	uint64_t w;
+
+	for (unsigned i = 0; i < AP_REPLAY_N; i++) {
+		w = r->when[i];
+		if (w && r->nonce[i] == nonce && (now_ms < w || now_ms - w <= AP_WINDOW_MS))
 			return true;
+	}
+	w = r->when[r->next];
+	if (w && (now_ms < w || now_ms - w <= AP_WINDOW_MS))
+		return true;
 	r->nonce[r->next] = nonce;
-	r->when[r->next] = now_ms;
+	r->when[r->next] = now_ms ? now_ms : 1;
 	r->next = (r->next + 1) % AP_REPLAY_N;
 	return false;
 }
@@ -116,7 +126,8 @@ enum ap_verdict ap_verify(const struct ap_key *key, struct ap_replay *replay, ui
 	m->n = i;
 	if (!i)
 		return AP_BAD_FORMAT;
-	if (m->time_ms + AP_SKEW_MS < now_ms || m->time_ms > now_ms + AP_SKEW_MS)
+	if (m->time_ms + AP_SKEW_MS < now_ms || m->time_ms > now_ms + AP_SKEW_MS ||
+	    (replay && m->time_ms < replay->not_before_ms))
 		return AP_STALE;
 	if (replay && seen(replay, m->nonce, now_ms))
 		return AP_REPLAY;

@@ -16,10 +16,12 @@ struct agent_cmd {
 	struct ap_replay replay;
 	struct wgdev_peer peers[WGDEV_MAX_PEERS];
 	uint64_t refused[5]; /* by enum ap_verdict */
-	uint64_t bad_args, unknown_peer, rehandshakes, served;
+	uint64_t bad_args, unknown_peer, rehandshakes, served, wrong_target;
 };
 
-/* Handle one request line; write the reply into out. Returns its length. */
-int agentcmd_handle(struct agent_cmd *a, const char *line, size_t len, char *out, size_t size);
+/* Handle one request line that arrived at address self ("IP:PORT", as
+ * addr_fmt writes it); write the reply into out. Returns its length. */
+int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, size_t len, char *out,
+		    size_t size);
 
 #endif

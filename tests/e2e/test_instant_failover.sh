@@ -55,16 +55,18 @@ def ask(text):
         out += d
     return out.decode(errors="replace")
 ep = "10.10.10.1:9"
-r = ask(line(os.urandom(32), f"rehandshake {peer} {ep}")); assert r.startswith("refused bad_mac"), r
-good = line(key, "peers")
+to = "to 10.10.10.11:8081"
+r = ask(line(os.urandom(32), f"{to} rehandshake {peer} {ep}")); assert r.startswith("refused bad_mac"), r
+good = line(key, f"{to} peers")
 assert " end " in ask(good)
 r = ask(good); assert r.startswith("refused replay"), r
-r = ask(line(key, f"rehandshake {peer} {ep}", t=int(time.time() * 1000) - 120000)); assert r.startswith("refused stale"), r
+r = ask(line(key, f"{to} rehandshake {peer} {ep}", t=int(time.time() * 1000) - 120000)); assert r.startswith("refused stale"), r
+r = ask(line(key, f"to 10.10.10.12:8081 rehandshake {peer} {ep}")); assert "err wrong_target" in r, r
 r = ask(os.urandom(64).replace(b"\n", b"x") + b"\n"); assert r.startswith("refused bad_format"), r
 unknown = base64.b64encode(os.urandom(32)).decode()
-r = ask(line(key, f"rehandshake {unknown} {ep}")); assert "err unknown_peer" in r, r
-r = ask(line(key, f"rehandshake {peer} nonsense")); assert "err bad_arguments" in r, r
-print("agent refused: bad MAC, replay, stale, garbage; unknown peer and bad arguments answered as errors")
+r = ask(line(key, f"{to} rehandshake {unknown} {ep}")); assert "err unknown_peer" in r, r
+r = ask(line(key, f"{to} rehandshake {peer} nonsense")); assert "err bad_arguments" in r, r
+print("agent refused: bad MAC, replay, stale, another target, garbage; unknown peer and bad arguments answered as errors")
 PY
 ep1=$(wg show "$(wg_be 1)" endpoints | awk -v k="$key" '$1 == k { print $2 }')
 [ "$ep0" = "$ep1" ] || die "a refused command changed the peer's endpoint ($ep0 -> $ep1)"

@@ -141,10 +141,11 @@ def ask(text):
     while (d := s.recv(4096)):
         out += d
     return out.decode()
-r = ask(line("peers"))
+to = f"to 127.0.0.1:{port}"
+r = ask(line(f"{to} peers"))
 assert f" peer {peer} 10.0.0.1:40001 1764000000 " in r and " end 3 " in r, r  # peer 3 has no endpoint
-r = ask(line(f"rehandshake {peer} 10.0.0.2:41001")); assert " ok " in r, r
-r = ask(line(f"rehandshake {unknown} 10.0.0.2:41001")); assert "err unknown_peer" in r, r
+r = ask(line(f"{to} rehandshake {peer} 10.0.0.2:41001")); assert " ok " in r, r
+r = ask(line(f"{to} rehandshake {unknown} 10.0.0.2:41001")); assert "err unknown_peer" in r, r
 print("ok: agent lists the kernel interface's peers and re-handshakes over netlink")
 PY
 grep -q "over kernel" "$T/agent.err" || die "agent did not say it uses the kernel interface"

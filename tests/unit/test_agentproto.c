@@ -100,6 +100,50 @@ static void test_signed_but_malformed(void **state)
 	assert_int_equal(check(line, 4000000, &m), AP_BAD_FORMAT);
 }
 
+/* Security finding 4: the nonce memory covers the whole window however
+ * fast requests come; a clock that steps back does not forget; nothing
+ * signed before the receiver started counts. */
+static void test_replay_window(void **state)
+{
+	static struct ap_replay r;
+	char line[AP_MAX_LINE], first[AP_MAX_LINE];
+	struct ap_msg m;
+	uint64_t t = 50000000;
+	unsigned ok = 0, refused = 0;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	ap_sign(&key, t, "peers", first, sizeof(first), NULL);
+	assert_int_equal(ap_verify(&key, &r, t, first, strcspn(first, "\n"), &m), AP_OK);
+	/* More requests inside one window than the memory holds: the excess is
+	 * refused, and the first is still remembered at the end. */
+	for (unsigned i = 0; i < AP_REPLAY_N + 100; i++) {
+		ap_sign(&key, t + i, "peers", line, sizeof(line), NULL);
+		if (ap_verify(&key, &r, t + i, line, strcspn(line, "\n"), &m) == AP_OK)
+			ok++;
+		else
+			refused++;
+	}
+	assert_int_equal(ok, AP_REPLAY_N - 1);
+	assert_int_equal(refused, 101);
+	assert_int_equal(ap_verify(&key, &r, t + AP_SKEW_MS, first, strcspn(first, "\n"), &m),
+			 AP_REPLAY);
+	/* The wall clock steps back 10 s: still a replay, not a fresh nonce. */
+	assert_int_equal(ap_verify(&key, &r, t - 10000, first, strcspn(first, "\n"), &m), AP_REPLAY);
+	/* After the window the memory frees up again. */
+	ap_sign(&key, t + AP_WINDOW_MS + AP_REPLAY_N + 10, "peers", line, sizeof(line), NULL);
+	assert_int_equal(ap_verify(&key, &r, t + AP_WINDOW_MS + AP_REPLAY_N + 10, line,
+				   strcspn(line, "\n"), &m),
+			 AP_OK);
+	/* A receiver that started at t+5000 refuses what was signed before. */
+	memset(&r, 0, sizeof(r));
+	r.not_before_ms = t + 5000;
+	ap_sign(&key, t + 4999, "peers", line, sizeof(line), NULL);
+	assert_int_equal(ap_verify(&key, &r, t + 6000, line, strcspn(line, "\n"), &m), AP_STALE);
+	ap_sign(&key, t + 5000, "peers", line, sizeof(line), NULL);
+	assert_int_equal(ap_verify(&key, &r, t + 6000, line, strcspn(line, "\n"), &m), AP_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +152,7 @@ int main(void)
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_signed_but_malformed),
+		cmocka_unit_test(test_replay_window),
 	};
 	if (sodium_init() < 0)
 		return 1;

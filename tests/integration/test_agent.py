@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: MIT
+"""wg-health as an attacker sees it (issue 13, findings 4 and 5), on
+loopback with no WireGuard interface (a request that passes every check
+is answered with a signed "err wg_..." from the interface lookup, which
+tells it apart from a refusal):
+
+- the agent port: a captured request replayed, sent to another server
+  sharing the key, or replayed after the agent restarts, is refused;
+- the health port: a thousand silent connections, or many from one
+  source, do not shut the probe out; a listener at EMFILE does not spin.
+"""
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from wglbtest import BUILD, wait_until
+
+WG_HEALTH = os.path.join(BUILD, "health", "wg-health")
+
+
+def free_tcp_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Agent:
+    def __init__(self, args, prefix=()):
+        self.dir = tempfile.mkdtemp(prefix="wg-health-test-")
+        self.err = os.path.join(self.dir, "err")
+        self.args, self.prefix = args, list(prefix)
+        self.proc = None
+
+    def start(self, ready_port):
+        with open(self.err, "ab") as e:
+            self.proc = subprocess.Popen(self.prefix + [WG_HEALTH] + self.args,
+                                         stdout=subprocess.DEVNULL, stderr=e)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"wg-health exited: {open(self.err).read()}")
+            try:
+                socket.create_connection(("127.0.0.1", ready_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 5, "wg-health listening")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+class TestAgentPort(unittest.TestCase):
+    def setUp(self):
+        self.key = os.urandom(32)
+        self.keyfile = os.path.join(tempfile.mkdtemp(prefix="wg-health-key-"), "agent.key")
+        with open(self.keyfile, "w") as f:
+            f.write(base64.b64encode(self.key).decode() + "\n")
+        self.port = free_tcp_port()
+        self.to = f"to 127.0.0.1:{self.port}"
+
+    def agent(self):
+        a = Agent(["--device", f"wgh{os.getpid()}", "--agent-only", "--listen", "127.0.0.1",
+                   "--agent-port", str(self.port), "--agent-key", self.keyfile])
+        self.addCleanup(a.stop)
+        return a.start(self.port)
+
+    def line(self, words, t=None):
+        body = f"v1 {t if t is not None else int(time.time() * 1000)} {os.urandom(8).hex()} {words}"
+        mac = hmac.new(self.key, body.encode(), hashlib.sha512).digest()[:32].hex()
+        return f"{body} {mac}\n"
+
+    def ask(self, text):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+        s.sendall(text.encode())
+        out = b""
+        while (d := s.recv(4096)):
+            out += d
+        s.close()
+        return out.decode()
+
+    def test_replay_target_and_restart(self):
+        a = self.agent()
+        req = self.line(f"{self.to} peers")
+        r = self.ask(req)
+        self.assertIn(" err wg_", r, "a good request passes every check")
+        self.assertTrue(self.ask(req).startswith("refused replay"), "replayed at once")
+        r = self.ask(self.line(f"to 127.0.0.2:{self.port} peers"))
+        self.assertIn("err wrong_target", r, "meant for another server sharing the key")
+        r = self.ask(self.line("peers"))
+        self.assertIn("err wrong_target", r, "a request that names no target")
+        captured = self.line(f"{self.to} rehandshake {base64.b64encode(os.urandom(32)).decode()} "
+                             "127.0.0.1:9")
+        time.sleep(0.01)  # the capture is older than the restart below
+        a.stop()
+        self.agent()
+        self.assertTrue(self.ask(captured).startswith("refused stale"),
+                        "a request signed before the agent started")
+        self.assertIn(" err wg_", self.ask(self.line(f"{self.to} peers")), "fresh ones pass")
+
+
+class TestHealthPort(unittest.TestCase):
+    def setUp(self):
+        self.port = free_tcp_port()
+
+    def agent(self, prefix=()):
+        a = Agent(["--device", f"wgh{os.getpid()}", "--listen", "127.0.0.1", "--port",
+                   str(self.port)], prefix)
+        self.addCleanup(a.stop)
+        return a.start(self.port)
+
+    def probe(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        out = b""
+        while (d := s.recv(4096)):
+            out += d
+        s.close()
+        return out.split(b"\r\n", 1)[0].decode()
+
+    def hold(self, n, src):
+        socks = []
+        for i in range(n):
+            s = socket.socket()
+            s.bind((src(i), 0))
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        self.addCleanup(lambda: [s.close() for s in socks])
+        return socks
+
+    def test_silent_connections_do_not_shut_the_probe_out(self):
+        a = self.agent()
+        # 1100 silent connections from 110 addresses (10 each), more than the table holds.
+        self.hold(1100, lambda i: f"127.1.0.{i // 10 + 1}")
+        time.sleep(0.3)
+        self.assertTrue(self.probe().startswith("HTTP/1.1 503"), "the probe got its answer")
+        # One source holds at most 16: the rest are closed at once.
+        socks = self.hold(40, lambda i: "127.2.0.1")
+        time.sleep(0.3)
+        closed = 0
+        for s in socks:
+            try:
+                closed += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+        self.assertGreaterEqual(closed, 40 - 16)
+        self.assertTrue(self.probe().startswith("HTTP/1.1 503"))
+        a.stop()
+
+    def test_emfile_does_not_spin(self):
+        a = self.agent(prefix=["prlimit", "--nofile=24:24"])
+        self.hold(60, lambda i: f"127.3.0.{i + 1}")  # one each: past the descriptor limit
+        time.sleep(0.3)
+        t0, c0 = time.monotonic(), cpu_seconds(a.proc.pid)
+        time.sleep(1.0)
+        cpu = (cpu_seconds(a.proc.pid) - c0) / (time.monotonic() - t0)
+        self.assertLess(cpu, 0.25, "wg-health spins at EMFILE")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
