@@ -6,6 +6,7 @@
  * here, driven by a table of keys.
  */
 #include "wglb/config.h"
+#include "wglb/cookie.h"
 #include "wglb/mac.h"
 
 #include <ctype.h>
@@ -82,7 +83,21 @@ SET_U32(flow_idle_timeout, 1, 86400)
 SET_U32(max_flows, 1, 1U << 24)
 SET_U32(handshake_rate, 0, 1000000)
 SET_U32(handshake_burst, 1, 1000000)
+SET_U32(under_load_rate, 1, 10000000)
 #undef SET_U32
+
+static int set_handshake_cookies(struct parser *p, const char *v)
+{
+	static const char *const modes[] = {[COOKIE_AUTO] = "auto", [COOKIE_ALWAYS] = "always",
+					    [COOKIE_OFF] = "off"};
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(v, modes[i])) {
+			p->cfg->handshake_cookies = (uint8_t)i;
+			return 0;
+		}
+	perr(p, p->line, "handshake_cookies: '%s' is not auto, always or off", v);
+	return -EINVAL;
+}
 
 static int set_addr(struct parser *p, const char *key, const char *v, struct wglb_addr *dst)
 {
@@ -321,6 +336,8 @@ static const struct key_def {
 	{SEC_BALANCER, "server_public_key", set_server_public_key, 0},
 	{SEC_BALANCER, "handshake_rate", set_handshake_rate, 0},
 	{SEC_BALANCER, "handshake_burst", set_handshake_burst, 0},
+	{SEC_BALANCER, "handshake_cookies", set_handshake_cookies, 0},
+	{SEC_BALANCER, "under_load_rate", set_under_load_rate, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},
@@ -492,9 +509,10 @@ static void set_defaults(struct wglb_config *c)
 {
 	strcpy(c->control, "/run/wglb/control.sock");
 	c->flow_idle_timeout = 180; /* WireGuard's REJECT_AFTER_TIME */
-	c->max_flows = 65536;
 	c->handshake_rate = 20; /* WireGuard's own per-source limit */
 	c->handshake_burst = 5;
+	c->handshake_cookies = COOKIE_AUTO;
+	c->under_load_rate = 1000;
 	c->health.port = 8080;
 	strcpy(c->health.path, "/");
 	c->health.interval_ms = 1000;
@@ -581,7 +599,11 @@ int config_load(const char *path, struct wglb_config *cfg, config_err_fn err, vo
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
 		ret = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
 		goto out;
 	}

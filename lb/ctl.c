@@ -267,6 +267,47 @@ static bool peer_is_admin(const struct ctl *ctl, int fd)
 	return false;
 }
 
+static void on_listen(struct loop *l, void *ctx, uint32_t revents);
+
+static void watch_listener(struct loop *l, bool http)
+{
+	struct ctl *ctl = l->ctl;
+
+	if (http)
+		ctl->http_watch = loop_watch(l, ctl->http_fd, POLLIN, on_listen, ctl);
+	else
+		ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
+}
+
+/* A slot for a new connection: a free one, else the longest-idle one of a
+ * kind it may take (a scrape only another scrape's, so metrics clients can
+ * never lock the on-call engineer out; an operator a scrape's first). */
+static struct ctl_client *slot_for(struct loop *l, bool http)
+{
+	struct ctl *ctl = l->ctl;
+	struct ctl_client *idle_http = NULL, *idle_ctl = NULL;
+	unsigned n_http = 0;
+
+	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *o = &ctl->cl[i];
+		if (o->fd < 0)
+			continue;
+		n_http += o->http;
+		if (o->out_len || o->stream.active)
+			continue;
+		struct ctl_client **idlest = o->http ? &idle_http : &idle_ctl;
+		if (!*idlest || o->last_ms < (*idlest)->last_ms)
+			*idlest = o;
+	}
+	if (!http || n_http < CTL_MAX_HTTP)
+		for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
+			if (ctl->cl[i].fd < 0)
+				return &ctl->cl[i];
+	if (http)
+		return idle_http;
+	return idle_http ? idle_http : idle_ctl;
+}
+
 static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 {
 	struct ctl *ctl = l->ctl;
@@ -275,23 +316,14 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 
 	(void)revents;
 	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct ctl_client *c = NULL, *idlest = NULL;
-		for (unsigned i = 0; i < CTL_MAX_CLIENTS && !c; i++) {
-			struct ctl_client *o = &ctl->cl[i];
-			if (o->fd < 0)
-				c = o;
-			else if (o->out_len == 0 && !o->stream.active &&
-				 (!idlest || o->last_ms < idlest->last_ms))
-				idlest = o;
-		}
-		if (!c && idlest) {
+		struct ctl_client *c = slot_for(l, http);
+		if (c && c->fd >= 0) {
 			/* Full of idle connections: the longest idle makes room, so
 			 * nobody can lock the on-call engineer out by holding slots. */
 			static const char bye[] = "error: closed: too many control connections\n\n";
-			(void)!send(idlest->fd, bye, sizeof(bye) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			(void)!send(c->fd, bye, sizeof(bye) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 			ctl->rejected++;
-			client_close(l, idlest);
-			c = idlest;
+			client_close(l, c);
 		}
 		if (!c) {
 			static const char busy[] = "error: too many control connections\n\n";
@@ -307,10 +339,19 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 		ctl->clients++;
 		client_watch(l, c);
 	}
-	if (http)
-		ctl->http_watch = loop_watch(l, lfd, POLLIN, on_listen, ctl);
-	else
-		ctl->watch = loop_watch(l, lfd, POLLIN, on_listen, NULL);
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		/* Out of descriptors: the connection stays queued and the
+		 * listener readable, so watching again now would spin. Retry
+		 * from ctl_tick after a pause. */
+		uint64_t sup;
+		ctl->paused_until_ms[http] = l->now_ms + CTL_ACCEPT_PAUSE_MS;
+		if (ratelimit_ok(&ctl->rl_emfile, l->now_ms, 10000, &sup))
+			log_warn("control%s: cannot accept: %s; pausing %d ms (%llu more since)",
+				 http ? " (metrics)" : "", strerror(errno), CTL_ACCEPT_PAUSE_MS,
+				 (unsigned long long)sup);
+		return;
+	}
+	watch_listener(l, http);
 }
 
 static int http_open(struct loop *l)
@@ -341,7 +382,14 @@ void ctl_tick(struct loop *l)
 {
 	struct ctl *ctl = l->ctl;
 
-	if (!ctl || l->now_ms < ctl->next_tick_ms)
+	if (!ctl)
+		return;
+	for (int http = 0; http < 2; http++)
+		if (ctl->paused_until_ms[http] && l->now_ms >= ctl->paused_until_ms[http]) {
+			ctl->paused_until_ms[http] = 0;
+			watch_listener(l, http);
+		}
+	if (l->now_ms < ctl->next_tick_ms)
 		return;
 	ctl->next_tick_ms = l->now_ms + 1000;
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++) {

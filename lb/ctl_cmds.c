@@ -160,6 +160,13 @@ static void stats_json_drops(struct ctl_client *c, const char *key, const uint64
 	ctl_printf(c, "}");
 }
 
+static const char *edge_mode_name(const struct loop *l)
+{
+	static const char *const n[] = {[COOKIE_AUTO] = "auto", [COOKIE_ALWAYS] = "always",
+					[COOKIE_OFF] = "off"};
+	return l->cfg.handshake_cookies <= COOKIE_OFF ? n[l->cfg.handshake_cookies] : "?";
+}
+
 static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 {
 	const struct wglb_stats *s = &l->st;
@@ -178,6 +185,15 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
 		   (unsigned long long)s->flows_roamed,
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
+	ctl_printf(c, "\"flows_confirmed\": %llu, \"flows_unconfirmed\": %u, "
+		      "\"unconfirmed_cap\": %u, \"edge\": {\"handshake_cookies\": \"%s\", "
+		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
+		      "\"cookies_sent\": %llu, \"mac2_valid\": %llu, \"mac2_invalid\": %llu}, ",
+		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap,
+		   edge_mode_name(l), l->cookies ? "true" : "false",
+		   fwd_under_load(l) ? "true" : "false",
+		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
+		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
 	stats_json_types(c, "messages_in", s->msgs_in);
 	ctl_printf(c, ", ");
 	stats_json_types(c, "messages_out", s->msgs_out);
@@ -251,6 +267,14 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	ctl_printf(c, "\nflows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
 		   l->ft.count, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
 		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
+	ctl_printf(c, "confirmed: %llu flows proved receipt; %u unconfirmed now (at most %u)\n",
+		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap);
+	ctl_printf(c, "edge: handshake_cookies %s%s, under load %s (%llu times); %llu cookies sent; "
+		      "mac2 %llu valid, %llu invalid\n",
+		   edge_mode_name(l), l->cookies ? "" : " (inactive: no server_public_key)",
+		   fwd_under_load(l) ? "yes" : "no",
+		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
+		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
 	ctl_printf(c, "re-pins:");
 	for (int i = 0; i < REPIN__COUNT; i++)
 		ctl_printf(c, " %s %llu", stats_repin_name((enum repin)i),

@@ -12,6 +12,7 @@
 #include "wglb/wgmsg.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +21,12 @@ _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_
 
 #define UPSTREAM_RCVBUF    (1 << 20)
 #define INIT_UNANSWERED_DS 50 /* WireGuard's REKEY_TIMEOUT, 5 s, in deciseconds */
+/* A session index may open a flow from a new source (roaming) once a
+ * second, three in a burst: a real client roams when its network changes;
+ * one that holds a valid key and repeats its index from spoofed sources
+ * gets no more. */
+#define ROAM_RATE  1
+#define ROAM_BURST 3
 
 static inline void drop_in(struct loop *l, enum drop d)
 {
@@ -29,6 +36,57 @@ static inline void drop_in(struct loop *l, enum drop d)
 static inline void drop_out(struct loop *l, enum drop d)
 {
 	l->st.drops_out[d]++;
+}
+
+int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
+{
+	bool rates = first || nc->handshake_rate != l->cfg.handshake_rate ||
+		     nc->handshake_burst != l->cfg.handshake_burst;
+	bool key = first || strcmp(nc->server_public_key, l->cfg.server_public_key);
+
+	if (rates) {
+		struct ratelimit_table claimed, proven;
+		if (rl_init(&claimed, nc->handshake_rate, nc->handshake_burst) < 0)
+			return -ENOMEM;
+		if (rl_init(&proven, nc->handshake_rate, nc->handshake_burst) < 0) {
+			rl_free(&claimed);
+			return -ENOMEM;
+		}
+		if (!first) {
+			rl_free(&l->hs_limit);
+			rl_free(&l->hs_proven);
+		}
+		l->hs_limit = claimed;
+		l->hs_proven = proven;
+		l->cfg.handshake_rate = nc->handshake_rate;
+		l->cfg.handshake_burst = nc->handshake_burst;
+	}
+	if (first && rl_init(&l->roam_limit, ROAM_RATE, ROAM_BURST) < 0)
+		return -ENOMEM;
+	if (key) {
+		if (nc != &l->cfg)
+			memcpy(l->cfg.server_public_key, nc->server_public_key,
+			       sizeof(nc->server_public_key));
+		l->check_mac1 = l->cfg.server_public_key[0] &&
+				mac1_key_from_base64(l->cfg.server_public_key, &l->mac1) == 0;
+		/* A new key: cookies given under the old one are void. */
+		if (!l->check_mac1 || cookie_init(&l->cookie, l->cfg.server_public_key) < 0)
+			cookie_fini(&l->cookie);
+	}
+	l->cfg.handshake_cookies = nc->handshake_cookies;
+	l->cfg.under_load_rate = nc->under_load_rate;
+	l->load.rate = nc->under_load_rate;
+	l->cookies = l->check_mac1 && l->cfg.handshake_cookies != COOKIE_OFF;
+	return 0;
+}
+
+void fwd_unconfigure(struct loop *l)
+{
+	rl_free(&l->hs_limit);
+	rl_free(&l->hs_proven);
+	rl_free(&l->roam_limit);
+	sodium_memzero(&l->mac1, sizeof(l->mac1));
+	cookie_fini(&l->cookie);
 }
 
 static uint32_t now_ds(const struct loop *l)
@@ -96,8 +154,8 @@ static void log_exhaustion(struct loop *l, struct ratelimit *rl, const char *wha
 			 l->ft.count);
 }
 
-/* Let go of a flow's upstream socket. */
-static void upstream_release(struct loop *l, struct flow *f)
+/* Stop receiving on a flow's upstream socket, before closing or reusing it. */
+static void upstream_cancel(struct loop *l, struct flow *f)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
@@ -106,22 +164,72 @@ static void upstream_release(struct loop *l, struct flow *f)
 	io_uring_prep_cancel64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)), 0);
 	io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
 	/* Sends prepared for this socket must reach the kernel before its
-	 * descriptor number can be reused by the next socket we open. */
+	 * descriptor number is reused, or it is pointed elsewhere. */
 	tx_sync(l);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
 }
 
-void fwd_close_flow(struct loop *l, struct flow *f)
+/* Forget a flow; hand back its upstream socket, receive cancelled. */
+static int flow_retire(struct loop *l, struct flow *f)
 {
-	upstream_release(l, f);
+	int fd = f->fd;
+
+	upstream_cancel(l, f);
+	f->fd = -1;
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
 	agent_flow_closed(l, f);
 	srvidx_del(&l->si, &l->ft, f);
 	flow_remove(&l->ft, f);
 	l->st.flows_closed++;
+	return fd;
+}
+
+void fwd_close_flow(struct loop *l, struct flow *f)
+{
+	int fd = flow_retire(l, f);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Point a retired flow's socket at backend b: no new descriptor and no new
+ * port, so it works when neither can be had. Datagrams still queued for
+ * the old flow are discarded, not delivered to the new one. */
+static int upstream_reuse(int fd, const struct backend *b, uint16_t *port)
+{
+	union wglb_sa local;
+	socklen_t sl = sizeof(local);
+	char junk[1];
+
+	if (getsockname(fd, &local.sa, &sl) < 0)
+		return -errno;
+	if (local.sa.sa_family != b->addr.u.sa.sa_family)
+		return -EAFNOSUPPORT;
+	if (connect(fd, &b->addr.u.sa, b->addr.len) < 0)
+		return -errno;
+	for (int i = 0; i < 256 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_TRUNC) >= 0; i++)
+		;
+	*port = addr_port(&local);
+	return 0;
+}
+
+/* The oldest unconfirmed flow gives way to a new one on backend b: returns
+ * its socket pointed at b (or a new one), -ENOSPC when every flow is
+ * confirmed, or -errno. */
+static int evict_for(struct loop *l, const struct backend *b, uint16_t *port)
+{
+	struct flow *v = flow_victim(&l->ft);
+	int fd;
+
+	if (!v)
+		return -ENOSPC;
+	fd = flow_retire(l, v);
+	l->st.flows_evicted++;
+	if (fd >= 0 && upstream_reuse(fd, b, port) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return upstream_open(b, port);
 }
 
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
@@ -131,6 +239,7 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 	struct backend *b;
 	int fd;
 	uint16_t port;
+	bool full;
 
 	if (bi < 0)
 		bi = pool_pick(&l->pool, client_hash(k));
@@ -139,24 +248,32 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 		return NULL;
 	}
 	b = &l->pool.be[bi];
-	f = flow_insert(&l->ft, k, h, loop_now_s(l));
-	if (!f) {
-		/* Full: only a flow whose backend never answered may make room. */
-		struct flow *victim = flow_victim(&l->ft);
-		if (!victim) {
+	if (l->cookies && l->ft.unconfirmed >= l->unconf_cap / 2)
+		cookie_load_pressure(&l->load, l->now_ms); /* unproven sources fill the table */
+	full = l->ft.count == l->ft.cap || l->ft.unconfirmed >= l->unconf_cap;
+	fd = full ? -ENOSPC : upstream_open(b, &port);
+	if (fd < 0) {
+		/* A full table, the unconfirmed share used up, or no socket or
+		 * port to be had: all alike, the oldest unconfirmed flow gives
+		 * way (a flow whose client never proved it receives). */
+		int err = fd;
+		fd = evict_for(l, b, &port);
+		if (fd == -ENOSPC && full) {
 			drop_in(l, DROP_TABLE_FULL);
 			log_exhaustion(l, &l->rl_table_full, "flow table full, new flow refused", 0);
 			return NULL;
 		}
-		fwd_close_flow(l, victim);
-		l->st.flows_evicted++;
-		f = flow_insert(&l->ft, k, h, loop_now_s(l));
+		if (fd < 0) {
+			drop_in(l, DROP_NO_SOCKET);
+			log_exhaustion(l, &l->rl_no_socket, "cannot open an upstream socket",
+				       fd == -ENOSPC ? -err : -fd);
+			return NULL;
+		}
 	}
-	fd = upstream_open(b, &port);
-	if (fd < 0) {
-		flow_remove(&l->ft, f);
-		drop_in(l, DROP_NO_SOCKET);
-		log_exhaustion(l, &l->rl_no_socket, "cannot open an upstream socket", -fd);
+	f = flow_insert(&l->ft, k, h, loop_now_s(l));
+	if (!f) { /* not reached: a flow was evicted or there was room */
+		close(fd);
+		drop_in(l, DROP_TABLE_FULL);
 		return NULL;
 	}
 	f->fd = fd;
@@ -186,7 +303,8 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 			fwd_close_flow(l, f);
 			return false;
 		}
-		upstream_release(l, f);
+		upstream_cancel(l, f);
+		close(f->fd);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
 		f->up_port = port;
@@ -253,6 +371,130 @@ static bool allowed(const struct loop *l, const struct flow_key *k)
 	return false;
 }
 
+bool fwd_under_load(const struct loop *l)
+{
+	return l->cookies && (l->cfg.handshake_cookies == COOKIE_ALWAYS ||
+			      cookie_under_load(&l->load, l->now_ms));
+}
+
+enum edge { EDGE_PASS, EDGE_COOKIE, EDGE_DROP };
+
+/*
+ * A client's handshake message at the edge, as a WireGuard server under
+ * load would treat it: mac1 must be made for these servers; where cookies
+ * are asked for, mac2 must prove the source receives at its address, or
+ * the answer is a cookie reply. Initiations come at WireGuard's per-source
+ * rate; a source past the budget of the address it claims must prove
+ * itself (a spoofer cannot, so it cannot spend a victim's budget), and a
+ * proven source has a budget of its own.
+ */
+static enum edge edge_handshake(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
+				const uint8_t *p, unsigned len, const struct flow *f, bool *proven,
+				enum drop *why)
+{
+	bool ask = false;
+
+	*proven = false;
+	if (l->check_mac1 && !mac1_valid(&l->mac1, p, len)) {
+		*why = DROP_BAD_MAC1;
+		return EDGE_DROP;
+	}
+	if (l->cookies) {
+		uint8_t src[COOKIE_SRC_MAX];
+		size_t sl = cookie_source(k->family, k->addr, k->port, src);
+		*proven = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
+		if (*proven)
+			l->st.mac2_valid++;
+		else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
+			l->st.mac2_invalid++;
+		if (!*proven && !f)
+			cookie_load_note(&l->load, l->now_ms); /* would open a flow, unproven */
+		/* A response on a flow answers the backend's initiation there:
+		 * it creates nothing, so it passes (instant failover under load). */
+		ask = !*proven && fwd_under_load(l) && !(f && wi->type == WG_T_RESPONSE);
+	}
+	if (!ask && wi->type == WG_T_INITIATION &&
+	    !rl_allow(*proven ? &l->hs_proven : &l->hs_limit, k->family, k->addr,
+		      l->now_ms * 1000000ull)) {
+		if (*proven || !l->cookies) {
+			*why = DROP_RATE_LIMITED;
+			return EDGE_DROP;
+		}
+		ask = true;
+	}
+	if (ask) {
+		*why = DROP_NEEDS_COOKIE;
+		return EDGE_COOKIE;
+	}
+	return EDGE_PASS;
+}
+
+/* Answer a handshake with wglb's cookie reply, built in the buffer the
+ * handshake arrived in and sent from the address the client sent to. */
+static void send_cookie(struct loop *l, unsigned li, const struct flow_key *k,
+			struct io_uring_recvmsg_out *out, uint8_t *p, unsigned len, unsigned bid)
+{
+	struct listener *ls = &l->lst[li];
+	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE], laddr[16] = {0};
+	size_t sl = cookie_source(k->family, k->addr, k->port, src);
+
+	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0) {
+		loop_recycle(l, bid);
+		return;
+	}
+	memcpy(p, reply, sizeof(reply));
+	if (ls->wildcard)
+		local_addr(out, &ls->rmsg, laddr);
+	tx_reply(l, k, laddr, bid, p, sizeof(reply));
+}
+
+/* A client names the index the backend chose in its handshake message on
+ * this flow: it received that message, so its source is real. A cookie
+ * reply teaches no index; a spoofer never sees one. */
+static void confirm_if_proven(struct loop *l, struct flow *f, const struct wg_info *wi)
+{
+	if ((f->flags & (FLOW_F_CONFIRMED | FLOW_F_PROOF)) != FLOW_F_PROOF ||
+	    (wi->type != WG_T_TRANSPORT && wi->type != WG_T_RESPONSE) || wi->receiver != f->srv_index)
+		return;
+	flow_confirm(&l->ft, f);
+	l->st.flows_confirmed++;
+}
+
+/* No flow for this source: open one, on the backend of the session it
+ * names when it roamed, else by Maglev. NULL (dropped and counted) when a
+ * source may not have one now. */
+static struct flow *open_for(struct loop *l, const struct flow_key *k, uint32_t h,
+			     const struct wg_info *wi)
+{
+	struct flow *g = NULL, *f;
+	int bi = -1;
+
+	if (wi->type == WG_T_TRANSPORT) {
+		g = srvidx_find(&l->si, &l->ft, wi->receiver);
+		bi = g && pool_evicts(&l->pool, g->backend) < 0 ? g->backend : -1;
+		if (bi < 0 && l->cookies) {
+			/* Anyone can send this from anywhere: under load, only a
+			 * session we carry may open a flow this way. */
+			cookie_load_note(&l->load, l->now_ms);
+			if (fwd_under_load(l)) {
+				drop_in(l, DROP_UNPROVEN);
+				return NULL;
+			}
+		}
+		if (bi >= 0 && !rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver,
+					 l->now_ms * 1000000ull)) {
+			drop_in(l, DROP_RATE_LIMITED);
+			return NULL;
+		}
+	}
+	f = flow_open(l, k, h, bi);
+	if (f && bi >= 0) {
+		srvidx_set(&l->si, &l->ft, f, wi->receiver); /* the session's index moves with it */
+		l->st.flows_roamed++;
+	}
+	return f;
+}
+
 void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
 {
 	struct listener *ls = &l->lst[li];
@@ -260,11 +502,13 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 	struct flow_key k;
 	struct wg_info wi;
 	enum wg_drop wd;
+	enum drop why;
 	struct flow *f;
 	struct backend *b;
 	uint8_t *payload;
 	unsigned len;
 	uint32_t h;
+	bool proven;
 
 	out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
 	if (!out || out->namelen < sizeof(struct sockaddr_in)) {
@@ -291,36 +535,28 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 		drop_in(l, (enum drop)(wd - 1));
 		goto recycle;
 	}
-	/* Handshakes must be made for these servers (mac1 over the servers'
-	 * public key) and come at WireGuard's own per-source rate, checked
-	 * before any flow state exists or any re-pin happens. */
-	if (l->check_mac1 && (wi.type == WG_T_INITIATION || wi.type == WG_T_RESPONSE) &&
-	    !mac1_valid(&l->mac1, payload, len)) {
-		drop_in(l, DROP_BAD_MAC1);
-		goto recycle;
-	}
-	if (wi.type == WG_T_INITIATION &&
-	    !rl_allow(&l->hs_limit, k.family, k.addr, l->now_ms * 1000000ull)) {
-		drop_in(l, DROP_RATE_LIMITED);
-		goto recycle;
-	}
-	l->st.msgs_in[wi.type]++;
 	h = flow_hash(&l->ft, &k);
 	f = flow_lookup(&l->ft, &k, h);
+	/* Handshakes are checked before any flow state exists or any
+	 * re-pin happens. */
+	if (wi.type == WG_T_INITIATION || wi.type == WG_T_RESPONSE) {
+		switch (edge_handshake(l, &k, &wi, payload, len, f, &proven, &why)) {
+		case EDGE_PASS:
+			break;
+		case EDGE_COOKIE:
+			drop_in(l, why);
+			send_cookie(l, li, &k, out, payload, len, bid);
+			return;
+		case EDGE_DROP:
+			drop_in(l, why);
+			goto recycle;
+		}
+	}
+	l->st.msgs_in[wi.type]++;
 	if (!f) {
-		/* Transport data from a new source for a session we carry: the
-		 * client roamed (or its NAT picked a new port). Its session lives
-		 * on the backend that owns the index, while that one keeps flows. */
-		struct flow *g = wi.type == WG_T_TRANSPORT ? srvidx_find(&l->si, &l->ft, wi.receiver)
-							  : NULL;
-		int bi = g && pool_evicts(&l->pool, g->backend) < 0 ? g->backend : -1;
-		f = flow_open(l, &k, h, bi);
+		f = open_for(l, &k, h, &wi);
 		if (!f)
 			goto recycle;
-		if (bi >= 0) {
-			srvidx_set(&l->si, &l->ft, f, wi.receiver);
-			l->st.flows_roamed++;
-		}
 	} else if (wi.type == WG_T_INITIATION && !pool_keeps(&l->pool, f->backend)) {
 		/* A new session may start anywhere: leave a draining or
 		 * failed backend now, for Maglev's choice. */
@@ -334,12 +570,7 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
-	/* Confirmed = a two-way exchange: the backend answered and the client
-	 * then spoke again (its keepalive or data after a response, its
-	 * response to a server's initiation). A spoofed source never hears the
-	 * answer, so it cannot confirm a flow, even with a valid mac1. */
-	if ((f->flags & FLOW_F_REPLIED) && wi.type != WG_T_INITIATION)
-		flow_confirm(&l->ft, f);
+	confirm_if_proven(l, f, &wi);
 	if (wi.type == WG_T_RESPONSE)
 		agent_client_response(l, f); /* a requested re-handshake completed */
 	if (ls->wildcard)
@@ -415,14 +646,17 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 		goto recycle;
 	}
 	l->st.msgs_out[wi.type]++;
-	/* The index the client will put in this session's transport data. */
-	if (wi.type == WG_T_RESPONSE || wi.type == WG_T_INITIATION)
+	/* The index the client will put in this session's transport data
+	 * (or, for the backend's initiation, in its response): naming it
+	 * proves the client received this message. */
+	if (wi.type == WG_T_RESPONSE || wi.type == WG_T_INITIATION) {
 		srvidx_set(&l->si, &l->ft, f, wi.sender);
+		f->flags |= FLOW_F_PROOF;
+	}
 	if (wi.type == WG_T_RESPONSE)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 	else if (wi.type == WG_T_INITIATION)
 		f->flags |= FLOW_F_SRV_INIT; /* the server rekeys this session, the client never will */
-	f->flags |= FLOW_F_REPLIED;
 	f->last_rx = loop_now_s(l);
 	f->pkts_out++;
 	f->bytes_out += len;

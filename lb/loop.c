@@ -11,6 +11,7 @@
 #include "wglb/probe.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -290,23 +291,52 @@ static int signals_setup(struct loop *l)
 	return loop_watch(l, l->sigfd, POLLIN, on_signal, NULL) < 0 ? -ENOSPC : 0;
 }
 
-/* Each flow owns a socket: make sure the fd limit can hold max_flows. */
-static void raise_nofile(const struct wglb_config *cfg)
+/* The usable ephemeral ports: each flow's upstream socket takes one. */
+static uint32_t ephemeral_ports(void)
 {
+	unsigned lo = 0, hi = 0;
+	FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+	if (fp) {
+		if (fscanf(fp, "%u %u", &lo, &hi) != 2)
+			lo = hi = 0;
+		fclose(fp);
+	}
+	return hi >= lo && hi ? hi - lo + 1 : 28232; /* Linux's default range */
+}
+
+/* Each flow owns a socket and an ephemeral port: raise the fd limit, size
+ * the table to what both allow when max_flows is not set, say when it is
+ * set past either, and return how many flows can really have a socket. */
+static uint32_t flow_capacity(struct wglb_config *cfg)
+{
+	uint32_t ports = ephemeral_ports(), fds = UINT32_MAX, cap;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			log_warn("cannot raise the open-file limit: %s", strerror(errno));
 	}
-	if (rl.rlim_cur != RLIM_INFINITY && cfg->max_flows + 256 > rl.rlim_cur)
+	/* The rest of wglb (ring, listeners, control and probe connections) needs 256. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		fds = rl.rlim_cur > 256 + 16 ? (uint32_t)rl.rlim_cur - 256 : 16;
+	cap = ports < fds ? ports : fds;
+	if (!cfg->max_flows) {
+		cfg->max_flows = cap < CONFIG_AUTO_MAX_FLOWS ? cap : CONFIG_AUTO_MAX_FLOWS;
+		log_info("max_flows %u (ephemeral ports %u, open files %llu)", cfg->max_flows, ports,
+			 (unsigned long long)rl.rlim_cur);
+		return cfg->max_flows;
+	}
+	if (cfg->max_flows > fds)
 		log_warn("max_flows = %u but the open-file limit is %llu (one socket per flow): "
-			 "at most about %llu flows will open; raise LimitNOFILE",
-			 cfg->max_flows, (unsigned long long)rl.rlim_cur,
-			 (unsigned long long)(rl.rlim_cur > 256 ? rl.rlim_cur - 256 : 0));
+			 "at most about %u flows will open; raise LimitNOFILE",
+			 cfg->max_flows, (unsigned long long)rl.rlim_cur, fds);
+	if (cfg->max_flows > ports)
+		log_warn("max_flows = %u but net.ipv4.ip_local_port_range has %u ports (one per "
+			 "flow): at most %u flows will open; widen the range or lower max_flows",
+			 cfg->max_flows, ports, ports);
+	return cfg->max_flows < cap ? cfg->max_flows : cap;
 }
 
 int loop_init(struct loop *l, struct wglb_config *cfg)
@@ -322,7 +352,11 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	loop_update_clock(l);
 	l->start_ms = l->now_ms;
 	l->start_realtime = (uint64_t)time(NULL);
-	raise_nofile(&l->cfg);
+	/* Unconfirmed flows (sources that have not proved they receive) may
+	 * hold at most half of what can open: the rest is for proven clients. */
+	l->unconf_cap = flow_capacity(&l->cfg) / 2;
+	if (!l->unconf_cap)
+		l->unconf_cap = 1;
 
 	ret = ring_setup(l);
 	if (ret < 0)
@@ -342,11 +376,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = tx_init(l);
 	if (ret < 0)
 		return ret;
-	ret = rl_init(&l->hs_limit, l->cfg.handshake_rate, l->cfg.handshake_burst);
+	ret = fwd_configure(l, &l->cfg, true);
 	if (ret < 0)
 		return ret;
-	l->check_mac1 = l->cfg.server_public_key[0] &&
-			mac1_key_from_base64(l->cfg.server_public_key, &l->mac1) == 0;
 	ret = pool_init(&l->pool, l->cfg.health.enabled);
 	if (ret < 0)
 		return ret;
@@ -529,8 +561,7 @@ void loop_fini(struct loop *l)
 	if (l->bufs)
 		munmap(l->bufs, (size_t)LOOP_NBUFS * LOOP_BUFSZ);
 	tx_fini(l);
-	rl_free(&l->hs_limit);
-	sodium_memzero(&l->mac1, sizeof(l->mac1));
+	fwd_unconfigure(l);
 	free(l->rearm);
 	srvidx_free(&l->si);
 	flow_table_free(&l->ft);

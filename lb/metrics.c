@@ -78,6 +78,20 @@ static void global(struct loop *l, struct ctl_client *c)
 	head(c, "wglb_flows_roamed_total", "counter",
 	     "New flows sent to their session's backend by its index (a client's address changed).");
 	ctl_printf(c, "wglb_flows_roamed_total %llu\n", (unsigned long long)s->flows_roamed);
+	head(c, "wglb_flows_confirmed_total", "counter",
+	     "Flows whose client proved it receives (named the backend's session index).");
+	ctl_printf(c, "wglb_flows_confirmed_total %llu\n", (unsigned long long)s->flows_confirmed);
+	head(c, "wglb_flows_unconfirmed", "gauge", "Flows open for sources not yet proven.");
+	ctl_printf(c, "wglb_flows_unconfirmed %u\n", l->ft.unconfirmed);
+	head(c, "wglb_cookie_replies_total", "counter",
+	     "Cookie replies wglb sent to handshakes without a valid mac2.");
+	ctl_printf(c, "wglb_cookie_replies_total %llu\n", (unsigned long long)s->cookies_sent);
+	head(c, "wglb_mac2_total", "counter", "Handshakes carrying a mac2, by result.");
+	ctl_printf(c, "wglb_mac2_total{result=\"valid\"} %llu\n", (unsigned long long)s->mac2_valid);
+	ctl_printf(c, "wglb_mac2_total{result=\"invalid\"} %llu\n",
+		   (unsigned long long)s->mac2_invalid);
+	head(c, "wglb_under_load", "gauge", "1 while handshakes must prove their source (cookies).");
+	ctl_printf(c, "wglb_under_load %d\n", fwd_under_load(l));
 	head(c, "wglb_failopen_total", "counter", "Times wglb entered fail-open.");
 	ctl_printf(c, "wglb_failopen_total %llu\n", (unsigned long long)s->failopen);
 	head(c, "wglb_receive_buffer_exhausted_total", "counter",

@@ -27,7 +27,7 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 		same_listen = addr_equal(&old->listen[i], &nc->listen[i]);
 	if (!same_listen)
 		log_warn("listen changed: takes effect at the next restart");
-	if (old->max_flows != nc->max_flows)
+	if (nc->max_flows && old->max_flows != nc->max_flows)
 		log_warn("max_flows changed: takes effect at the next restart");
 	if (strcmp(old->control, nc->control) || strcmp(old->control_group, nc->control_group) ||
 	    strcmp(old->admin_group, nc->admin_group) ||
@@ -116,19 +116,8 @@ int loop_reload(struct loop *l)
 
 	/* Keys that apply at once; the rest keep their running values. */
 	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
-	if (nc.handshake_rate != l->cfg.handshake_rate ||
-	    nc.handshake_burst != l->cfg.handshake_burst) {
-		struct ratelimit_table t;
-		if (rl_init(&t, nc.handshake_rate, nc.handshake_burst) == 0) {
-			rl_free(&l->hs_limit);
-			l->hs_limit = t;
-			l->cfg.handshake_rate = nc.handshake_rate;
-			l->cfg.handshake_burst = nc.handshake_burst;
-		}
-	}
-	memcpy(l->cfg.server_public_key, nc.server_public_key, sizeof(nc.server_public_key));
-	l->check_mac1 = nc.server_public_key[0] &&
-			mac1_key_from_base64(nc.server_public_key, &l->mac1) == 0;
+	if (fwd_configure(l, &nc, false) < 0)
+		log_warn("reload: out of memory for the handshake limits; keeping the old ones");
 	memcpy(l->cfg.allow, nc.allow, sizeof(nc.allow));
 	l->cfg.n_allow = nc.n_allow;
 	if (nc.health.enabled && l->cfg.health.enabled)

@@ -17,6 +17,8 @@ const char *stats_drop_name(enum drop d)
 		[DROP_STALE] = "stale",
 		[DROP_BAD_MAC1] = "bad_mac1",
 		[DROP_RATE_LIMITED] = "rate_limited",
+		[DROP_NEEDS_COOKIE] = "needs_cookie",
+		[DROP_UNPROVEN] = "unproven",
 	};
 	return (unsigned)d < DROP__COUNT ? names[d] : "invalid";
 }

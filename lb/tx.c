@@ -58,22 +58,23 @@ static struct cmsghdr *add_cmsg(struct txgroup *g, struct cmsghdr *prev, int lev
 
 /* Answer from the exact address the client sent to (a floating IP on a
  * wildcard listener), or the client drops the reply as foreign. */
-static struct cmsghdr *add_pktinfo(struct txgroup *g, const struct flow *f)
+static struct cmsghdr *add_pktinfo(struct txgroup *g, const struct flow_key *k,
+				   const uint8_t laddr[16])
 {
-	if (f->key.family == AF_INET6) {
+	if (k->family == AF_INET6) {
 		struct in6_pktinfo pi = {0};
-		memcpy(&pi.ipi6_addr, f->laddr, 16);
+		memcpy(&pi.ipi6_addr, laddr, 16);
 		return add_cmsg(g, NULL, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
 	}
 	struct in_pktinfo pi = {0};
-	memcpy(&pi.ipi_spec_dst, f->laddr, 4);
+	memcpy(&pi.ipi_spec_dst, laddr, 4);
 	return add_cmsg(g, NULL, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
 }
 
-static struct txgroup *open_group(struct loop *l, struct flow *f, bool to_client)
+static struct txgroup *take_group(struct loop *l)
 {
 	struct tx *t = &l->tx;
-	uint32_t gi = t->free_head, fi = flow_index(&l->ft, f);
+	uint32_t gi = t->free_head;
 	struct txgroup *g;
 
 	if (gi == UINT32_MAX)
@@ -85,19 +86,39 @@ static struct txgroup *open_group(struct loop *l, struct flow *f, bool to_client
 	g->bytes = 0;
 	g->seg = 0;
 	g->sealed = 0;
+	g->own = 0;
+	return g;
+}
+
+/* Address a group to a client, from the address it sent to. */
+static void to_client(struct loop *l, struct txgroup *g, const struct flow_key *k,
+		      const uint8_t laddr[16])
+{
+	g->fd = l->lst[k->listener].fd;
+	g->listener = k->listener;
+	g->msg.msg_namelen = flow_client_sa(k, &g->name);
+	g->msg.msg_name = &g->name;
+	if (l->lst[k->listener].wildcard)
+		add_pktinfo(g, k, laddr);
+}
+
+static struct txgroup *open_group(struct loop *l, struct flow *f, bool client)
+{
+	struct tx *t = &l->tx;
+	uint32_t fi = flow_index(&l->ft, f);
+	struct txgroup *g = take_group(l);
+
+	if (!g)
+		return NULL;
 	g->flow = fi;
-	g->to_client = to_client;
-	g->fd = to_client ? l->lst[f->key.listener].fd : f->fd;
+	g->to_client = client;
 	g->backend = f->backend;
-	g->listener = f->key.listener;
-	if (to_client) {
-		g->msg.msg_namelen = flow_client_sa(&f->key, &g->name);
-		g->msg.msg_name = &g->name;
-		if (l->lst[f->key.listener].wildcard)
-			add_pktinfo(g, f);
-	}
-	t->open[t->n_open++] = gi;
-	t->by_flow[to_client][fi] = gi + 1;
+	if (client)
+		to_client(l, g, &f->key, f->laddr);
+	else
+		g->fd = f->fd;
+	t->open[t->n_open++] = (uint32_t)(g - t->g);
+	t->by_flow[client][fi] = (uint32_t)(g - t->g) + 1;
 	return g;
 }
 
@@ -106,7 +127,8 @@ static void prep(struct loop *l, uint32_t gi)
 	struct txgroup *g = &l->tx.g[gi];
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
-	l->tx.by_flow[g->to_client][g->flow] = 0;
+	if (g->flow != UINT32_MAX)
+		l->tx.by_flow[g->to_client][g->flow] = 0;
 	if (g->n == 1 && !g->to_client) {
 		io_uring_prep_send(sqe, g->fd, g->iov[0].iov_base, g->iov[0].iov_len, MSG_DONTWAIT);
 	} else {
@@ -156,6 +178,28 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 	g->bytes += len;
 }
 
+void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
+	      uint8_t *p, unsigned len)
+{
+	struct txgroup *g = take_group(l);
+
+	if (!g) {
+		loop_recycle(l, bid);
+		return;
+	}
+	g->flow = UINT32_MAX; /* no flow: nothing joins it, it goes at once */
+	g->to_client = 1;
+	g->own = 1;
+	g->backend = UINT16_MAX;
+	to_client(l, g, k, laddr);
+	g->iov[0].iov_base = p;
+	g->iov[0].iov_len = len;
+	g->bids[0] = (uint16_t)bid;
+	g->n = 1;
+	g->bytes = len;
+	prep(l, (uint32_t)(g - l->tx.g));
+}
+
 void tx_flush(struct loop *l)
 {
 	struct tx *t = &l->tx;
@@ -182,7 +226,11 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 	if (gi >= t->ng)
 		return;
 	g = &t->g[gi];
-	if (res < 0) {
+	if (g->own) {
+		/* wglb's own reply (a cookie): not part of the forwarding counts. */
+		if (res >= 0)
+			l->st.cookies_sent++;
+	} else if (res < 0) {
 		if (g->to_client) {
 			l->st.drops_out[DROP_SEND_ERROR] += g->n;
 		} else {

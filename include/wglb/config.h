@@ -18,6 +18,7 @@
 #define CONFIG_MAX_ALLOW    256
 #define BACKEND_NAME_MAX    32 /* including the NUL */
 #define WEIGHT_MAX          100
+#define CONFIG_AUTO_MAX_FLOWS 65536 /* max_flows unset: this, or what ports and fds allow */
 
 struct backend_conf {
 	char name[BACKEND_NAME_MAX];
@@ -53,8 +54,10 @@ struct wglb_config {
 	struct wglb_addr metrics_listen; /* len 0: no HTTP metrics endpoint */
 	char server_public_key[64];      /* base64; empty: no mac1 checks */
 	uint32_t handshake_rate, handshake_burst; /* per client source; rate 0 = off */
+	uint8_t handshake_cookies; /* enum cookie_mode (cookie.h) */
+	uint32_t under_load_rate;  /* unproven new sources per second that mean load */
 	uint32_t flow_idle_timeout;
-	uint32_t max_flows;
+	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];
 	unsigned n_allow;
 	struct backend_conf *backends;

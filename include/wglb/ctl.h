@@ -7,6 +7,8 @@
 #ifndef WGLB_CTL_H
 #define WGLB_CTL_H
 
+#include "wglb/log.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +33,8 @@ struct ctl_req {
 int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **err);
 
 #define CTL_MAX_CLIENTS 128
+#define CTL_MAX_HTTP    32  /* metrics scrapers hold at most this many slots */
+#define CTL_ACCEPT_PAUSE_MS 100 /* accept at EMFILE: wait this long, don't spin */
 
 /* A `show flows` dump in progress: produced in chunks as the client reads. */
 struct ctl_stream {
@@ -60,6 +64,8 @@ struct ctl {
 	bool has_admin_gid;
 	gid_t admin_gid;
 	uint64_t next_tick_ms;
+	uint64_t paused_until_ms[2]; /* [http]: accept paused (EMFILE) until then; 0 = not */
+	struct ratelimit rl_emfile;
 	uint64_t commands, errors, denied, rejected, timeouts, scrapes;
 };
 

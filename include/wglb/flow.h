@@ -17,11 +17,12 @@
 
 enum {
 	FLOW_F_USED = 1U << 0,
-	FLOW_F_CONFIRMED = 1U << 1, /* its backend has replied: a real client */
+	FLOW_F_CONFIRMED = 1U << 1, /* the client proved it receives: never evicted */
 	FLOW_F_V6 = 1U << 2,
 	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
-	FLOW_F_REPLIED = 1U << 5,      /* the backend has answered; confirmation needs the client's turn */
+	FLOW_F_PROOF = 1U << 5,        /* srv_index came from the backend's handshake on this flow:
+					* a client that names it has received that message */
 	FLOW_F_SRV_INIT = 1U << 6,     /* the session was initiated by the backend: only it rekeys */
 	FLOW_F_INDEXED = 1U << 7,      /* srv_index is in the session index (srvidx.h) */
 };

@@ -10,6 +10,7 @@
 #define WGLB_LOOP_H
 
 #include "wglb/config.h"
+#include "wglb/cookie.h"
 #include "wglb/flow.h"
 #include "wglb/log.h"
 #include "wglb/mac.h"
@@ -79,9 +80,17 @@ struct loop {
 	int sigfd;
 	bool stop, reload;
 	struct ratelimit rl_table_full, rl_no_socket;
-	struct ratelimit_table hs_limit; /* initiations per client source */
+	/* Initiations per client source: hs_limit for sources as claimed
+	 * (past it, a source must prove itself with a cookie), hs_proven for
+	 * sources that did (mac2): a spoofer can spend only the former. */
+	struct ratelimit_table hs_limit, hs_proven;
+	struct ratelimit_table roam_limit; /* roams per session index */
 	struct mac1_key mac1;
 	bool check_mac1;
+	bool cookies; /* server_public_key set and handshake_cookies != off */
+	struct cookie_checker cookie;
+	struct cookie_load load;
+	uint32_t unconf_cap; /* unconfirmed flows at most: half of what flows can have (table, ports, fds) */
 	struct ctl *ctl;
 	struct prober *prober;
 	struct agent *agent;
@@ -109,6 +118,12 @@ int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx);
 void loop_unwatch(struct loop *l, int id);
 
 /* lb/fwd.c: the packet path. */
+/* The edge's checks from a config (start: first, or a reload): mac1 key,
+ * cookies, handshake and roam limits. Copies the keys it uses into l->cfg. */
+int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first);
+void fwd_unconfigure(struct loop *l);
+/* Handshakes must prove their source now (cookies on, and under load or "always"). */
+bool fwd_under_load(const struct loop *l);
 void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res);
 void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
 			  int res, bool more);

@@ -20,7 +20,11 @@ enum drop {
 	DROP_SEND_ERROR,      /* the kernel refused the send (buffer full, unreachable) */
 	DROP_STALE,           /* reply for a flow that has since closed */
 	DROP_BAD_MAC1,        /* handshake not made for these servers (server_public_key) */
-	DROP_RATE_LIMITED,    /* initiations from one source above handshake_rate */
+	DROP_RATE_LIMITED,    /* proven initiations from one source above handshake_rate,
+			       * or a session index roaming more than once a second */
+	DROP_NEEDS_COOKIE,    /* handshake without a valid mac2 when cookies are asked for:
+			       * answered with wglb's cookie reply, not forwarded */
+	DROP_UNPROVEN,        /* under load: transport from an unknown source, unknown index */
 	DROP__COUNT,
 };
 
@@ -44,6 +48,9 @@ struct wglb_stats {
 	uint64_t repins[REPIN__COUNT];
 	uint64_t flows_new, flows_expired, flows_evicted, flows_closed;
 	uint64_t flows_roamed; /* new flows sent to their session's backend by its index */
+	uint64_t flows_confirmed; /* clients that proved receipt (echoed the backend's index) */
+	uint64_t cookies_sent;    /* cookie replies wglb sent (handshake_cookies) */
+	uint64_t mac2_valid, mac2_invalid; /* handshakes whose mac2 proved / failed to prove the source */
 	uint64_t failopen;   /* times the pool fell back to every non-disabled backend */
 	uint64_t enobufs;    /* receive paused: no free buffer (back-pressure) */
 	uint64_t rebuilds;   /* Maglev table rebuilds */

@@ -35,9 +35,11 @@ struct txgroup {
 	uint8_t to_client;
 	uint8_t sealed; /* a shorter datagram ended the run: no more appends */
 	uint8_t listener;
+	uint8_t own; /* wglb's own reply (a cookie), not a forwarded datagram */
 };
 
 struct flow;
+struct flow_key;
 struct loop;
 
 struct tx {
@@ -54,6 +56,10 @@ void tx_fini(struct loop *l);
 /* Queue a datagram (in buffer bid) for the flow's backend or its client. */
 void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
 	      unsigned len);
+/* Send wglb's own reply (in buffer bid) to a client that has no flow,
+ * from the local address laddr it sent to (wildcard listeners). */
+void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
+	      uint8_t *p, unsigned len);
 /* Prepare the sends of every open group (end of a batch). */
 void tx_flush(struct loop *l);
 /* Hand everything queued to the kernel now: before closing a socket, so

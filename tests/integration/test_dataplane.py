@@ -10,8 +10,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, Wglb, config, free_port, initiation, transport,
-                      wait_until)
+from wglbtest import (Backend, Client, Wglb, config, confirm, free_port, initiation,
+                      transport, wait_until)
 
 
 class Family:
@@ -48,7 +48,9 @@ class Family:
 
     def test_bytes_unchanged_and_sticky(self):
         c = self.client()
-        msgs = [initiation()] + [transport(n) for n in (32, 33, 47, 160, 1000, 1440, 1452)] * 5
+        idx = 0x5eed1d
+        msgs = [initiation(sender=idx)] + [transport(n, receiver=idx)
+                                           for n in (32, 33, 47, 160, 1000, 1440, 1452)] * 5
         for m in msgs:
             got, src = c.roundtrip(m)
             self.assertEqual(got, m)
@@ -221,9 +223,8 @@ class TestWildcardAndLimits(unittest.TestCase):
         lb = Wglb(config([f"127.0.0.1:{port}"], [be], balancer_extra="max_flows = 8\n")).start()
         try:
             real = [Client(("127.0.0.1", port)) for _ in range(4)]
-            for c in real:  # a handshake, then data: a two-way exchange confirms
-                c.roundtrip(initiation())
-                c.roundtrip(transport(48))
+            for c in real:  # a handshake, then data naming the backend's index: confirmed
+                confirm(c)
             # 40 clients whose backend never answers (spoof-like): they may
             # only push each other out, never a confirmed flow.
             fakes = [Client(("127.0.0.1", port)) for _ in range(40)]
@@ -241,8 +242,7 @@ class TestWildcardAndLimits(unittest.TestCase):
             # Fill the rest with confirmed flows: then new ones are refused.
             more = [Client(("127.0.0.1", port)) for _ in range(5)]
             for c in more[:4]:
-                c.roundtrip(initiation())
-                c.roundtrip(transport(48))
+                confirm(c)
             more[4].send(initiation())
             more[4].expect_nothing()
             self.assertEqual(lb.stats()["drops_in"]["table_full"], 1)

@@ -18,6 +18,17 @@ WGLBCTL = os.path.join(BUILD, "lb", "wglbctl")
 SILENT = 0xEE  # byte 8 of a datagram: echo backends do not answer it
 
 
+def auto_max_flows():
+    """max_flows when the config sets none: 65536, or fewer where the
+    ephemeral ports or the open-file limit (less 256) allow fewer."""
+    import resource
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = map(int, f.read().split())
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    fds = hard - 256 if hard > 256 + 16 else 16
+    return min(65536, hi - lo + 1, fds)
+
+
 def wait_until(cond, timeout=5.0, what="condition"):
     """Poll cond() until it returns a true value or the deadline passes."""
     deadline = time.monotonic() + timeout
@@ -39,11 +50,23 @@ def initiation(sender=None, silent=False):
     return bytes(b)
 
 
-def transport(size=64, silent=False):
+def transport(size=64, silent=False, receiver=None):
     b = bytearray(os.urandom(size))
     b[0:4] = b"\x04\x00\x00\x00"
+    if receiver is not None:
+        b[4:8] = struct.pack("<I", receiver)
     b[8] = SILENT if silent else 0
     return bytes(b)
+
+
+def confirm(c, size=48):
+    """Prove client c receives: a handshake through an echo backend (the
+    echo is a backend handshake naming our sender index), then data naming
+    that index, as a real client names the backend's. Returns the index."""
+    idx = struct.unpack("<I", os.urandom(4))[0]
+    c.roundtrip(initiation(sender=idx))
+    c.roundtrip(transport(size, receiver=idx))
+    return idx
 
 
 def free_port(family=socket.AF_INET):
@@ -245,3 +268,54 @@ def config(listen, backends, extra="", balancer_extra="", rate_limit=False):
     for b in backends:
         text += f"\n[backend {b.name}]\naddress = {b.address}\n"
     return text + extra
+
+
+# --- The client half of WireGuard's macs and cookies (whitepaper 5.4.4, 5.4.7) ---
+
+def _b2s(data, key=b"", size=16):
+    import hashlib
+    return hashlib.blake2s(data, key=key, digest_size=size).digest()
+
+
+def wg_keys(server_pub_b64):
+    """(mac1 key, cookie key) from the servers' base64 public key."""
+    import base64
+    pub = base64.b64decode(server_pub_b64)
+    return _b2s(b"mac1----" + pub, size=32), _b2s(b"cookie--" + pub, size=32)
+
+
+def signed_initiation(server_pub_b64, sender=None, cookie=None, size=148):
+    """An initiation (or, size 92, a response) with a valid mac1 and, given
+    the cookie from a cookie reply, a valid mac2; otherwise mac2 is zero."""
+    k1, _ = wg_keys(server_pub_b64)
+    m = bytearray(os.urandom(size))
+    m[0:4] = (b"\x01" if size == 148 else b"\x02") + b"\0\0\0"
+    if sender is not None:
+        m[4:8] = struct.pack("<I", sender)
+    m[8] = 0
+    m[size - 32:size - 16] = _b2s(bytes(m[:size - 32]), key=k1)
+    m[size - 16:] = _b2s(bytes(m[:size - 16]), key=cookie) if cookie else bytes(16)
+    return bytes(m)
+
+
+_sodium = None
+
+
+def open_cookie(server_pub_b64, reply, mac1):
+    """Decrypt a cookie reply as a WireGuard client does (XChaCha20-Poly1305,
+    the cookie key, our last mac1 as associated data); None if it fails."""
+    import ctypes
+    global _sodium
+    if _sodium is None:
+        _sodium = ctypes.CDLL("libsodium.so.23")
+        assert _sodium.sodium_init() >= 0
+    if len(reply) != 64 or reply[0:4] != b"\x03\0\0\0":
+        return None
+    _, key = wg_keys(server_pub_b64)
+    out = ctypes.create_string_buffer(16)
+    outlen = ctypes.c_ulonglong(0)
+    ct = reply[32:64]
+    r = _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out, ctypes.byref(outlen), None, ct, ctypes.c_ulonglong(len(ct)), mac1,
+        ctypes.c_ulonglong(len(mac1)), reply[8:32], key)
+    return out.raw if r == 0 and outlen.value == 16 else None

@@ -82,7 +82,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.n_listen, 1); /* 0.0.0.0:51820 */
 	assert_int_equal(ntohs(c.listen[0].u.in4.sin_port), 51820);
 	assert_int_equal(c.flow_idle_timeout, 180);
-	assert_int_equal(c.max_flows, 65536);
+	assert_int_equal(c.max_flows, 0); /* auto: sized at start from ports and fds */
 	assert_string_equal(c.control, "/run/wglb/control.sock");
 	assert_false(c.health.enabled);
 	assert_int_equal(c.backends[0].weight, 1);
