@@ -353,8 +353,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	l->start_ms = l->now_ms;
 	l->start_realtime = (uint64_t)time(NULL);
 	/* Unconfirmed flows (sources that have not proved they receive) may
-	 * hold at most half of what can open: the rest is for proven clients. */
-	l->unconf_cap = flow_capacity(&l->cfg) / 2;
+	 * hold at most three quarters of what can open: the rest is for
+	 * clients that proved it, whatever a flood does. */
+	l->unconf_cap = (uint32_t)((uint64_t)flow_capacity(&l->cfg) * 3 / 4);
 	if (!l->unconf_cap)
 		l->unconf_cap = 1;
 

@@ -90,7 +90,7 @@ struct loop {
 	bool cookies; /* server_public_key set and handshake_cookies != off */
 	struct cookie_checker cookie;
 	struct cookie_load load;
-	uint32_t unconf_cap; /* unconfirmed flows at most: half of what flows can have (table, ports, fds) */
+	uint32_t unconf_cap; /* unconfirmed flows at most: 3/4 of what can open (table, ports, fds) */
 	struct ctl *ctl;
 	struct prober *prober;
 	struct agent *agent;

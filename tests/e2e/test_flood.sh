@@ -1,56 +1,98 @@
 #!/bin/bash
-# Issue 8 with real WireGuard: while 10x max_flows spoofed-source
-# initiations with a VALID mac1 (anyone with a client config can make
-# them) hit wglb, the real client's confirmed flow survives, memory stays
-# flat, and the real client completes a fresh handshake and reaches the app.
+# Issue 13 with real WireGuard: a spoofed flood from many forged sources
+# (valid-mac1 initiations, which anyone with a client config can make,
+# mixed with blind transport data) while a real client pings the app
+# through its tunnel and a newcomer starts a fresh session mid-flood.
+#   - no spoofed flow is ever confirmed;
+#   - handshake_cookies = always: no flood initiation reaches a backend;
+#     auto: under 1% of them after the first second;
+#   - the pinging client keeps its pings, the newcomer's handshake completes
+#     (through wglb's cookie: wireguard-go retries after REKEY_TIMEOUT, 5 s);
+#   - no proven client is refused for want of a port, a socket or room.
+# CI runs both modes at a bounded rate; bench/dos runs it at the
+# generator's full rate and reports the figures (FLOOD_PPS=0).
+# Env: MODE=auto|always (default: both, one after the other), FLOOD_PPS
+# (default 20000; 0 = as fast as the generator goes), FLOOD_S (default 8).
 source "$(dirname "$0")/topo.sh"
-MAX_FLOWS=256 WGLB_EXTRA="server_public_key = @SERVER_PUB@" topo_up 3 2
-lbpid=$(cat "$T/wglb.pid")
-rss() { awk '/^VmRSS/ { print $2 }' "/proc/$(pgrep -P "$lbpid" -n 2>/dev/null || echo "$lbpid")/status"; }
-ping_start 1 0.2
-wait_for 5 "pings" pinging 1 || die "no pings"
-flood() { # N spoofed initiations from client 2's namespace, raw socket, valid mac1
-	ip netns exec "$(ns_cl 2)" python3 - "$(cat "$T/server.pub")" "$LB_PUBLIC" "$1" <<'PY'
-import base64, hashlib, os, random, socket, struct, sys
-pub, dst, n = base64.b64decode(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-k = hashlib.blake2s(b"mac1----" + pub).digest()
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-rnd = random.Random()
-for i in range(n):
-    m = bytearray(os.urandom(148)); m[0:4] = b"\x01\0\0\0"
-    m[116:132] = hashlib.blake2s(bytes(m[:116]), key=k, digest_size=16).digest()
-    m[132:148] = bytes(16)
-    src = bytes([203, 0, rnd.randrange(256), rnd.randrange(1, 255)])
-    udp = struct.pack("!HHHH", rnd.randrange(1024, 65535), 51820, 8 + 148, 0) + bytes(m)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0, src, socket.inet_aton(dst))
-    s.sendto(ip + udp, (dst, 0))
-PY
-}
-flood 500 # first wave: buffers and tables are populated at start, but warm the rest
-wait_for 10 "first wave seen" sh -c "[ \$('$WGLBCTL' -s '$T/control.sock' --json show stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"flows_new\"])') -ge 500 ]"
-rss0=$(rss)
-conf0=$(ctl show flows | awk '$6 == "yes"' | wc -l)
-# The real client starts a fresh handshake in the middle of the flood.
-hs0=$(wg show "$(wg_cl 1)" latest-handshakes | awk '{print $2}')
-flood 2560 &
-fp=$!
-sleep 0.3 # mid-flood
-wg set "$(wg_cl 1)" peer "$(cat "$T/server.pub")" remove
-wg set "$(wg_cl 1)" peer "$(cat "$T/server.pub")" endpoint "$LB_PUBLIC:51820" \
-	allowed-ips 10.99.0.0/24,10.10.21.0/24 persistent-keepalive 25
-wait "$fp"
-new_hs() { local h; h=$(wg show "$(wg_cl 1)" latest-handshakes | awk '{print $2}'); [ -n "$h" ] && [ "$h" != 0 ] && [ "$h" != "$hs0" ]; }
-wait_for 20 "fresh handshake during the flood" new_hs || die "the real client could not handshake"
-app_ok 1 || wait_for 10 "app" app_ok 1 || die "app unreachable after the flood"
-st=$(ctl --json show stats)
-evicted=$(echo "$st" | python3 -c 'import json,sys; print(json.load(sys.stdin)["flows_evicted"])')
-full=$(echo "$st" | python3 -c 'import json,sys; print(json.load(sys.stdin)["drops_in"]["table_full"])')
-rss1=$(rss)
+SPOOF=$WGLB_BUILD/bench/wglb-spoof
+[ -x "$SPOOF" ] || { echo "SKIP: needs $SPOOF"; exit 77; }
+if [ -z "${MODE:-}" ]; then # each mode in a topology of its own
+	MODE=auto bash "$0" || exit 1
+	exec env MODE=always bash "$0"
+fi
+PPS=${FLOOD_PPS:-20000} DUR=${FLOOD_S:-8}
+MAX_FLOWS=4096 WGLB_EXTRA="server_public_key = @SERVER_PUB@
+handshake_cookies = $MODE" topo_up 3 2
+log "mode $MODE: flood ${DUR}s at ${PPS:-max} pps"
+
+# The attacker sits beside client 2 (a raw socket in its namespace: a new
+# port on the bridge would change the bridge's MAC under the clients),
+# forging sources in 203.0.0.0/16. wglb's answers to those go toward a
+# neighbour that never answers ARP, inside these namespaces, and die there.
+NS_ATK=$(ns_cl 2)
+ip -n "$NS_LB" route add 203.0.0.0/16 via 198.51.100.254 dev brc
+
+inits_fwd() { stat_json 's["messages_in"]["initiation"]'; }
+ping_start 1 0.05
+wait_for 10 "pings" pinging 1 || { cat "$T/ping1.log"; wg show "$(wg_cl 1)"; ps aux | grep "[p]ing -D"; ctl show flows; die "no pings"; }
+sleep 0.5 # a few pings before the flood, so the window below starts with replies
+t_start=$(now)
+ip netns exec "$NS_ATK" "$SPOOF" -t "$LB_PUBLIC:51820" -s 203.0.0.0/16 -k "$(cat "$T/server.pub")" \
+	-i 50 -d "$DUR" ${PPS:+-r "$PPS"} -n 100000000 >"$T/spoof.out" 2>&1 &
+spid=$!
+# After the first second: what reached the backends from here on is what the edge let through.
+wait_for 3 "the flood started" sh -c "[ \$('$WGLBCTL' -s '$T/control.sock' --json show stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"packets_in\"])') -gt 1000 ]"
+sleep 1
+i1=$(inits_fwd) t1=$(now)
+# The newcomer: client 2 forgets its session and starts anew from a new port.
+hs0=$(wg show "$(wg_cl 2)" latest-handshakes | awk '{print $2}')
+t_new=$(now)
+client_renew 2 41002 || die "client 2 renew"
+new_hs() { local h; h=$(wg show "$(wg_cl 2)" latest-handshakes | awk '{print $2}'); [ -n "$h" ] && [ "$h" != 0 ] && [ "$h" != "$hs0" ]; }
+wait_for 20 "the newcomer's handshake during the flood" new_hs || { ctl show stats; die "the newcomer could not handshake"; }
+t_hs=$(python3 -c "print(f'{$(now) - $t_new:.1f}')")
+wait "$spid"
+i2=$(inits_fwd) t2=$(now)
 ping_stop 1
-conf1=$(ctl show flows | awk '$6 == "yes"' | wc -l)
-[ "$full" = 0 ] || die "$full datagrams refused for a full table"
-[ "$evicted" -ge 2000 ] || die "only $evicted evictions"
-[ $((rss1 - rss0)) -le 256 ] || die "RSS grew $rss0 -> $rss1 kB"
-[ "$conf1" -ge "$conf0" ] || die "confirmed flows lost ($conf0 -> $conf1)"
-log "PASS: 3060 spoofed valid-mac1 initiations at max_flows 256: $evicted evicted, none refused; RSS $rss0 -> $rss1 kB; confirmed flows $conf0 -> $conf1; the real client re-handshook and reached the app"
-echo "RESULT flood_evicted=$evicted rss_kb=$rss0:$rss1"
+read -r sent sent_inits pps < <(sed -n 's/^sent \([0-9]*\) datagrams (\([0-9]*\) initiations) in .*: \([0-9]*\) pps$/\1 \2 \3/p' "$T/spoof.out")
+[ -n "${sent:-}" ] || die "generator: $(cat "$T/spoof.out")"
+app_ok 2 || wait_for 10 "newcomer reaches the app" app_ok 2 || die "the newcomer cannot reach the app"
+
+# Pings sent and answered while the flood ran (ping -D stamps each reply).
+read -r ping_ok ping_sent < <(python3 - "$T/ping1.log" "$t_start" "$t2" <<'PY'
+import re, sys
+t0, t1 = float(sys.argv[2]), float(sys.argv[3])
+seqs = [int(m.group(2)) for m in (re.search(r"^\[(\d+\.\d+)\].*icmp_seq=(\d+)", l) for l in open(sys.argv[1]))
+        if m and t0 <= float(m.group(1)) <= t1]
+print(len(seqs), (max(seqs) - min(seqs) + 1) if seqs else 0)
+PY
+)
+st=$(ctl --json show stats)
+j() { echo "$st" | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+spoofed_confirmed=$(ctl --json show flows | python3 -c 'import json,sys; print(sum(1 for f in json.load(sys.stdin)["flows"] if f["confirmed"] and f["client"].startswith("203.0.")))')
+late_inits=$(python3 -c "print(round($sent_inits * ($t2 - $t1) / ($t2 - $t_start)))")
+through=$((i2 - i1))
+pct=$(python3 -c "print(f'{100 * $through / max($late_inits, 1):.3f}')")
+ping_pct=$(python3 -c "print(f'{100 * $ping_ok / max($ping_sent, 1):.1f}')")
+no_socket=$(j 's["drops_in"]["no_socket"]') table_full=$(j 's["drops_in"]["table_full"]')
+log "flood: $sent datagrams ($sent_inits initiations) at $pps pps; confirmed spoofed flows $spoofed_confirmed;" \
+	"initiations through after 1 s: $through of ~$late_inits ($pct%); cookies $(j 's["edge"]["cookies_sent"]');" \
+	"pings $ping_ok/$ping_sent ($ping_pct%); newcomer handshake ${t_hs}s; no_socket $no_socket, table_full $table_full"
+
+[ "$spoofed_confirmed" = 0 ] || die "$spoofed_confirmed spoofed flows confirmed"
+if [ "$MODE" = always ]; then
+	# Every real handshake went through wglb's cookie: wireguard-go took it.
+	[ "$(j 's["edge"]["mac2_valid"]')" -ge 3 ] || die "real clients did not come back with mac2"
+	# The newcomer's own proven initiation (and a retry) are all that may pass.
+	[ "$through" -le 3 ] || die "$through initiations reached the backends in always mode"
+else
+	python3 -c "import sys; sys.exit(not ($through <= 3 or $through < 0.01 * $late_inits))" ||
+		die "$through of ~$late_inits flood initiations passed after the first second"
+fi
+[ "$no_socket" = 0 ] && [ "$table_full" = 0 ] || die "proven clients refused: no_socket $no_socket, table_full $table_full"
+# CI bounds, looser than the bench goals (99% of pings, 7 s) for a busy machine.
+python3 -c "import sys; sys.exit(not ($ping_sent >= 20 and $ping_ok >= 0.95 * $ping_sent))" ||
+	die "the established client lost pings: $ping_ok/$ping_sent"
+python3 -c "import sys; sys.exit(not ($t_hs <= 15))" || die "newcomer took ${t_hs}s"
+log "PASS: mode $MODE"
+echo "RESULT dos mode=$MODE pps=$pps sent=$sent spoofed_confirmed=$spoofed_confirmed inits_through_after_1s=$through of=$late_inits pct=$pct pings=$ping_ok/$ping_sent newcomer_hs_s=$t_hs no_socket=$no_socket table_full=$table_full"
