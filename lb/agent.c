@@ -137,23 +137,23 @@ static void failed(struct agent *a, struct agent_req *r)
 	}
 }
 
-/* Join "peer KEY ENDPOINT HS" lines to this backend's flows by upstream port. */
-static void on_peers(struct loop *l, struct agent_req *r, struct ap_msg *m, unsigned *n)
+/* Join "peer KEY ENDPOINT HS" lines to this backend's flows by upstream
+ * address and port: an endpoint at another balancer (or one left from
+ * before a restart, on an address this one does not use) is not ours. */
+static void on_peers(struct loop *l, const struct wglb_addr *self, struct ap_msg *m, unsigned *n)
 {
 	struct agent *a = l->agent;
-	const char *colon;
+	struct wglb_addr ep, mine = *self;
 	uint8_t pub[32];
 	size_t bin;
-	unsigned long port;
+	uint16_t port;
 	uint32_t fi;
 
-	if (m->n != 6 || strcmp(m->word[2], "peer"))
+	if (m->n != 6 || strcmp(m->word[2], "peer") || addr_parse(m->word[4], &ep) < 0)
 		return;
-	colon = strrchr(m->word[4], ':');
-	if (!colon)
-		return;
-	port = strtoul(colon + 1, NULL, 10);
-	if (!port || port > 65535 ||
+	port = addr_port(&ep.u);
+	addr_set_port(&mine.u, port);
+	if (!port || !mine.len || !addr_equal(&ep, &mine) ||
 	    sodium_base642bin(pub, sizeof(pub), m->word[3], strlen(m->word[3]), NULL, &bin, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32)
 		return;
@@ -172,13 +172,20 @@ static void on_reply(struct loop *l, struct agent_req *r)
 	unsigned joined = 0;
 	bool ok = false, ended = false;
 	char *line = r->buf, *nl;
+	struct wglb_addr self = {0}; /* our address toward this backend */
 
 	/* Index this backend's flows by upstream port before joining. */
 	if (r->kind == REQ_PEERS)
 		for (uint32_t i = 0; i < l->ft.cap; i++) {
 			const struct flow *f = &l->ft.flows[i];
-			if ((f->flags & FLOW_F_USED) && f->backend == r->backend)
-				a->port_flow[f->up_port] = i + 1;
+			if (!(f->flags & FLOW_F_USED) || f->backend != r->backend)
+				continue;
+			a->port_flow[f->up_port] = i + 1;
+			if (!self.len) {
+				socklen_t sl = sizeof(self.u);
+				if (getsockname(f->fd, &self.u.sa, &sl) == 0)
+					self.len = sl;
+			}
 		}
 	while (line && line < r->buf + r->len && (nl = memchr(line, '\n', (size_t)(r->buf + r->len - line)))) {
 		struct ap_msg m;
@@ -191,7 +198,7 @@ static void on_reply(struct loop *l, struct agent_req *r)
 		if (r->kind == REQ_PEERS && !strcmp(m.word[2], "end"))
 			ended = true;
 		else if (r->kind == REQ_PEERS)
-			on_peers(l, r, &m, &joined);
+			on_peers(l, &self, &m, &joined);
 		else
 			ok = !strcmp(m.word[2], "ok");
 	}
