@@ -7,7 +7,9 @@
  * file exists: 503 "draining" with X-Wglb-Drain: 1, which an NLB treats
  * as down and wglb as a graceful drain. One thread, epoll, bounded
  * buffers and a deadline per connection (a probe's second on the health
- * port); at most 16 connections per source address, and a full table
+ * port); never a connection that came through the tunnel (to one of the
+ * WireGuard interface's own addresses: a VPN client, not a prober, even
+ * when --listen is the wildcard); at most 16 per source address; a full table
  * sheds its oldest connection rather than the newcomer, so silent
  * connections cannot shut the probe out; replies never block. What the
  * thread does wait for is the interface itself: each health check asks
@@ -22,6 +24,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,7 +64,12 @@ struct agent {
 	struct conn *conns[MAX_CONN];
 	unsigned n;
 	uint64_t paused_until[2]; /* [agent_port]: accept paused at EMFILE until then */
-	uint64_t shed, per_src_refused, emfile;
+	uint64_t shed, per_src_refused, emfile, via_tunnel;
+	/* The WireGuard interface's own addresses (refreshed each second): a
+	 * connection to one of them came through the tunnel, from a VPN client. */
+	union wglb_sa dev_addr[16];
+	unsigned n_dev_addr;
+	uint64_t dev_addr_ms;
 	volatile sig_atomic_t stop;
 };
 
@@ -189,6 +197,47 @@ static bool make_room(struct agent *a, const uint8_t src[17])
 	return true;
 }
 
+static bool same_ip(const union wglb_sa *x, const struct sockaddr *y)
+{
+	if (x->sa.sa_family != y->sa_family)
+		return false;
+	if (y->sa_family == AF_INET)
+		return x->in4.sin_addr.s_addr == ((const struct sockaddr_in *)(const void *)y)->sin_addr.s_addr;
+	return !memcmp(&x->in6.sin6_addr, &((const struct sockaddr_in6 *)(const void *)y)->sin6_addr, 16);
+}
+
+/* Did this connection arrive on an address of the WireGuard interface,
+ * i.e. from a VPN client through the tunnel? Probes come from the
+ * balancer on the server's own network, never that way. */
+static bool via_tunnel(struct agent *a, int fd)
+{
+	union wglb_sa local;
+	socklen_t sl = sizeof(local);
+	uint64_t now = clock_monotonic_ms();
+	struct ifaddrs *ifs;
+
+	if (!a->dev_addr_ms || now - a->dev_addr_ms >= 1000) {
+		a->dev_addr_ms = now;
+		a->n_dev_addr = 0;
+		if (getifaddrs(&ifs) == 0) {
+			for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+				if (i->ifa_addr && !strcmp(i->ifa_name, a->device) &&
+				    (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6) &&
+				    a->n_dev_addr < sizeof(a->dev_addr) / sizeof(a->dev_addr[0]))
+					memcpy(&a->dev_addr[a->n_dev_addr++], i->ifa_addr,
+					       i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+										: sizeof(struct sockaddr_in6));
+			freeifaddrs(ifs);
+		}
+	}
+	if (!a->n_dev_addr || getsockname(fd, &local.sa, &sl) < 0)
+		return false;
+	for (unsigned i = 0; i < a->n_dev_addr; i++)
+		if (same_ip(&local, &a->dev_addr[i].sa))
+			return true;
+	return false;
+}
+
 static void listener_watch(struct agent *a, bool agent_port, bool on)
 {
 	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = agent_port ? (void *)a : NULL};
@@ -209,6 +258,11 @@ static void on_accept(struct agent *a, bool agent_port)
 		struct conn *c;
 		sl = sizeof(sa);
 		src_key(&sa, src);
+		if (via_tunnel(a, fd)) {
+			a->via_tunnel++;
+			close(fd);
+			continue;
+		}
 		if (!make_room(a, src) || !(c = calloc(1, sizeof(*c)))) {
 			close(fd);
 			continue;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 3: wg-health against a real wireguard-go interface: up, link down,
 # drain file, deleted; GET and HEAD; many concurrent probes; a silent and
-# a garbage client do not hold anyone up; --test.
+# a garbage client do not hold anyone up; nothing answers on the tunnel's
+# own address; --test.
 source "$(dirname "$0")/topo.sh"
 topo_require
 NS=wgh-$ID
@@ -48,8 +49,19 @@ ok=$(seq 1 200 | xargs -P 50 -I{} ip netns exec "$NS" curl -s --max-time 3 -o /d
 [ $((SECONDS - t0)) -lt 4 ] || die "probes waited on the silent client"
 kill "$silent" 2>/dev/null
 
+# Bound to the wildcard, as the shipped unit is: a connection to the
+# WireGuard interface's own address (a VPN client through the tunnel) is
+# refused; the server's other addresses answer.
+ip -n "$NS" addr add 10.77.0.1/24 dev "$IFN"
+bg "$NS" health-any "$WGHEALTH" --device "$IFN" --port 18081
+code() { ip netns exec "$NS" curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://$1:18081/"; }
+wait_for 5 "wildcard agent answers" sh -c "[ \"\$(ip netns exec $NS curl -s --max-time 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:18081/)\" = 200 ]" ||
+	die "wildcard agent"
+[ "$(code 10.77.0.1)" = 000 ] || die "a connection through the tunnel address was answered"
+[ "$(code 127.0.0.1)" = 200 ] || die "the server's own address was refused"
+
 kill_backend() { kill "$(cat "$T/wg.pid")"; wait "$(cat "$T/wg.pid")" 2>/dev/null; }
 kill_backend
 is 503 "interface missing" || die "503 when the interface is gone"
 ip netns exec "$NS" "$WGHEALTH" --device "$IFN" --test >/dev/null && die "--test says up without an interface"
-log "PASS: wg-health: up 200, link down 503, drain 503 + X-Wglb-Drain, 200 concurrent probes with a silent and a garbage client, deleted 503"
+log "PASS: wg-health: up 200, link down 503, drain 503 + X-Wglb-Drain, 200 concurrent probes with a silent and a garbage client, tunnel address refused, deleted 503"
