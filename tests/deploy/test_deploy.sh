@@ -33,7 +33,7 @@ check "wglb.service allows io_uring through its syscall filter" grep -q 'io_urin
 
 # keepalived: the shipped file with the placeholders cloud-init fills in.
 sed -e 's/@SELF@/10.10.1.10/' -e 's/@PEER@/10.10.2.10/' \
-	-e 's/@PRIORITY@/150/' -e 's/@AUTHPASS@/secret/' -e "s|/usr/libexec/wglb/|$PWD/deploy/keepalived/|" deploy/keepalived/keepalived.conf >"$T/k.conf"
+	-e 's/@PRIORITY@/150/' -e "s|/usr/libexec/wglb/|$PWD/deploy/keepalived/|" deploy/keepalived/keepalived.conf >"$T/k.conf"
 kt() { # keepalived -t exits 5 when an instance has no VIP, which is the design on
 	# AWS (the Elastic IP moves through the API, subnets are per-AZ): accept
 	# exactly that complaint and nothing else.

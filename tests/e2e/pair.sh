@@ -55,7 +55,7 @@ pair_member() { # m n
 	# The shipped keepalived.conf with the test's addresses, script paths,
 	# faster timers, and a VIP standing in for the Elastic IP.
 	# (enable_script_security would refuse scripts under world-writable /tmp.)
-	sed -e "s/@SELF@/$me/" -e "s/@PEER@/$peer/" -e "s/@PRIORITY@/$prio/" -e "s/@AUTHPASS@/test/" \
+	sed -e "s/@SELF@/$me/" -e "s/@PEER@/$peer/" -e "s/@PRIORITY@/$prio/" \
 		-e "s|/usr/libexec/wglb/wglb-check|$T/check$m|" \
 		-e "s|/usr/libexec/wglb/wglb-eip-takeover|$T/takeover$m|" \
 		-e "/enable_script_security/d" -e "s/^    interval 1$/    interval 0.5/" \
