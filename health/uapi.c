@@ -140,7 +140,10 @@ int uapi_readd_request(char *reply, const char *hex, const char *endpoint, char 
 	int n;
 
 	snprintf(keepalive, 16, "0");
-	n = snprintf(req, cap, "set=1\npublic_key=%s\n", hex);
+	/* Remove and re-add in one request: wireguard-go applies it under its
+	 * configuration lock, so the peer is never missing between two
+	 * exchanges (nor left deleted if a second exchange failed). */
+	n = snprintf(req, cap, "set=1\npublic_key=%s\nremove=true\npublic_key=%s\n", hex, hex);
 	if (n < 0 || (size_t)n >= cap)
 		return -E2BIG;
 	off = (size_t)n;
@@ -196,19 +199,14 @@ int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endp
 	free(reply);
 	if (ret < 0)
 		goto out;
-	/* 1. Remove: drops any session, so the trigger below cannot ride on one. */
-	snprintf(msg, sizeof(msg), "set=1\npublic_key=%s\nremove=true\n\n", hex);
-	ret = exchange(ifname, msg, &reply);
-	free(reply);
-	if (ret != 0)
-		goto out;
-	/* 2. Re-add with the new endpoint and a keepalive: 0 -> 1 sends now,
-	 *    and with no session that send is a handshake initiation. */
+	/* 1. Remove and re-add with the new endpoint and a keepalive, one
+	 *    request: the removal drops any session, so the keepalive's 0 -> 1
+	 *    send cannot ride on one; it is a handshake initiation. */
 	ret = exchange(ifname, req, &reply);
 	free(reply);
 	if (ret != 0)
 		goto out;
-	/* 3. Restore the operator's keepalive. */
+	/* 2. Restore the operator's keepalive. */
 	snprintf(msg, sizeof(msg), "set=1\npublic_key=%s\npersistent_keepalive_interval=%s\n\n",
 		 hex, keepalive);
 	ret = exchange(ifname, msg, &reply);

@@ -20,8 +20,9 @@ int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endp
 /* The parsers behind them, pure (they cut reply up with strtok_r), for tests
  * and fuzzing. Peers from a `get=1` reply: the count kept (at most max). */
 int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max);
-/* From a `get=1` reply, the `set=1` request that re-adds the peer whose key
- * is hex exactly as it was, with endpoint and a keepalive of 1; its old
+/* From a `get=1` reply, the one `set=1` request that removes the peer whose
+ * key is hex and re-adds it exactly as it was, with endpoint and a
+ * keepalive of 1; its old
  * keepalive goes to keepalive. The request's length, -ENOENT, or -E2BIG. */
 int uapi_readd_request(char *reply, const char *hex, const char *endpoint, char *req, size_t cap,
 		       char keepalive[16]);

@@ -64,7 +64,7 @@ static void test_readd(void **state)
 
 	memcpy(buf, reply, sizeof(reply));
 	n = uapi_readd_request(buf, K1, "10.10.10.2:41001", req, sizeof(req), ka);
-	assert_string_equal(req, "set=1\npublic_key=" K1 "\n"
+	assert_string_equal(req, "set=1\npublic_key=" K1 "\nremove=true\npublic_key=" K1 "\n"
 				 "allowed_ip=10.9.0.2/32\nallowed_ip=fd10::2/128\n"
 				 "preshared_key=" PSK "\n"
 				 "endpoint=10.10.10.2:41001\npersistent_keepalive_interval=1\n\n");
@@ -77,7 +77,7 @@ static void test_readd(void **state)
 	assert_string_equal(ka, "0");
 	memcpy(buf, reply, sizeof(reply));
 	assert_int_equal(uapi_readd_request(buf, ZERO, "10.0.0.1:1", req, sizeof(req), ka), -ENOENT);
-	for (size_t cap = 1; cap < 200; cap++) { /* never past the buffer */
+	for (size_t cap = 1; cap < 300; cap++) { /* never past the buffer */
 		memcpy(buf, reply, sizeof(reply));
 		assert_int_equal(uapi_readd_request(buf, K1, "10.0.0.1:1", req, cap, ka), -E2BIG);
 	}
