@@ -95,11 +95,12 @@ static void cmd_help(struct loop *l, struct ctl_client *c, const struct ctl_req 
 		ctl_printf(c, "Append 'json' to any command for a JSON reply.\n");
 }
 
-static void io_uring_features(const struct loop *l, const char *out[4], int *n)
+static void io_uring_features(const struct loop *l, const char *out[5], int *n)
 {
 	*n = 0;
 	out[(*n)++] = "multishot recvmsg";
 	out[(*n)++] = "provided buffer ring";
+	out[(*n)++] = "restricted to recvmsg/send/sendmsg/poll/cancel"; /* ring_lock() or no start */
 	if (l->setup_flags & IORING_SETUP_DEFER_TASKRUN)
 		out[(*n)++] = "single issuer + deferred task run";
 	else if (l->setup_flags & IORING_SETUP_COOP_TASKRUN)
@@ -108,7 +109,7 @@ static void io_uring_features(const struct loop *l, const char *out[4], int *n)
 
 static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const char *feat[4];
+	const char *feat[5];
 	char a[ADDR_STRLEN];
 	int nf;
 

@@ -11,6 +11,7 @@
 #include "wglb/probe.h"
 
 #include <errno.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <poll.h>
 #include <sodium.h>
@@ -55,7 +56,8 @@ static int ring_setup(struct loop *l)
 
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
 		memset(&p, 0, sizeof(p));
-		p.flags = tries[i] | IORING_SETUP_CQSIZE;
+		/* Disabled until ring_lock() has restricted it (5.10+). */
+		p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED;
 		p.cq_entries = RING_ENTRIES * 4;
 		ret = io_uring_queue_init_params(RING_ENTRIES, &l->ring, &p);
 		if (ret == 0) {
@@ -119,6 +121,41 @@ static int bufring_setup(struct loop *l)
 		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * LOOP_BUFSZ, LOOP_BUFSZ,
 				      (unsigned short)i, io_uring_buf_ring_mask(LOOP_NBUFS), (int)i);
 	io_uring_buf_ring_advance(l->br, LOOP_NBUFS);
+	return 0;
+}
+
+/* io_uring submissions bypass the unit's seccomp filter: restrict this
+ * ring to the operations wglb uses (and no more registrations), then
+ * enable it. A bug or an exploit in the packet path gets recvmsg, send,
+ * sendmsg, poll and cancel on sockets it already holds, nothing else. */
+static int ring_lock(struct loop *l)
+{
+	static const uint8_t ops[] = {IORING_OP_RECVMSG,  IORING_OP_SEND,        IORING_OP_SENDMSG,
+				      IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_ASYNC_CANCEL};
+	struct io_uring_restriction res[sizeof(ops) + 1];
+	int ret;
+
+
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = ops[i];
+	}
+	res[sizeof(ops)].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[sizeof(ops)].sqe_flags = IOSQE_BUFFER_SELECT;
+	/* Debian's liburing 2.3 declares io_uring_register_restrictions() and
+	 * io_uring_enable_rings() but does not export them: the syscall. */
+	if (syscall(__NR_io_uring_register, l->ring.ring_fd, IORING_REGISTER_RESTRICTIONS, res,
+		    (unsigned)(sizeof(res) / sizeof(res[0]))) < 0) {
+		ret = -errno;
+		log_err("io_uring restrictions: %s", strerror(-ret));
+		return ret;
+	}
+	if (syscall(__NR_io_uring_register, l->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+		ret = -errno;
+		log_err("io_uring enable: %s", strerror(-ret));
+		return ret;
+	}
 	return 0;
 }
 
@@ -363,6 +400,9 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	if (ret < 0)
 		return ret;
 	ret = bufring_setup(l);
+	if (ret < 0)
+		return ret;
+	ret = ring_lock(l);
 	if (ret < 0)
 		return ret;
 	ret = flow_table_init(&l->ft, l->cfg.max_flows);

@@ -67,6 +67,7 @@ class TestControl(unittest.TestCase):
         info = self.lb.json("show info")
         self.assertEqual(info["listeners"], [f"127.0.0.1:{self.port}"])
         self.assertIn("multishot recvmsg", info["io_uring"])
+        self.assertIn("restricted to recvmsg/send/sendmsg/poll/cancel", info["io_uring"])
         self.assertEqual(info["max_flows"], auto_max_flows())
         self.assertIn("flows:", self.lb.ctl("show info"))
 
