@@ -10,8 +10,8 @@ ping_start 1 0.2
 wait_for 5 "pings flowing" pinging 1 || die "no ping replies"
 be=$(handshake_backend 1)
 [ -n "$be" ] || die "cannot tell the serving backend"
-t0=$(now)
 kill_backend_wg "${be#b}"
+t0=$(now) # the server is gone: recovery counts from pings sent after this
 dnat_remove_backend "${be#b}"
 log "killed $be and removed it from the DNAT map; watching for ${OBSERVE}s"
 sleep "$OBSERVE" # a bounded observation window, not a wait for a condition

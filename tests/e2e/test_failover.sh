@@ -8,9 +8,9 @@ ping_start 1 0.2
 wait_for 5 "pings flowing" pinging 1 || die "no ping replies"
 be=$(serving_backend 1)
 j=${be#b}
-t0=$(now)
 log "killing wireguard-go on $be under traffic"
 kill_backend_wg "$j"
+t0=$(now) # the server is gone: recovery counts from pings sent after this
 wait_for 10 "$be marked down" backend_state_is "$be" down || { ctl show backends; die "$be never marked down"; }
 t_down=$(now)
 new=$(serving_backend 1)

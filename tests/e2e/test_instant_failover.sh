@@ -15,8 +15,8 @@ results=()
 for run in $(seq 1 "${RUNS:-10}"); do
 	be=$(serving_backend 1)
 	wait_for 5 "wglb knows the peer on $be" knows_peer || die "peer unknown on $be"
-	t0=$(now)
-	kill_backend_wg "${be#b}"
+	kill_backend_wg "${be#b}" # returns once the server's process is gone
+	t0=$(now)                 # recovery counts from pings sent after that
 	wait_for 10 "traffic resumes (run $run)" replied_after 1 "$t0" || { ctl show backends; die "no recovery"; }
 	rec=$(ping_first_reply_after 1 "$t0")
 	results+=("$rec")

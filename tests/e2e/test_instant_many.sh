@@ -11,8 +11,8 @@ all_pinging() { for i in $(seq 1 20); do pinging "$i" || return 1; done; }
 wait_for 10 "all pinging" all_pinging || die "pings"
 knows_all() { [ "$(stat_json 's["backends"]["b1"]["peers_known"]')" = 20 ]; }
 wait_for 5 "wglb knows all twenty peers" knows_all || die "peers unknown"
-t0=$(now)
 kill_backend_wg 1
+t0=$(now) # the server is gone: recovery counts from pings sent after this
 all_back() { for i in $(seq 1 20); do replied_after "$i" "$t0" || return 1; done; }
 wait_for 15 "all twenty recover" all_back || die "not all recovered"
 worst=0

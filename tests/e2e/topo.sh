@@ -270,9 +270,14 @@ ping_start() { # i interval
 ping_stop() { # i
 	kill "$(cat "$T/ping$1.pid")" 2>/dev/null
 }
-# Seconds from time T0 (epoch, fractional) to the first reply after it; empty if none.
+# Seconds from time T0 (epoch, fractional) to the first reply to a ping
+# SENT after it (reply time less its round trip): a reply already in
+# flight when T0 was taken is evidence of nothing. Empty if none.
 ping_first_reply_after() { # i t0
-	awk -v t0="$2" '/bytes from/ { t = substr($1, 2, length($1) - 2) + 0; if (t > t0) { printf "%.2f\n", t - t0; exit } }' "$T/ping$1.log"
+	awk -v t0="$2" '/bytes from/ {
+		t = substr($1, 2, length($1) - 2) + 0; rtt = 0
+		for (k = 2; k <= NF; k++) if ($k ~ /^time=/) rtt = substr($k, 6) / 1000
+		if (t - rtt > t0) { printf "%.2f\n", t - t0; exit } }' "$T/ping$1.log"
 }
 # The longest silence between consecutive replies after T0 (seconds).
 ping_max_gap_after() { # i t0
