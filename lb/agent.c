@@ -15,6 +15,7 @@
  */
 #include "wglb/clock.h"
 #include "wglb/agent.h"
+#include "wglb/fwd.h"
 #include "wglb/loop.h"
 
 #include <errno.h>
@@ -454,3 +455,5 @@ uint32_t agent_peers_known(const struct loop *l, unsigned backend)
 {
 	return l->agent && backend < CONFIG_MAX_BACKENDS ? l->agent->peers_known[backend] : 0;
 }
+
+const struct loop_part agent_part = {.name = "agent client", .open = agent_init, .tick = agent_tick, .close = agent_fini};

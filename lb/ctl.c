@@ -6,6 +6,8 @@
  * The commands themselves are in ctl_cmds.c.
  */
 #include "wglb/ctl.h"
+#include "wglb/ctl_cmds.h"
+#include "wglb/metrics.h"
 #include "wglb/loop.h"
 
 #include <errno.h>
@@ -165,7 +167,7 @@ static void run_http(struct loop *l, struct ctl_client *c)
 		return;
 	}
 	l->ctl->scrapes++;
-	ctl_metrics(l, c);
+	metrics_write(l, c);
 	if (c->overflow)
 		return;
 	body_len = c->out_len;
@@ -483,3 +485,5 @@ void ctl_close(struct loop *l)
 	free(ctl);
 	l->ctl = NULL;
 }
+
+const struct loop_part ctl_part = {.name = "control socket", .open = ctl_open, .tick = ctl_tick, .close = ctl_close};

@@ -7,6 +7,9 @@
  */
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
+#include "wglb/ctl_cmds.h"
+#include "wglb/fwd.h"
+#include "wglb/metrics.h"
 #include "wglb/loop.h"
 #include "wglb/probe.h"
 #include "wglb/version.h"
@@ -442,7 +445,6 @@ static void set_admin(struct loop *l, struct ctl_client *c, const struct ctl_req
 	if (i < 0)
 		return;
 	pool_set_admin(&l->pool, (unsigned)i, a);
-	probe_backend_changed(l, (unsigned)i);
 	log_info("backend %s: %s by the operator", l->pool.be[i].name, verb);
 	ok(c, r, verb, l->pool.be[i].name);
 }
@@ -456,13 +458,18 @@ static void cmd_drain(struct loop *l, struct ctl_client *c, const struct ctl_req
 		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
 		return;
 	}
-	set_admin(l, c, r, ADMIN_DRAINING, "drained");
-	i = pool_find(&l->pool, r->argv[0]);
-	if (r->argc == 2 && i >= 0) {
-		/* Move every flow now; with agents each new backend initiates. */
-		l->pool.be[i].drain_now = true;
-		l->pool.dirty = true;
+	if (r->argc == 1) {
+		set_admin(l, c, r, ADMIN_DRAINING, "drained");
+		return;
 	}
+	/* "now": every flow moves at the end of this batch; with agents each
+	 * new backend initiates. */
+	i = find_backend(l, c, r, r->argv[0]);
+	if (i < 0)
+		return;
+	pool_drain_now(&l->pool, (unsigned)i);
+	log_info("backend %s: drained now by the operator", l->pool.be[i].name);
+	ok(c, r, "drained", l->pool.be[i].name);
 }
 
 static void cmd_enable(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
@@ -515,14 +522,12 @@ static void cmd_add(struct loop *l, struct ctl_client *c, const struct ctl_req *
 			  i == -EEXIST ? "a backend has that name" : "no room for more backends");
 		return;
 	}
-	probe_backend_changed(l, (unsigned)i);
 	log_info("backend %s added by the operator", bc.name);
 	ok(c, r, "added", bc.name);
 }
 
 static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	char name[BACKEND_NAME_MAX];
 	bool force = r->argc == 2 && !strcmp(r->argv[1], "force");
 	int i;
 
@@ -542,11 +547,10 @@ static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *
 			  r->argv[0], l->pool.be[i].flows);
 		return;
 	}
-	strcpy(name, l->pool.be[i].name);
-	fwd_remove_backend(l, (unsigned)i);
-	probe_backend_changed(l, (unsigned)i);
-	log_info("backend %s deleted by the operator", name);
-	ok(c, r, "deleted", name);
+	/* Its flows move, and its slot is freed, at the end of this batch. */
+	pool_remove(&l->pool, (unsigned)i);
+	log_info("backend %s deleted by the operator", l->pool.be[i].name);
+	ok(c, r, "deleted", l->pool.be[i].name);
 }
 
 static void cmd_reload(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
@@ -561,7 +565,7 @@ static void cmd_reload(struct loop *l, struct ctl_client *c, const struct ctl_re
 static void cmd_metrics(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
 	(void)r;
-	ctl_metrics(l, c);
+	metrics_write(l, c);
 }
 
 static const struct ctl_cmd cmds[] = {

@@ -6,6 +6,7 @@
  * per packet (table-full and socket exhaustion are rate limited).
  */
 #include "wglb/agent.h"
+#include "wglb/fwd.h"
 #include "wglb/loop.h"
 #include "wglb/maglev.h"
 #include "wglb/probe.h"
@@ -670,6 +671,30 @@ recycle:
 	loop_recycle(l, bid);
 }
 
+/* Move every flow off the backends that stopped serving; count by backend. */
+static void move_flows(struct loop *l, const int why_of[], unsigned moved[], unsigned *closed)
+{
+	for (uint32_t i = 0; i < l->ft.cap; i++) {
+		struct flow *f = &l->ft.flows[i];
+		unsigned from;
+		int nb;
+		if (!(f->flags & FLOW_F_USED) || why_of[f->backend] < 0)
+			continue;
+		from = f->backend;
+		nb = pool_pick(&l->pool, client_hash(&f->key));
+		if (nb < 0) {
+			fwd_close_flow(l, f);
+			(*closed)++;
+		} else if (repin(l, f, (unsigned)nb, (enum repin)why_of[from])) {
+			moved[from]++;
+			/* A dead or drained-now server's sessions: have the new one
+			 * initiate, instead of waiting ~15 s for the client to. */
+			if (why_of[from] == REPIN_DOWN || why_of[from] == REPIN_DRAINED)
+				agent_moved(l, f);
+		}
+	}
+}
+
 void fwd_reconcile(struct loop *l)
 {
 	unsigned moved[CONFIG_MAX_BACKENDS] = {0}, closed = 0;
@@ -684,33 +709,30 @@ void fwd_reconcile(struct loop *l)
 		why_of[i] = pool_evicts(&l->pool, i);
 		any |= why_of[i] >= 0 && l->pool.be[i].flows;
 	}
-	if (!any)
-		return;
-	for (uint32_t i = 0; i < l->ft.cap; i++) {
-		struct flow *f = &l->ft.flows[i];
-		unsigned from;
-		int nb;
-		if (!(f->flags & FLOW_F_USED) || why_of[f->backend] < 0)
-			continue;
-		from = f->backend;
-		nb = pool_pick(&l->pool, client_hash(&f->key));
-		if (nb < 0) {
-			fwd_close_flow(l, f);
-			closed++;
-		} else if (repin(l, f, (unsigned)nb, (enum repin)why_of[from])) {
-			moved[from]++;
-			/* A dead or drained-now server's sessions: have the new one
-			 * initiate, instead of waiting ~15 s for the client to. */
-			if (why_of[from] == REPIN_DOWN || why_of[from] == REPIN_DRAINED)
-				agent_moved(l, f);
-		}
-	}
-	for (unsigned i = 0; i < l->pool.n; i++)
+	if (any)
+		move_flows(l, why_of, moved, &closed);
+	for (unsigned i = 0; i < l->pool.n; i++) {
 		if (moved[i])
 			log_info("re-pinned %u flows off backend %s (%s)", moved[i],
 				 l->pool.be[i].name, stats_repin_name((enum repin)why_of[i]));
+		/* A removed backend's slot is free once its flows have moved. */
+		if (l->pool.be[i].in_use && l->pool.be[i].removing && !l->pool.be[i].flows)
+			pool_del(&l->pool, i);
+	}
 	if (closed)
 		log_warn("closed %u flows: no backend left to move them to", closed);
+}
+
+/* A kept backend's new address (same family): its flows' sockets follow. */
+void fwd_readdress(struct loop *l, unsigned idx, const struct wglb_addr *a)
+{
+	pool_set_addr(&l->pool, idx, a);
+	for (uint32_t i = 0; i < l->ft.cap; i++) {
+		struct flow *f = &l->ft.flows[i];
+		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
+		    connect(f->fd, &a->u.sa, a->len) == 0)
+			l->st.repins[REPIN_CHANGED]++;
+	}
 }
 
 bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
@@ -720,14 +742,6 @@ bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
 	if (nb < 0 || nb == f->backend)
 		return false;
 	return repin(l, f, (unsigned)nb, why);
-}
-
-void fwd_remove_backend(struct loop *l, unsigned idx)
-{
-	l->pool.be[idx].removing = true;
-	l->pool.dirty = true;
-	fwd_reconcile(l); /* moves or closes every flow it had */
-	pool_del(&l->pool, idx);
 }
 
 static void expire_one(struct flow *f, void *ctx)

@@ -6,9 +6,7 @@
  */
 #include "wglb/loop.h"
 #include "wglb/clock.h"
-#include "wglb/agent.h"
-#include "wglb/ctl.h"
-#include "wglb/probe.h"
+#include "wglb/fwd.h"
 
 #include <errno.h>
 #include <sys/syscall.h>
@@ -441,17 +439,21 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = signals_setup(l);
 	if (ret < 0)
 		return ret;
-	ret = ctl_open(l);
-	if (ret < 0)
-		return ret;
-	ret = probe_init(l);
-	if (ret < 0)
-		return ret;
-	ret = agent_init(l);
-	if (ret < 0)
-		return ret;
 	for (unsigned i = 0; i < l->n_lst; i++)
 		arm_listener(l, i);
+	return 0;
+}
+
+int loop_attach(struct loop *l, const struct loop_part *p)
+{
+	int ret;
+
+	if (l->n_parts == LOOP_MAX_PARTS)
+		return -ENOSPC;
+	ret = p->open ? p->open(l) : 0;
+	if (ret < 0)
+		return ret;
+	l->parts[l->n_parts++] = p;
 	return 0;
 }
 
@@ -529,9 +531,9 @@ static void timers(struct loop *l)
 		fwd_expire(l);
 		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
 	}
-	probe_tick(l);
-	agent_tick(l);
-	ctl_tick(l);
+	for (unsigned i = 0; i < l->n_parts; i++)
+		if (l->parts[i]->tick)
+			l->parts[i]->tick(l);
 	if (l->watchdog_us && l->now_ms >= l->next_watchdog_ms) {
 		sd_notify(0, "WATCHDOG=1");
 		l->next_watchdog_ms = l->now_ms + l->watchdog_us / 2000;
@@ -572,7 +574,9 @@ int loop_run(struct loop *l)
 			l->reload = false;
 			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 				   (unsigned long long)l->now_ms * 1000);
-			loop_reload(l);
+			for (unsigned i = 0; i < l->n_parts; i++)
+				if (l->parts[i]->reload)
+					l->parts[i]->reload(l);
 			sd_notify(0, "READY=1");
 		}
 	}
@@ -583,9 +587,10 @@ int loop_run(struct loop *l)
 
 void loop_fini(struct loop *l)
 {
-	agent_fini(l);
-	probe_fini(l);
-	ctl_close(l);
+	while (l->n_parts--)
+		if (l->parts[l->n_parts]->close)
+			l->parts[l->n_parts]->close(l);
+	l->n_parts = 0;
 	if (l->ft.flows)
 		for (uint32_t i = 0; i < l->ft.cap; i++)
 			if (l->ft.flows[i].flags & FLOW_F_USED && l->ft.flows[i].fd >= 0)

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* wglb: flags, config check, start-up errors with clear exit codes. */
+#include "wglb/agent.h"
 #include "wglb/config.h"
+#include "wglb/ctl.h"
 #include "wglb/log.h"
 #include "wglb/loop.h"
+#include "wglb/probe.h"
+#include "wglb/reload.h"
 #include "wglb/version.h"
 
 #include <errno.h>
@@ -35,6 +39,8 @@ static void print_error(void *ctx, const char *file, unsigned line, const char *
 
 int main(int argc, char **argv)
 {
+	static const struct loop_part *const parts[] = {&ctl_part, &probe_part, &agent_part,
+							 &reload_part};
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
@@ -92,6 +98,9 @@ int main(int argc, char **argv)
 	}
 	log_info("wglb %s starting with %s", WGLB_VERSION, path);
 	ret = loop_init(&l, &cfg);
+	/* The loop carries the packet path; these run beside it. */
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && ret == 0; i++)
+		ret = loop_attach(&l, parts[i]);
 	if (ret == 0)
 		ret = loop_run(&l);
 	loop_fini(&l);

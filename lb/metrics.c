@@ -4,6 +4,8 @@
  * direction, type and reason. Checked by `promtool check metrics` in tests. */
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
+#include "wglb/fwd.h"
+#include "wglb/metrics.h"
 #include "wglb/loop.h"
 #include "wglb/version.h"
 #include "wglb/wgmsg.h"
@@ -195,7 +197,7 @@ static void agent_metrics(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "wglb_agent_recovery_seconds_count %llu\n", (unsigned long long)as->completed);
 }
 
-void ctl_metrics(struct loop *l, struct ctl_client *c)
+void metrics_write(struct loop *l, struct ctl_client *c)
 {
 	global(l, c);
 	per_backend(l, c);

@@ -26,10 +26,17 @@ void pool_free(struct pool *p)
 	p->table = NULL;
 }
 
+/* A change the prober must see: a pool-wide counter, so that a reused slot
+ * never repeats the generation its previous backend had. */
+static void changed(struct pool *p, struct backend *b)
+{
+	b->gen = ++p->gens;
+}
+
 int pool_find(const struct pool *p, const char *name)
 {
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->be[i].in_use && !strcmp(p->be[i].name, name))
+		if (p->be[i].in_use && !p->be[i].removing && !strcmp(p->be[i].name, name))
 			return (int)i;
 	return -1;
 }
@@ -59,12 +66,14 @@ int pool_add(struct pool *p, const struct backend_conf *bc)
 	/* Without probes a backend is trusted to be up, as with a static NLB target. */
 	p->be[i].health = p->probing ? HEALTH_CHECKING : HEALTH_UP;
 	p->be[i].health_since_ms = clock_realtime_ms();
+	changed(p, &p->be[i]);
 	p->dirty = true;
 	return (int)i;
 }
 
 void pool_del(struct pool *p, unsigned idx)
 {
+	changed(p, &p->be[idx]);
 	p->be[idx].in_use = false;
 	p->be[idx].in_table = false;
 	while (p->n && !p->be[p->n - 1].in_use)
@@ -77,13 +86,63 @@ void pool_set_admin(struct pool *p, unsigned idx, enum be_admin a)
 	struct backend *b = &p->be[idx];
 
 	b->drain_now = false;
+	b->agent_drain = false; /* the operator's word; the agent's next probe may drain again */
 	if (b->admin == a)
 		return;
+	changed(p, b);
 	/* Re-enabling a disabled backend makes it prove itself again. */
 	if (b->admin == ADMIN_DISABLED && a != ADMIN_DISABLED && p->probing)
 		b->health = HEALTH_CHECKING;
 	b->admin = (uint8_t)a;
 	p->dirty = true;
+}
+
+void pool_agent_drain(struct pool *p, unsigned idx, bool on)
+{
+	struct backend *b = &p->be[idx];
+
+	if (on && !b->agent_drain && b->admin == ADMIN_ENABLED) {
+		b->admin = ADMIN_DRAINING;
+		b->agent_drain = true;
+		p->dirty = true;
+	} else if (!on && b->agent_drain) {
+		b->agent_drain = false;
+		if (b->admin == ADMIN_DRAINING) {
+			b->admin = ADMIN_ENABLED;
+			p->dirty = true;
+		}
+	}
+}
+
+void pool_drain_now(struct pool *p, unsigned idx)
+{
+	pool_set_admin(p, idx, ADMIN_DRAINING);
+	p->be[idx].drain_now = true; /* after pool_set_admin, which clears it */
+	p->dirty = true;
+}
+
+void pool_remove(struct pool *p, unsigned idx)
+{
+	p->be[idx].removing = true;
+	p->dirty = true;
+}
+
+void pool_configure(struct pool *p, unsigned idx, const struct backend_conf *bc)
+{
+	struct backend *b = &p->be[idx];
+
+	if (b->weight != bc->weight)
+		p->dirty = true;
+	if (b->health_port != bc->health_port)
+		changed(p, b);
+	b->weight = bc->weight;
+	b->health_port = bc->health_port;
+}
+
+void pool_set_addr(struct pool *p, unsigned idx, const struct wglb_addr *a)
+{
+	p->be[idx].addr = *a;
+	changed(p, &p->be[idx]); /* probe the new address from scratch */
 }
 
 void pool_set_health(struct pool *p, unsigned idx, enum be_health h)

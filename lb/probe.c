@@ -29,7 +29,7 @@ struct probe_be {
 	enum phase phase;
 	uint64_t next_ms, deadline_ms, started_ms;
 	uint32_t ok_streak, fail_streak;
-	bool agent_drain; /* draining because the agent said so (X-Wglb-Drain) */
+	uint32_t gen;     /* the backend's generation last seen (pool.h) */
 	char rbuf[1024];
 	size_t rlen;
 	struct probe_result last;
@@ -127,17 +127,11 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 		}
 	}
 	/* The agent's drain header: graceful, unlike a failure. */
-	if (drain && b->admin == ADMIN_ENABLED) {
+	if (drain && !b->agent_drain && b->admin == ADMIN_ENABLED)
 		log_info("backend %s: draining (its agent asks, X-Wglb-Drain)", b->name);
-		pool_set_admin(&l->pool, i, ADMIN_DRAINING);
-		pb->agent_drain = true;
-	} else if (!drain && pb->agent_drain) {
-		pb->agent_drain = false;
-		if (b->admin == ADMIN_DRAINING) {
-			log_info("backend %s: agent drain lifted", b->name);
-			pool_set_admin(&l->pool, i, ADMIN_ENABLED);
-		}
-	}
+	else if (!drain && b->agent_drain && b->admin == ADMIN_DRAINING)
+		log_info("backend %s: agent drain lifted", b->name);
+	pool_agent_drain(&l->pool, i, drain);
 }
 
 static unsigned pb_index(struct loop *l, struct probe_be *pb)
@@ -261,6 +255,17 @@ static void start(struct loop *l, unsigned i)
 	watch(l, pb, POLLOUT);
 }
 
+static void backend_changed(struct loop *l, unsigned i)
+{
+	struct probe_be *pb = &l->prober->be[i];
+
+	pb_reset(l, pb);
+	pb->ok_streak = pb->fail_streak = 0;
+	pb->next_ms = l->now_ms;
+	if (!l->pool.be[i].in_use)
+		memset(&pb->last, 0, sizeof(pb->last));
+}
+
 void probe_tick(struct loop *l)
 {
 	struct prober *pr = l->prober;
@@ -269,6 +274,12 @@ void probe_tick(struct loop *l)
 		return;
 	for (unsigned i = 0; i < l->pool.n; i++) {
 		struct probe_be *pb = &pr->be[i];
+		if (pb->gen != l->pool.be[i].gen) {
+			/* Added, deleted, re-addressed or re-administered since
+			 * we last looked: start that backend afresh. */
+			backend_changed(l, i);
+			pb->gen = l->pool.be[i].gen;
+		}
 		if (!l->pool.be[i].in_use || l->pool.be[i].removing)
 			continue;
 		if (pb->phase != PH_IDLE && l->now_ms >= pb->deadline_ms)
@@ -290,21 +301,6 @@ void probe_poke(struct loop *l, unsigned i)
 		pb->next_ms = l->now_ms;
 }
 
-void probe_backend_changed(struct loop *l, unsigned i)
-{
-	struct probe_be *pb;
-
-	if (!l->prober || i >= CONFIG_MAX_BACKENDS)
-		return;
-	pb = &l->prober->be[i];
-	pb_reset(l, pb);
-	pb->ok_streak = pb->fail_streak = 0;
-	pb->next_ms = l->now_ms;
-	if (!l->pool.be[i].in_use) {
-		pb->agent_drain = false;
-		memset(&pb->last, 0, sizeof(pb->last));
-	}
-}
 
 const struct probe_result *probe_last(const struct loop *l, unsigned i)
 {
@@ -339,3 +335,5 @@ void probe_fini(struct loop *l)
 	free(l->prober);
 	l->prober = NULL;
 }
+
+const struct loop_part probe_part = {.name = "prober", .open = probe_init, .tick = probe_tick, .close = probe_fini};

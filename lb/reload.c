@@ -2,12 +2,13 @@
 /*
  * SIGHUP: parse the file into a new config; on any error log each one
  * with file and line and keep running the old config untouched. Otherwise
- * diff the backends by name: kept ones keep their flows (and their
- * runtime state), removed ones hand their flows on, new ones are added.
- * Listeners, max_flows and the control socket need a restart.
+ * diff the backends by name: kept ones keep their flows and their health
+ * but take the file's settings and admin state, removed ones hand their
+ * flows on, new ones are added. Listeners, max_flows and the control
+ * socket need a restart.
  */
-#include "wglb/loop.h"
-#include "wglb/probe.h"
+#include "wglb/reload.h"
+#include "wglb/fwd.h"
 
 #include <errno.h>
 #include <string.h>
@@ -37,29 +38,9 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 		log_warn("[health] added or removed: takes effect at the next restart");
 }
 
-static void readdress(struct loop *l, unsigned idx, const struct wglb_addr *a)
-{
-	struct backend *b = &l->pool.be[idx];
-
-	if (b->addr.u.sa.sa_family != a->u.sa.sa_family) {
-		/* New socket family: move its flows as if removed, then re-add. */
-		b->removing = true;
-		return;
-	}
-	b->addr = *a;
-	for (uint32_t i = 0; i < l->ft.cap; i++) {
-		struct flow *f = &l->ft.flows[i];
-		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
-		    connect(f->fd, &a->u.sa, a->len) == 0)
-			l->st.repins[REPIN_CHANGED]++;
-	}
-}
-
-int loop_reload(struct loop *l)
+int reload_apply(struct loop *l)
 {
 	struct wglb_config nc;
-	struct backend_conf readd[CONFIG_MAX_BACKENDS];
-	unsigned n_readd = 0;
 	int ret;
 
 	log_info("reloading %s", l->cfg.path);
@@ -75,44 +56,30 @@ int loop_reload(struct loop *l)
 	}
 	warn_restart_only(&l->cfg, &nc);
 
-	/* Removed backends (and ones whose address family changed) hand their flows on. */
+	/* The file wins: kept backends take its weight, health port and
+	 * address and lose any runtime drain/disable (as nginx, HAProxy and
+	 * ipvsadm do); removed ones, and ones whose address family changed,
+	 * hand their flows on at the end of the batch; new ones start in
+	 * checking (a family change is a removal plus a new backend). */
 	for (unsigned i = 0; i < l->pool.n; i++) {
-		struct backend *b = &l->pool.be[i];
+		const struct backend *b = &l->pool.be[i];
 		const struct backend_conf *bc;
-		if (!b->in_use)
+		if (!b->in_use || b->removing)
 			continue;
 		bc = config_backend(&nc, b->name);
-		if (!bc) {
-			b->removing = true;
+		if (!bc || b->addr.u.sa.sa_family != bc->addr.u.sa.sa_family) {
+			pool_remove(&l->pool, i);
 			continue;
 		}
 		if (!addr_equal(&b->addr, &bc->addr))
-			readdress(l, i, &bc->addr);
-		if (b->removing)
-			readd[n_readd++] = *bc;
-		b->weight = bc->weight;
-		b->health_port = bc->health_port;
-		l->pool.dirty = true;
+			fwd_readdress(l, i, &bc->addr);
+		pool_configure(&l->pool, i, bc);
+		if (!b->agent_drain) /* a drain its own agent asks for stays */
+			pool_set_admin(&l->pool, i, ADMIN_ENABLED);
 	}
-	for (unsigned i = 0; i < nc.n_backends; i++) {
-		int idx;
-		if (pool_find(&l->pool, nc.backends[i].name) >= 0)
-			continue;
-		idx = pool_add(&l->pool, &nc.backends[i]);
-		if (idx >= 0)
-			probe_backend_changed(l, (unsigned)idx);
-	}
-	fwd_reconcile(l);
-	for (unsigned i = 0; i < l->pool.n; i++)
-		if (l->pool.be[i].in_use && l->pool.be[i].removing) {
-			pool_del(&l->pool, i);
-			probe_backend_changed(l, i);
-		}
-	for (unsigned i = 0; i < n_readd; i++) {
-		int idx = pool_add(&l->pool, &readd[i]);
-		if (idx >= 0)
-			probe_backend_changed(l, (unsigned)idx);
-	}
+	for (unsigned i = 0; i < nc.n_backends; i++)
+		if (pool_find(&l->pool, nc.backends[i].name) < 0)
+			pool_add(&l->pool, &nc.backends[i]);
 
 	/* Keys that apply at once; the rest keep their running values. */
 	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
@@ -130,3 +97,10 @@ int loop_reload(struct loop *l)
 	log_info("reloaded: %u backends", l->cfg.n_backends);
 	return 0;
 }
+
+static void on_reload(struct loop *l)
+{
+	(void)reload_apply(l); /* errors are logged; the running config stays */
+}
+
+const struct loop_part reload_part = {.name = "reload", .reload = on_reload};

@@ -30,4 +30,7 @@ void agent_flow_closed(struct loop *l, struct flow *f);
 const struct agent_stats *agent_stats(const struct loop *l);
 uint32_t agent_peers_known(const struct loop *l, unsigned backend);
 
+/* The part main.c attaches to the loop (open, tick, close above). */
+extern const struct loop_part agent_part;
+
 #endif

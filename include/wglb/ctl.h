@@ -78,10 +78,8 @@ void ctl_printf(struct ctl_client *c, const char *fmt, ...) __attribute__((forma
 void ctl_json_str(struct ctl_client *c, const char *s);
 void ctl_error(struct ctl_client *c, bool json, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Commands (lb/ctl_cmds.c). */
-void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req);
-void ctl_stream_more(struct loop *l, struct ctl_client *c);
-/* Prometheus text exposition of every counter (also served over HTTP). */
-void ctl_metrics(struct loop *l, struct ctl_client *c);
+
+/* The part main.c attaches to the loop (open, tick, close above). */
+extern const struct loop_part ctl_part;
 
 #endif

@@ -53,6 +53,20 @@ struct ctl;
 struct prober;
 struct agent;
 
+/*
+ * A part of wglb that runs beside the packet path on the loop's thread: the
+ * control socket, the prober, the agent client, reload. main.c attaches
+ * them; the loop calls them at known points and knows nothing else of them.
+ */
+struct loop_part {
+	const char *name;
+	int (*open)(struct loop *l);    /* at start; -errno stops wglb */
+	void (*tick)(struct loop *l);   /* every batch, before the pool is reconciled */
+	void (*reload)(struct loop *l); /* SIGHUP or "wglbctl reload" */
+	void (*close)(struct loop *l);  /* at the end, in reverse order */
+};
+#define LOOP_MAX_PARTS 8
+
 struct loop {
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
@@ -91,7 +105,9 @@ struct loop {
 	struct cookie_checker cookie;
 	struct cookie_load load;
 	uint32_t unconf_cap; /* unconfirmed flows at most: 3/4 of what can open (table, ports, fds) */
-	struct ctl *ctl;
+	const struct loop_part *parts[LOOP_MAX_PARTS];
+	unsigned n_parts;
+	struct ctl *ctl;       /* the parts' own state, for the modules that read it */
 	struct prober *prober;
 	struct agent *agent;
 };
@@ -104,6 +120,8 @@ static inline uint32_t loop_now_s(const struct loop *l)
 /* Set up ring, buffers, listeners, flow table and pool from cfg (which the
  * loop takes over). Errors are logged; returns 0 or -errno. */
 int loop_init(struct loop *l, struct wglb_config *cfg);
+/* Open a part and attach it to the loop. 0 or its -errno (then not attached). */
+int loop_attach(struct loop *l, const struct loop_part *p);
 int loop_run(struct loop *l);
 void loop_fini(struct loop *l);
 struct io_uring_sqe *loop_sqe(struct loop *l);
@@ -117,29 +135,7 @@ int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx);
 /* Cancel a pending watch (before closing its fd). */
 void loop_unwatch(struct loop *l, int id);
 
-/* lb/fwd.c: the packet path. */
-/* The edge's checks from a config (start: first, or a reload): mac1 key,
- * cookies, handshake and roam limits. Copies the keys it uses into l->cfg. */
-int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first);
-void fwd_unconfigure(struct loop *l);
-/* Handshakes must prove their source now (cookies on, and under load or "always"). */
-bool fwd_under_load(const struct loop *l);
-void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res);
-void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
-			  int res, bool more);
-void fwd_arm_upstream(struct loop *l, struct flow *f);
-/* After pool state changes: rebuild the table, move flows off backends that stopped serving. */
-void fwd_reconcile(struct loop *l);
-void fwd_expire(struct loop *l);
-void fwd_close_flow(struct loop *l, struct flow *f);
-/* Re-pin one flow to Maglev's choice now. False if it stayed or closed. */
-bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why);
-/* Move every flow of backend idx elsewhere now, then forget the backend. */
-void fwd_remove_backend(struct loop *l, unsigned idx);
 void loop_recycle(struct loop *l, unsigned bid);
-
-/* lb/reload.c: apply a new config to the running loop (SIGHUP). */
-int loop_reload(struct loop *l);
 
 /* user_data: op in the top byte, a generation, and an index. */
 enum loop_op {

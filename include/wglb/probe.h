@@ -19,8 +19,6 @@ void probe_fini(struct loop *l);
 void probe_tick(struct loop *l);
 /* A passive signal (ICMP unreachable, unanswered initiation): probe now. */
 void probe_poke(struct loop *l, unsigned backend);
-/* A backend was added or removed at run time or by reload. */
-void probe_backend_changed(struct loop *l, unsigned backend);
 
 /* Last result, for show backends. */
 struct probe_result {
@@ -36,5 +34,8 @@ const struct probe_result *probe_last(const struct loop *l, unsigned backend);
  * line alone), 0 when more bytes are needed, -1 when it is not HTTP.
  * *drain_header is set when the head carries "X-Wglb-Drain: 1". */
 int probe_parse_status(const char *buf, size_t len, bool final, int *drain_header);
+
+/* The part main.c attaches to the loop (open, tick, close above). */
+extern const struct loop_part probe_part;
 
 #endif

@@ -178,6 +178,22 @@ class Family:
         wait_until(lambda: self.serving(c)[0] is not moved, what="re-pin on disable")
         self.assertGreaterEqual(self.lb.stats()["repins"]["disabled"], 1)
 
+    def test_reload_restores_what_the_file_says(self):
+        """Runtime drain/disable/add last until the next reload: the file
+        wins, as with nginx, HAProxy and ipvsadm."""
+        a, b, c = (be.name for be in self.backends)
+        self.assertTrue(self.lb.ctl(f"backend disable {a}").startswith("ok"))
+        self.assertTrue(self.lb.ctl(f"backend drain {b} now").startswith("ok"))
+        extra = Backend("extra", self.family)
+        self.addCleanup(extra.close)
+        self.assertTrue(self.lb.ctl(f"backend add extra {extra.address}").startswith("ok"))
+        bs = self.lb.backends()
+        self.assertEqual((bs[a]["admin"], bs[b]["admin"]), ("disabled", "draining"))
+        self.lb.hup()
+        wait_until(lambda: "extra" not in self.lb.backends(), what="the reload")
+        bs = self.lb.backends()
+        self.assertEqual({n: bs[n]["admin"] for n in bs}, {a: "enabled", b: "enabled", c: "enabled"})
+
     def test_bad_reload_keeps_running_config(self):
         self.lb.write_config("[balancer]\nlisten = nonsense\n[backend x]\n")
         self.lb.hup()
