@@ -40,7 +40,6 @@ struct agent_req {
 	bool sent;
 	uint16_t backend;
 	uint32_t flow;
-	uint16_t gen;
 	uint64_t deadline_ms;
 	char nonce[17];
 	char out[AP_MAX_LINE];
@@ -385,7 +384,6 @@ static void send_rehandshakes(struct loop *l)
 		if (!r)
 			break; /* every slot busy: next tick */
 		r->flow = fi;
-		r->gen = f->gen;
 		a->st.requested++;
 		a->tokens -= 1;
 		a->qhead = (a->qhead + 1) % l->ft.cap;

@@ -2,8 +2,9 @@
 /*
  * Control commands: a table of {words, usage, handler, admin}; `help` is
  * generated from it. Verb first ("backend drain NAME") so no backend name
- * can collide with a command. Handlers only read counters or change pool
- * state; the loop applies state changes at the end of the batch.
+ * can collide with a command. Handlers read the loop's state, change
+ * backends only through pool.h and may ask for a reload; the loop applies
+ * the changes at the end of the batch.
  */
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
@@ -268,7 +269,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	for (int d = 0; d < DROP__COUNT; d++)
 		ctl_printf(c, "drop %-21s %14llu %14llu\n", stats_drop_name((enum drop)d),
 			   (unsigned long long)s->drops_in[d], (unsigned long long)s->drops_out[d]);
-	ctl_printf(c, "\nflows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
+	ctl_printf(c, "flows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
 		   l->ft.count, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
 		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
 	ctl_printf(c, "confirmed: %llu flows proved receipt; %u unconfirmed now (at most %u)\n",
@@ -283,7 +284,8 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	for (int i = 0; i < REPIN__COUNT; i++)
 		ctl_printf(c, " %s %llu", stats_repin_name((enum repin)i),
 			   (unsigned long long)s->repins[i]);
-	ctl_printf(c, "\nfail-open events: %llu; receive paused for buffers: %llu\n\n",
+	/* No blank line inside a reply: a blank line ends it (ctl.h). */
+	ctl_printf(c, "\nfail-open events: %llu; receive paused for buffers: %llu\n",
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
 	ctl_printf(c, "%-16s %10s %10s %12s %12s %8s %8s %8s %6s %6s\n", "BACKEND", "PKTS_IN",
 		   "PKTS_OUT", "BYTES_IN", "BYTES_OUT", "FLOWS", "REPIN_IN", "REPIN_OUT", "ICMP",

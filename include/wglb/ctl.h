@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control socket: line commands from a table {words, usage, handler,
- * admin}, one reply per command ending in a blank line, text or JSON.
- * Handlers reply through helpers and only change pool state.
+ * admin}, one reply per command, text or JSON. A reply ends at its first
+ * blank line and holds none before it, so a client reads to the first
+ * "\n\n". Handlers read the loop's state, change backends only through
+ * pool.h (applied at the end of the batch) and reply through helpers.
  */
 #ifndef WGLB_CTL_H
 #define WGLB_CTL_H

@@ -2,7 +2,8 @@
 /*
  * Health probes: HTTP/1.1 checks of each backend's agent, run on the loop's
  * ring with non-blocking sockets and deadlines, one in flight per backend.
- * They only change pool health state; the loop does the rest.
+ * Through pool.h they change a backend's health, and its drain when the
+ * agent's X-Wglb-Drain header asks; the loop does the rest.
  */
 #ifndef WGLB_PROBE_H
 #define WGLB_PROBE_H

@@ -24,8 +24,8 @@ EVENTS=()
 event() { EVENTS+=("$(date +%H:%M:%S) $*"); [ ${#EVENTS[@]} -gt 6 ] && EVENTS=("${EVENTS[@]:1}"); }
 declare -A killed
 
-ok_last() { # i seconds: replies in the last N seconds
-	awk -v t="$(($(date +%s) - $2))" '/bytes from/ { if (substr($1, 2, length($1) - 2) + 0 > t) n++ } END { print n + 0 }' "$T/ping$1.log"
+ok_last() { # i seconds: replies in exactly the last N seconds (a whole-second cut let 27 of 25 in)
+	awk -v now="$(date +%s.%N)" -v w="$2" '/bytes from/ { if (substr($1, 2, length($1) - 2) + 0 > now - w) n++ } END { print n + 0 }' "$T/ping$1.log"
 }
 last_reply_age() {
 	awk -v now="$(date +%s.%N)" '/bytes from/ { t = substr($1, 2, length($1) - 2) } END { if (t) printf "%.1fs ago", now - t; else print "never" }' "$T/ping$1.log"

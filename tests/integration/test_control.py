@@ -63,6 +63,31 @@ class TestControl(unittest.TestCase):
         self.assertTrue(any(c["usage"] == "backend drain NAME [now]" and c["admin"] for c in cmds))
         self.assertTrue(self.lb.ctl("backend drain a later").startswith("error: usage"))
 
+    def test_every_reply_ends_at_its_only_blank_line(self):
+        """A client reads to the first blank line: no reply may hold one
+        before its end (show stats had one between counters and backends)."""
+        c = Client(("127.0.0.1", self.port))
+        c.roundtrip(initiation())
+        c.close()
+        for cmd in ("help", "show info", "show stats", "show backends", "show flows", "metrics",
+                    "show nonsense", "backend drain nobody"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.lb.sock)
+            s.sendall(cmd.encode() + b"\n")
+            s.settimeout(0.3)
+            data = b""
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    data += d
+            except socket.timeout:
+                pass
+            s.close()
+            self.assertTrue(data.endswith(b"\n\n"), cmd)
+            self.assertEqual(data.count(b"\n\n"), 1, f"{cmd}: a blank line inside the reply")
+
     def test_show_info(self):
         info = self.lb.json("show info")
         self.assertEqual(info["listeners"], [f"127.0.0.1:{self.port}"])
