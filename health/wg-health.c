@@ -55,7 +55,7 @@ struct conn {
 	char req[REQ_MAX];
 };
 
-struct agent {
+struct wghealth {
 	const char *device;
 	const char *drain_file;
 	int lfd, afd, ep;
@@ -73,10 +73,10 @@ struct agent {
 	volatile sig_atomic_t stop;
 };
 
-static struct agent *sig_agent;
+static struct wghealth *sig_agent;
 
 /* The verdict: 200, or 503 with a reason; *drain when the drain file exists. */
-static int check(const struct agent *a, const char **why, bool *drain)
+static int check(const struct wghealth *a, const char **why, bool *drain)
 {
 	struct stat st;
 	bool up = false;
@@ -111,7 +111,7 @@ static int check(const struct agent *a, const char **why, bool *drain)
 	return 200;
 }
 
-static void conn_close(struct agent *a, unsigned i)
+static void conn_close(struct wghealth *a, unsigned i)
 {
 	struct conn *c = a->conns[i];
 
@@ -122,7 +122,7 @@ static void conn_close(struct agent *a, unsigned i)
 	a->conns[i] = a->conns[--a->n];
 }
 
-static void respond(struct agent *a, struct conn *c, const char *status, const char *body,
+static void respond(struct wghealth *a, struct conn *c, const char *status, const char *body,
 		    bool head, bool drain)
 {
 	char out[512];
@@ -138,7 +138,7 @@ static void respond(struct agent *a, struct conn *c, const char *status, const c
 }
 
 /* 1 when the request is complete and answered, 0 for more, -1 on garbage. */
-static int handle(struct agent *a, struct conn *c)
+static int handle(struct wghealth *a, struct conn *c)
 {
 	bool get, head, drain;
 	const char *why;
@@ -177,7 +177,7 @@ static void src_key(const union wglb_sa *sa, uint8_t key[17])
 
 /* Room for a connection from src, or false to refuse it: a source holds at
  * most MAX_PER_SRC; a full table sheds its oldest connection. */
-static bool make_room(struct agent *a, const uint8_t src[17])
+static bool make_room(struct wghealth *a, const uint8_t src[17])
 {
 	unsigned same = 0, oldest = 0;
 
@@ -209,7 +209,7 @@ static bool same_ip(const union wglb_sa *x, const struct sockaddr *y)
 /* Did this connection arrive on an address of the WireGuard interface,
  * i.e. from a VPN client through the tunnel? Probes come from the
  * balancer on the server's own network, never that way. */
-static bool via_tunnel(struct agent *a, int fd)
+static bool via_tunnel(struct wghealth *a, int fd)
 {
 	union wglb_sa local;
 	socklen_t sl = sizeof(local);
@@ -238,14 +238,14 @@ static bool via_tunnel(struct agent *a, int fd)
 	return false;
 }
 
-static void listener_watch(struct agent *a, bool agent_port, bool on)
+static void listener_watch(struct wghealth *a, bool agent_port, bool on)
 {
 	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = agent_port ? (void *)a : NULL};
 
 	epoll_ctl(a->ep, EPOLL_CTL_MOD, agent_port ? a->afd : a->lfd, &ev);
 }
 
-static void on_accept(struct agent *a, bool agent_port)
+static void on_accept(struct wghealth *a, bool agent_port)
 {
 	union wglb_sa sa;
 	socklen_t sl = sizeof(sa);
@@ -305,7 +305,7 @@ static bool send_rest(struct conn *c)
 }
 
 /* One signed command: answer it, then send without ever blocking. */
-static bool agent_request(struct agent *a, struct conn *c, const char *nl)
+static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
 {
 	static char out[1 << 20];
 	char self[ADDR_STRLEN] = "";
@@ -328,7 +328,7 @@ static bool agent_request(struct agent *a, struct conn *c, const char *nl)
 	return false;
 }
 
-static void on_data(struct agent *a, struct conn *c)
+static void on_data(struct wghealth *a, struct conn *c)
 {
 	unsigned i;
 	ssize_t n;
@@ -366,7 +366,7 @@ static void on_data(struct agent *a, struct conn *c)
 		conn_close(a, i);
 }
 
-static void expire(struct agent *a)
+static void expire(struct wghealth *a)
 {
 	uint64_t now = clock_monotonic_ms();
 
@@ -403,7 +403,7 @@ static int listen_on(const struct wglb_addr *addr, const char *spec)
 	return fd;
 }
 
-static int serve(struct agent *a, const char *listen_spec, unsigned port, unsigned agent_port)
+static int serve(struct wghealth *a, const char *listen_spec, unsigned port, unsigned agent_port)
 {
 	struct wglb_addr addr;
 	char spec[ADDR_STRLEN + 8];
@@ -487,7 +487,7 @@ int main(int argc, char **argv)
 	unsigned long agent_port = 8081;
 	const char *agent_key = NULL;
 	bool agent_only = false;
-	struct agent a = {.device = "wg0", .lfd = -1, .afd = -1, .ep = -1};
+	struct wghealth a = {.device = "wg0", .lfd = -1, .afd = -1, .ep = -1};
 	const char *listen_spec = NULL;
 	unsigned long port = 8080;
 	bool test = false;
