@@ -59,10 +59,10 @@ struct agent {
 	uint8_t *known;       /* per flow: peer[] valid (the same key on every backend) */
 	uint64_t *moved_ms;   /* per flow: when it was moved with a request (0 none) */
 	uint32_t *queue, qhead, qlen;
-	uint32_t *port_flow;  /* scratch for joining a reply to flows */
 	double tokens;
 	uint64_t last_refill_ms;
-	uint64_t next_drain_scan_ms;
+	uint64_t drain_window_ms; /* drain moves: at most `rate` a second */
+	uint32_t drain_budget;
 	struct agent_stats st;
 };
 
@@ -90,8 +90,7 @@ int agent_init(struct loop *l)
 	a->known = calloc(cap, 1);
 	a->moved_ms = calloc(cap, sizeof(*a->moved_ms));
 	a->queue = calloc(cap, sizeof(*a->queue));
-	a->port_flow = calloc(65536, sizeof(*a->port_flow));
-	if (!a->peer || !a->known || !a->moved_ms || !a->queue || !a->port_flow)
+	if (!a->peer || !a->known || !a->moved_ms || !a->queue)
 		return -ENOMEM;
 	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
 		a->req[i].fd = a->req[i].watch = -1;
@@ -123,7 +122,6 @@ void agent_fini(struct loop *l)
 	free(a->known);
 	free(a->moved_ms);
 	free(a->queue);
-	free(a->port_flow);
 	sodium_memzero(&a->key, sizeof(a->key));
 	free(a);
 	l->agent = NULL;
@@ -137,13 +135,41 @@ static void failed(struct agent *a, struct agent_req *r)
 	}
 }
 
-/* Join "peer KEY ENDPOINT HS" lines to this backend's flows by upstream
- * address and port: an endpoint at another balancer (or one left from
- * before a restart, on an address this one does not use) is not ours. */
-static void on_peers(struct loop *l, const struct wglb_addr *self, struct ap_msg *m, unsigned *n)
+/*
+ * A plain drain: client-initiated sessions leave at their next rekey by
+ * themselves, but a session the server initiated (after an instant
+ * failover) is rekeyed by the server only, so its client would never
+ * leave. Move those, at most `rate` a second, with a re-handshake each.
+ */
+static void drain_server_initiated(struct loop *l, struct flow *f)
 {
 	struct agent *a = l->agent;
-	struct wglb_addr ep, mine = *self;
+	uint32_t fi = flow_index(&l->ft, f);
+
+	if (!(f->flags & FLOW_F_SRV_INIT) || l->pool.be[f->backend].admin != ADMIN_DRAINING ||
+	    a->moved_ms[fi])
+		return;
+	if (l->now_ms - a->drain_window_ms >= 1000) {
+		a->drain_window_ms = l->now_ms;
+		a->drain_budget = a->rate;
+	}
+	if (a->drain_budget && fwd_move_flow(l, f, REPIN_DRAINED)) {
+		agent_moved(l, f);
+		a->drain_budget--;
+	}
+}
+
+/* Join "peer KEY ENDPOINT HS" lines to this backend's flows by upstream
+ * address and port (the flow table's port index: no scan): an endpoint at
+ * another balancer (or one left from before a restart, on an address this
+ * one does not use) is not ours. *self, our address toward the backend, is
+ * read from the first flow joined. */
+static void on_peers(struct loop *l, unsigned backend, struct wglb_addr *self, struct ap_msg *m,
+		     unsigned *n)
+{
+	struct agent *a = l->agent;
+	struct wglb_addr ep, mine;
+	struct flow *f;
 	uint8_t pub[32];
 	size_t bin;
 	uint16_t port;
@@ -152,18 +178,26 @@ static void on_peers(struct loop *l, const struct wglb_addr *self, struct ap_msg
 	if (m->n != 6 || strcmp(m->word[2], "peer") || addr_parse(m->word[4], &ep) < 0)
 		return;
 	port = addr_port(&ep.u);
+	f = port ? flow_by_port(&l->ft, port) : NULL;
+	if (!f || f->backend != backend)
+		return;
+	if (!self->len) {
+		socklen_t sl = sizeof(self->u);
+		if (getsockname(f->fd, &self->u.sa, &sl) < 0)
+			return;
+		self->len = sl;
+	}
+	mine = *self;
 	addr_set_port(&mine.u, port);
-	if (!port || !mine.len || !addr_equal(&ep, &mine) ||
+	if (!addr_equal(&ep, &mine) ||
 	    sodium_base642bin(pub, sizeof(pub), m->word[3], strlen(m->word[3]), NULL, &bin, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32)
 		return;
-	fi = a->port_flow[port];
-	if (fi == 0)
-		return;
-	fi--;
+	fi = flow_index(&l->ft, f);
 	memcpy(a->peer[fi], pub, 32);
 	a->known[fi] = 1;
 	(*n)++;
+	drain_server_initiated(l, f);
 }
 
 static void on_reply(struct loop *l, struct agent_req *r)
@@ -174,19 +208,6 @@ static void on_reply(struct loop *l, struct agent_req *r)
 	char *line = r->buf, *nl;
 	struct wglb_addr self = {0}; /* our address toward this backend */
 
-	/* Index this backend's flows by upstream port before joining. */
-	if (r->kind == REQ_PEERS)
-		for (uint32_t i = 0; i < l->ft.cap; i++) {
-			const struct flow *f = &l->ft.flows[i];
-			if (!(f->flags & FLOW_F_USED) || f->backend != r->backend)
-				continue;
-			a->port_flow[f->up_port] = i + 1;
-			if (!self.len) {
-				socklen_t sl = sizeof(self.u);
-				if (getsockname(f->fd, &self.u.sa, &sl) == 0)
-					self.len = sl;
-			}
-		}
 	while (line && line < r->buf + r->len && (nl = memchr(line, '\n', (size_t)(r->buf + r->len - line)))) {
 		struct ap_msg m;
 		enum ap_verdict v = ap_verify(&a->key, NULL, clock_realtime_ms(), line, (size_t)(nl - line), &m);
@@ -198,16 +219,11 @@ static void on_reply(struct loop *l, struct agent_req *r)
 		if (r->kind == REQ_PEERS && !strcmp(m.word[2], "end"))
 			ended = true;
 		else if (r->kind == REQ_PEERS)
-			on_peers(l, &self, &m, &joined);
+			on_peers(l, r->backend, &self, &m, &joined);
 		else
 			ok = !strcmp(m.word[2], "ok");
 	}
 	if (r->kind == REQ_PEERS) {
-		for (uint32_t i = 0; i < l->ft.cap; i++) {
-			const struct flow *f = &l->ft.flows[i];
-			if ((f->flags & FLOW_F_USED) && f->backend == r->backend)
-				a->port_flow[f->up_port] = 0;
-		}
 		if (ended)
 			a->peers_known[r->backend] = joined;
 	} else if (ok) {
@@ -391,34 +407,6 @@ static void send_rehandshakes(struct loop *l)
 	}
 }
 
-/*
- * A plain drain: client-initiated sessions leave at their next rekey by
- * themselves, but a session the server initiated (after an instant
- * failover) is rekeyed by the server only, so its client would never
- * leave. Move those, at most `rate` a second, with a re-handshake each.
- */
-static void drain_server_initiated(struct loop *l)
-{
-	struct agent *a = l->agent;
-	uint32_t budget = a->rate;
-	bool any = false;
-
-	if (l->now_ms < a->next_drain_scan_ms)
-		return;
-	a->next_drain_scan_ms = l->now_ms + 1000;
-	for (unsigned b = 0; b < l->pool.n; b++)
-		any |= l->pool.be[b].in_use && l->pool.be[b].admin == ADMIN_DRAINING;
-	for (uint32_t i = 0; any && i < l->ft.cap && budget; i++) {
-		struct flow *f = &l->ft.flows[i];
-		if (!(f->flags & FLOW_F_USED) || !(f->flags & FLOW_F_SRV_INIT) ||
-		    l->pool.be[f->backend].admin != ADMIN_DRAINING || !a->known[i] || a->moved_ms[i])
-			continue;
-		if (fwd_move_flow(l, f, REPIN_DRAINED)) {
-			agent_moved(l, f);
-			budget--;
-		}
-	}
-}
 
 void agent_tick(struct loop *l)
 {
@@ -440,7 +428,6 @@ void agent_tick(struct loop *l)
 		if (req_start(l, b, REQ_PEERS, "peers"))
 			a->next_poll_ms[b] = l->now_ms + AGENT_POLL_MS;
 	}
-	drain_server_initiated(l);
 	send_rehandshakes(l);
 }
 

@@ -17,7 +17,8 @@ int flow_table_init(struct flow_table *ft, uint32_t cap)
 		nb <<= 1;
 	ft->flows = calloc(cap, sizeof(*ft->flows));
 	ft->buckets = malloc((size_t)nb * sizeof(*ft->buckets));
-	if (!ft->flows || !ft->buckets) {
+	ft->by_port = calloc(65536, sizeof(*ft->by_port));
+	if (!ft->flows || !ft->buckets || !ft->by_port) {
 		flow_table_free(ft);
 		return -ENOMEM;
 	}
@@ -38,6 +39,8 @@ void flow_table_free(struct flow_table *ft)
 {
 	free(ft->flows);
 	free(ft->buckets);
+	free(ft->by_port);
+	ft->by_port = NULL;
 	sodium_memzero(ft->key, sizeof(ft->key));
 	ft->flows = NULL;
 	ft->buckets = NULL;
@@ -155,11 +158,30 @@ void flow_remove(struct flow_table *ft, struct flow *f)
 		*pp = f->hnext;
 	if (!(f->flags & FLOW_F_CONFIRMED))
 		ulist_unlink(ft, f);
+	if (ft->by_port[f->up_port] == idx + 1)
+		ft->by_port[f->up_port] = 0;
 	f->flags = 0;
 	f->fd = -1;
 	f->hnext = ft->free_head;
 	ft->free_head = idx;
 	ft->count--;
+}
+
+void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port)
+{
+	uint32_t idx = flow_index(ft, f);
+
+	if (ft->by_port[f->up_port] == idx + 1)
+		ft->by_port[f->up_port] = 0;
+	f->up_port = port;
+	ft->by_port[port] = idx + 1;
+}
+
+struct flow *flow_by_port(struct flow_table *ft, uint16_t port)
+{
+	uint32_t i = ft->by_port[port];
+
+	return i && (ft->flows[i - 1].flags & FLOW_F_USED) ? &ft->flows[i - 1] : NULL;
 }
 
 void flow_scan(struct flow_table *ft, uint32_t budget, flow_visit_fn cb, void *ctx)

@@ -278,7 +278,7 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 		return NULL;
 	}
 	f->fd = fd;
-	f->up_port = port;
+	flow_set_port(&l->ft, f, port);
 	f->backend = (uint16_t)bi;
 	if (k->family == AF_INET6)
 		f->flags |= FLOW_F_V6;
@@ -308,7 +308,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		close(f->fd);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
-		f->up_port = port;
+		flow_set_port(&l->ft, f, port);
 		fwd_arm_upstream(l, f);
 	} else if (connect(f->fd, &to->addr.u.sa, to->addr.len) < 0) {
 		drop_in(l, DROP_SEND_ERROR);

@@ -64,6 +64,7 @@ struct flow_table {
 	uint32_t free_head;
 	uint32_t uhead, utail; /* unconfirmed list */
 	uint32_t hand;         /* expiry clock hand */
+	uint32_t *by_port;     /* upstream port -> flow index + 1 (each socket has its own port) */
 	uint8_t key[16];       /* SipHash key, random per start */
 };
 
@@ -79,6 +80,11 @@ struct flow *flow_victim(struct flow_table *ft);
 /* The client's address as a sockaddr (for replies and for display). */
 socklen_t flow_client_sa(const struct flow_key *k, union wglb_sa *sa);
 void flow_remove(struct flow_table *ft, struct flow *f);
+/* The flow's upstream socket now has local port `port` (host order). */
+void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port);
+/* The flow whose upstream socket has this local port, or NULL: joins a
+ * backend's report of its peers' endpoints to flows in O(1). */
+struct flow *flow_by_port(struct flow_table *ft, uint16_t port);
 void flow_confirm(struct flow_table *ft, struct flow *f);
 static inline uint32_t flow_index(const struct flow_table *ft, const struct flow *f)
 {
