@@ -10,6 +10,7 @@
 #include "wglb/loop.h"
 #include "wglb/maglev.h"
 #include "wglb/probe.h"
+#include "wglb/route.h"
 #include "wglb/wgmsg.h"
 
 #include <errno.h>
@@ -378,58 +379,6 @@ bool fwd_under_load(const struct loop *l)
 			      cookie_under_load(&l->load, l->now_ms));
 }
 
-enum edge { EDGE_PASS, EDGE_COOKIE, EDGE_DROP };
-
-/*
- * A client's handshake message at the edge, as a WireGuard server under
- * load would treat it: mac1 must be made for these servers; where cookies
- * are asked for, mac2 must prove the source receives at its address, or
- * the answer is a cookie reply. Initiations come at WireGuard's per-source
- * rate; a source past the budget of the address it claims must prove
- * itself (a spoofer cannot, so it cannot spend a victim's budget), and a
- * proven source has a budget of its own.
- */
-static enum edge edge_handshake(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
-				const uint8_t *p, unsigned len, const struct flow *f, bool *proven,
-				enum drop *why)
-{
-	bool ask = false;
-
-	*proven = false;
-	if (l->check_mac1 && !mac1_valid(&l->mac1, p, len)) {
-		*why = DROP_BAD_MAC1;
-		return EDGE_DROP;
-	}
-	if (l->cookies) {
-		uint8_t src[COOKIE_SRC_MAX];
-		size_t sl = cookie_source(k->family, k->addr, k->port, src);
-		*proven = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
-		if (*proven)
-			l->st.mac2_valid++;
-		else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
-			l->st.mac2_invalid++;
-		if (!*proven && !f)
-			cookie_load_note(&l->load, l->now_ms); /* would open a flow, unproven */
-		/* A response on a flow answers the backend's initiation there:
-		 * it creates nothing, so it passes (instant failover under load). */
-		ask = !*proven && fwd_under_load(l) && !(f && wi->type == WG_T_RESPONSE);
-	}
-	if (!ask && wi->type == WG_T_INITIATION &&
-	    !rl_allow(*proven ? &l->hs_proven : &l->hs_limit, k->family, k->addr,
-		      l->now_ms * 1000000ull)) {
-		if (*proven || !l->cookies) {
-			*why = DROP_RATE_LIMITED;
-			return EDGE_DROP;
-		}
-		ask = true;
-	}
-	if (ask) {
-		*why = DROP_NEEDS_COOKIE;
-		return EDGE_COOKIE;
-	}
-	return EDGE_PASS;
-}
-
 /* Answer a handshake with wglb's cookie reply, built in the buffer the
  * handshake arrived in and sent from the address the client sent to. */
 static void send_cookie(struct loop *l, unsigned li, const struct flow_key *k,
@@ -449,67 +398,79 @@ static void send_cookie(struct loop *l, unsigned li, const struct flow_key *k,
 	tx_reply(l, k, laddr, bid, p, sizeof(reply));
 }
 
-/* A client names the index the backend chose in its handshake message on
- * this flow: it received that message, so its source is real. A cookie
- * reply teaches no index; a spoofer never sees one. */
-static void confirm_if_proven(struct loop *l, struct flow *f, const struct wg_info *wi)
+/* What the decision needs about this datagram (route.h): only what the
+ * rules ask of its kind, and rate limits peeked at, not spent. */
+static void gather(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
+		   const uint8_t *p, unsigned len, const struct flow *f, struct route_in *in)
 {
-	if ((f->flags & (FLOW_F_CONFIRMED | FLOW_F_PROOF)) != FLOW_F_PROOF ||
-	    (wi->type != WG_T_TRANSPORT && wi->type != WG_T_RESPONSE) || wi->receiver != f->srv_index)
-		return;
-	flow_confirm(&l->ft, f);
-	l->st.flows_confirmed++;
+	uint64_t now_ns = l->now_ms * 1000000ull;
+
+	memset(in, 0, sizeof(*in));
+	in->type = wi->type;
+	in->receiver = wi->receiver;
+	in->cookies = l->cookies;
+	in->under_load = fwd_under_load(l);
+	in->session_backend = -1;
+	if (wi->type == WG_T_INITIATION || wi->type == WG_T_RESPONSE) {
+		in->mac1_bad = l->check_mac1 && !mac1_valid(&l->mac1, p, len);
+		if (l->cookies && !in->mac1_bad) {
+			uint8_t src[COOKIE_SRC_MAX];
+			size_t sl = cookie_source(k->family, k->addr, k->port, src);
+			in->mac2_ok = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
+			if (in->mac2_ok)
+				l->st.mac2_valid++;
+			else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
+				l->st.mac2_invalid++;
+		}
+		if (wi->type == WG_T_INITIATION) {
+			in->claimed_budget = rl_peek(&l->hs_limit, k->family, k->addr, now_ns);
+			in->proven_budget = rl_peek(&l->hs_proven, k->family, k->addr, now_ns);
+		}
+	}
+	if (f) {
+		in->has_flow = true;
+		in->flow_keeps = pool_keeps(&l->pool, f->backend);
+		in->flow_confirmed = f->flags & FLOW_F_CONFIRMED;
+		in->flow_proof = f->flags & FLOW_F_PROOF;
+		in->flow_srv_index = f->srv_index;
+	} else if (wi->type == WG_T_TRANSPORT) {
+		const struct flow *g = srvidx_find(&l->si, &l->ft, wi->receiver);
+		if (g && pool_evicts(&l->pool, g->backend) < 0) {
+			in->session_backend = g->backend;
+			in->roam_budget = rl_peek(&l->roam_limit, AF_INET,
+						  (const uint8_t *)&wi->receiver, now_ns);
+		}
+	}
 }
 
-/* No flow for this source: open one, on the backend of the session it
- * names when it roamed, else by Maglev. NULL (dropped and counted) when a
- * source may not have one now. */
-static struct flow *open_for(struct loop *l, const struct flow_key *k, uint32_t h,
-			     const struct wg_info *wi)
+/* Spend the budget the verdict used. */
+static void spend(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
+		  enum route_spend s)
 {
-	struct flow *g = NULL, *f;
-	int bi = -1;
+	uint64_t now_ns = l->now_ms * 1000000ull;
 
-	if (wi->type == WG_T_TRANSPORT) {
-		g = srvidx_find(&l->si, &l->ft, wi->receiver);
-		bi = g && pool_evicts(&l->pool, g->backend) < 0 ? g->backend : -1;
-		if (bi < 0 && l->cookies) {
-			/* Anyone can send this from anywhere: under load, only a
-			 * session we carry may open a flow this way. */
-			cookie_load_note(&l->load, l->now_ms);
-			if (fwd_under_load(l)) {
-				drop_in(l, DROP_UNPROVEN);
-				return NULL;
-			}
-		}
-		if (bi >= 0 && !rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver,
-					 l->now_ms * 1000000ull)) {
-			drop_in(l, DROP_RATE_LIMITED);
-			return NULL;
-		}
-	}
-	f = flow_open(l, k, h, bi);
-	if (f && bi >= 0) {
-		srvidx_set(&l->si, &l->ft, f, wi->receiver); /* the session's index moves with it */
-		l->st.flows_roamed++;
-	}
-	return f;
+	if (s == SPEND_CLAIMED)
+		rl_allow(&l->hs_limit, k->family, k->addr, now_ns);
+	else if (s == SPEND_PROVEN)
+		rl_allow(&l->hs_proven, k->family, k->addr, now_ns);
+	else if (s == SPEND_ROAM)
+		rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
 }
 
 void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
 {
 	struct listener *ls = &l->lst[li];
 	struct io_uring_recvmsg_out *out;
+	struct route_in in;
+	struct route_out v;
 	struct flow_key k;
 	struct wg_info wi;
 	enum wg_drop wd;
-	enum drop why;
 	struct flow *f;
 	struct backend *b;
 	uint8_t *payload;
 	unsigned len;
 	uint32_t h;
-	bool proven;
 
 	out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
 	if (!out || out->namelen < sizeof(struct sockaddr_in)) {
@@ -538,32 +499,44 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 	}
 	h = flow_hash(&l->ft, &k);
 	f = flow_lookup(&l->ft, &k, h);
-	/* Handshakes are checked before any flow state exists or any
-	 * re-pin happens. */
-	if (wi.type == WG_T_INITIATION || wi.type == WG_T_RESPONSE) {
-		switch (edge_handshake(l, &k, &wi, payload, len, f, &proven, &why)) {
-		case EDGE_PASS:
-			break;
-		case EDGE_COOKIE:
-			drop_in(l, why);
-			send_cookie(l, li, &k, out, payload, len, bid);
-			return;
-		case EDGE_DROP:
-			drop_in(l, why);
-			goto recycle;
-		}
-	}
-	l->st.msgs_in[wi.type]++;
-	if (!f) {
-		f = open_for(l, &k, h, &wi);
+
+	gather(l, &k, &wi, payload, len, f, &in);
+	v = route_decide(&in);
+	if (v.note_load)
+		cookie_load_note(&l->load, l->now_ms);
+	spend(l, &k, &wi, v.spend);
+	switch (v.action) {
+	case ROUTE_DROP:
+		drop_in(l, v.why);
+		goto recycle;
+	case ROUTE_COOKIE:
+		drop_in(l, v.why);
+		send_cookie(l, li, &k, out, payload, len, bid);
+		return;
+	case ROUTE_NEW:
+		l->st.msgs_in[wi.type]++;
+		f = flow_open(l, &k, h, v.backend);
 		if (!f)
 			goto recycle;
-	} else if (wi.type == WG_T_INITIATION && !pool_keeps(&l->pool, f->backend)) {
-		/* A new session may start anywhere: leave a draining or
-		 * failed backend now, for Maglev's choice. */
+		if (v.backend >= 0) {
+			srvidx_set(&l->si, &l->ft, f, wi.receiver); /* the session's index moves with it */
+			l->st.flows_roamed++;
+		}
+		break;
+	case ROUTE_REPIN: {
 		int nb = pool_pick(&l->pool, client_hash(&k));
+		l->st.msgs_in[wi.type]++;
 		if (nb >= 0 && nb != f->backend && !repin(l, f, (unsigned)nb, REPIN_INITIATION))
 			goto recycle;
+		break;
+	}
+	case ROUTE_FORWARD:
+		l->st.msgs_in[wi.type]++;
+		break;
+	}
+	if (v.confirm) {
+		flow_confirm(&l->ft, f);
+		l->st.flows_confirmed++;
 	}
 	if (wi.type == WG_T_INITIATION) {
 		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
@@ -571,7 +544,6 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
-	confirm_if_proven(l, f, &wi);
 	if (wi.type == WG_T_RESPONSE)
 		agent_client_response(l, f); /* a requested re-handshake completed */
 	if (ls->wildcard)

@@ -27,27 +27,63 @@ void rl_free(struct ratelimit_table *t)
 	t->e = NULL;
 }
 
-bool rl_allow(struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns)
+static void key_of(const struct ratelimit_table *t, int family, const uint8_t *addr,
+		   uint8_t key[9], uint64_t *idx)
 {
-	uint8_t key[9] = {0}, h[8];
-	struct rl_entry *e = NULL, *stalest = NULL;
+	uint8_t h[8];
+
+	memset(key, 0, 9);
+	key[0] = family == AF_INET6 ? 6 : 4;
+	memcpy(key + 1, addr, family == AF_INET6 ? 8 : 4); /* IPv6: the /64 */
+	crypto_shorthash_siphash24(h, key, 9, t->sipkey);
+	memcpy(idx, h, sizeof(*idx));
+}
+
+/* The source's entry, or NULL with *stalest the slot a new one would take. */
+static struct rl_entry *find(const struct ratelimit_table *t, const uint8_t key[9], uint64_t idx,
+			     struct rl_entry **stalest)
+{
+	*stalest = NULL;
+	for (unsigned p = 0; p < RL_PROBE; p++) {
+		struct rl_entry *c = &t->e[(idx + p) & (RL_SLOTS - 1)];
+		if (!memcmp(c->key, key, 9))
+			return c;
+		if (!*stalest || c->last_ns < (*stalest)->last_ns)
+			*stalest = c;
+	}
+	return NULL;
+}
+
+static uint64_t tokens_at(const struct ratelimit_table *t, const struct rl_entry *e, uint64_t now_ns)
+{
+	uint64_t tok = e->tokens + (now_ns - e->last_ns);
+
+	return tok > t->burst_ns ? t->burst_ns : tok;
+}
+
+bool rl_peek(const struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns)
+{
+	uint8_t key[9];
 	uint64_t idx;
+	struct rl_entry *e, *stalest;
 
 	if (!t->cost_ns)
 		return true;
-	key[0] = family == AF_INET6 ? 6 : 4;
-	memcpy(key + 1, addr, family == AF_INET6 ? 8 : 4); /* IPv6: the /64 */
-	crypto_shorthash_siphash24(h, key, sizeof(key), t->sipkey);
-	memcpy(&idx, h, sizeof(idx));
-	for (unsigned p = 0; p < RL_PROBE; p++) {
-		struct rl_entry *c = &t->e[(idx + p) & (RL_SLOTS - 1)];
-		if (!memcmp(c->key, key, sizeof(key))) {
-			e = c;
-			break;
-		}
-		if (!stalest || c->last_ns < stalest->last_ns)
-			stalest = c;
-	}
+	key_of(t, family, addr, key, &idx);
+	e = find(t, key, idx, &stalest);
+	return !e || tokens_at(t, e, now_ns) >= t->cost_ns; /* a new source starts full */
+}
+
+bool rl_allow(struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns)
+{
+	uint8_t key[9];
+	uint64_t idx;
+	struct rl_entry *e, *stalest;
+
+	if (!t->cost_ns)
+		return true;
+	key_of(t, family, addr, key, &idx);
+	e = find(t, key, idx, &stalest);
 	if (!e) {
 		/* A new source starts with a full bucket. */
 		e = stalest;
@@ -55,9 +91,7 @@ bool rl_allow(struct ratelimit_table *t, int family, const uint8_t *addr, uint64
 		e->tokens = t->burst_ns;
 		e->last_ns = now_ns;
 	}
-	e->tokens += now_ns - e->last_ns;
-	if (e->tokens > t->burst_ns)
-		e->tokens = t->burst_ns;
+	e->tokens = tokens_at(t, e, now_ns);
 	e->last_ns = now_ns;
 	if (e->tokens < t->cost_ns)
 		return false;

@@ -31,7 +31,9 @@ struct ratelimit_table {
 
 int rl_init(struct ratelimit_table *t, unsigned per_second, unsigned burst);
 void rl_free(struct ratelimit_table *t);
-/* True when an initiation from this source may pass now. */
+/* True when an initiation from this source may pass now; spends a token. */
 bool rl_allow(struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns);
+/* Would rl_allow() say true now? Spends nothing (route.h decides first). */
+bool rl_peek(const struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns);
 
 #endif

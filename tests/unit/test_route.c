@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/* Every routing rule of the README ("How it routes", the threat model) as a
+ * row: what the packet path knows about a client datagram -> the verdict. */
+#include "wglb/route.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define I WG_T_INITIATION
+#define R WG_T_RESPONSE
+#define T WG_T_TRANSPORT
+#define NONE DROP__COUNT
+
+/* Defaults: budgets left, no session known; each row overrides what it is
+ * about (a designated initializer given twice: the later one wins). */
+#pragma GCC diagnostic ignored "-Woverride-init"
+#define IN(...) {.claimed_budget = true, .proven_budget = true, .roam_budget = true, \
+		  .session_backend = -1, __VA_ARGS__}
+
+static const struct row {
+	const char *rule;
+	struct route_in in;
+	enum route_action action;
+	enum drop why;
+	int backend;
+	enum route_spend spend;
+	bool confirm, note_load;
+} rows[] = {
+	/* Flows and re-pinning. */
+	{"a new source's initiation gets Maglev's choice", IN(.type = I),
+	 ROUTE_NEW, NONE, -1, SPEND_CLAIMED, false, false},
+	{"an initiation stays on a backend that keeps it", IN(.type = I, .has_flow = true, .flow_keeps = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_CLAIMED, false, false},
+	{"an initiation leaves a draining or failed backend", IN(.type = I, .has_flow = true),
+	 ROUTE_REPIN, NONE, -1, SPEND_CLAIMED, false, false},
+	{"transport stays with its flow on a draining backend", IN(.type = T, .has_flow = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"a new source's transport without a known index gets Maglev's choice", IN(.type = T),
+	 ROUTE_NEW, NONE, -1, SPEND_NONE, false, false},
+	{"a roaming client joins its session's backend", IN(.type = T, .session_backend = 2),
+	 ROUTE_NEW, NONE, 2, SPEND_ROAM, false, false},
+	{"an index roams once a second", IN(.type = T, .session_backend = 2, .roam_budget = false),
+	 ROUTE_DROP, DROP_RATE_LIMITED, -1, SPEND_NONE, false, false},
+	{"a roaming client joins its session even under load",
+	 IN(.type = T, .session_backend = 1, .cookies = true, .under_load = true),
+	 ROUTE_NEW, NONE, 1, SPEND_ROAM, false, false},
+	{"a cookie reply from the client side is forwarded on its flow", IN(.type = WG_T_COOKIE, .has_flow = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	/* mac1 and the per-source limits. */
+	{"a bad mac1 is dropped before any state", IN(.type = I, .mac1_bad = true),
+	 ROUTE_DROP, DROP_BAD_MAC1, -1, SPEND_NONE, false, false},
+	{"a client response with a bad mac1 too", IN(.type = R, .has_flow = true, .mac1_bad = true),
+	 ROUTE_DROP, DROP_BAD_MAC1, -1, SPEND_NONE, false, false},
+	{"past the claimed budget without cookies: dropped", IN(.type = I, .claimed_budget = false),
+	 ROUTE_DROP, DROP_RATE_LIMITED, -1, SPEND_NONE, false, false},
+	{"past the claimed budget with cookies: prove it", IN(.type = I, .cookies = true, .claimed_budget = false),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"a proven source spends its own budget", IN(.type = I, .cookies = true, .mac2_ok = true, .claimed_budget = false),
+	 ROUTE_NEW, NONE, -1, SPEND_PROVEN, false, false},
+	{"past the proven budget: dropped", IN(.type = I, .cookies = true, .mac2_ok = true, .proven_budget = false),
+	 ROUTE_DROP, DROP_RATE_LIMITED, -1, SPEND_NONE, false, false},
+	/* Cookies at the edge. */
+	{"not under load, no mac2 needed", IN(.type = I, .cookies = true),
+	 ROUTE_NEW, NONE, -1, SPEND_CLAIMED, false, true},
+	{"under load, an initiation without mac2 gets a cookie", IN(.type = I, .cookies = true, .under_load = true),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"... on a flow too (as WireGuard under load)",
+	 IN(.type = I, .cookies = true, .under_load = true, .has_flow = true, .flow_keeps = true),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, false},
+	{"under load, a mac2-proven initiation opens a flow", IN(.type = I, .cookies = true, .under_load = true, .mac2_ok = true),
+	 ROUTE_NEW, NONE, -1, SPEND_PROVEN, false, false},
+	{"under load, a response on a flow passes (instant failover)",
+	 IN(.type = R, .cookies = true, .under_load = true, .has_flow = true, .flow_keeps = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"under load, a response from a new source gets a cookie", IN(.type = R, .cookies = true, .under_load = true),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"under load, unknown transport opens nothing", IN(.type = T, .cookies = true, .under_load = true),
+	 ROUTE_DROP, DROP_UNPROVEN, -1, SPEND_NONE, false, true},
+	{"not under load, unknown transport counts toward load", IN(.type = T, .cookies = true),
+	 ROUTE_NEW, NONE, -1, SPEND_NONE, false, true},
+	{"transport on a flow passes under load", IN(.type = T, .cookies = true, .under_load = true, .has_flow = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	/* Proof of receipt. */
+	{"data naming the backend's index confirms",
+	 IN(.type = T, .has_flow = true, .flow_proof = true, .flow_srv_index = 77, .receiver = 77),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, true, false},
+	{"a response naming the backend's initiation index confirms",
+	 IN(.type = R, .has_flow = true, .flow_keeps = true, .flow_proof = true, .flow_srv_index = 9, .receiver = 9),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, true, false},
+	{"another index does not", IN(.type = T, .has_flow = true, .flow_proof = true, .flow_srv_index = 77, .receiver = 78),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"no index learned on the flow (a cookie reply, a roamed flow): no proof",
+	 IN(.type = T, .has_flow = true, .flow_srv_index = 77, .receiver = 77),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"an initiation never confirms",
+	 IN(.type = I, .has_flow = true, .flow_keeps = true, .flow_proof = true, .flow_srv_index = 0, .receiver = 0),
+	 ROUTE_FORWARD, NONE, -1, SPEND_CLAIMED, false, false},
+	{"a confirmed flow is not confirmed again",
+	 IN(.type = T, .has_flow = true, .flow_confirmed = true, .flow_proof = true, .flow_srv_index = 5, .receiver = 5),
+	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+};
+
+static void test_rules(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *r = &rows[i];
+		struct route_out o = route_decide(&r->in);
+		bool ok = o.action == r->action && o.spend == r->spend && o.confirm == r->confirm &&
+			  o.note_load == r->note_load &&
+			  (r->action != ROUTE_NEW || o.backend == r->backend) &&
+			  (r->why == NONE || o.why == r->why);
+		if (!ok)
+			fail_msg("rule %zu, '%s': got %s (why %s, backend %d, spend %d, confirm %d, "
+				 "load %d)", i, r->rule, route_action_name(o.action),
+				 stats_drop_name(o.why), o.backend, o.spend, o.confirm, o.note_load);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rules),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
