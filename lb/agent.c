@@ -15,11 +15,11 @@
  */
 #include "wglb/clock.h"
 #include "wglb/agent.h"
+#include "wglb/tcpreq.h"
 #include "wglb/fwd.h"
 #include "wglb/loop.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +35,13 @@
 enum { REQ_PEERS = 1, REQ_REHANDSHAKE };
 
 struct agent_req {
-	int fd, watch;
-	uint8_t kind;
-	bool sent;
+	struct tcpreq t; /* the signed line out, the whole reply back */
+	uint8_t kind;    /* 0: free */
 	uint16_t backend;
 	uint32_t flow;
-	uint64_t deadline_ms;
 	char nonce[17];
-	char out[AP_MAX_LINE];
-	size_t outlen;
-	char *buf;
-	size_t len, cap;
 };
+_Static_assert(AP_MAX_LINE <= sizeof(((struct tcpreq *)0)->out), "a signed request fits");
 
 struct agent {
 	struct ap_key key;
@@ -65,6 +60,8 @@ struct agent {
 	uint32_t drain_budget;
 	struct agent_stats st;
 };
+
+static void on_done(struct loop *l, struct tcpreq *t, const char *err);
 
 int agent_init(struct loop *l)
 {
@@ -92,21 +89,21 @@ int agent_init(struct loop *l)
 	a->queue = calloc(cap, sizeof(*a->queue));
 	if (!a->peer || !a->known || !a->moved_ms || !a->queue)
 		return -ENOMEM;
-	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
-		a->req[i].fd = a->req[i].watch = -1;
+	for (unsigned i = 0; i < AGENT_MAX_REQ; i++) {
+		struct tcpreq *t = &a->req[i].t;
+		t->fd = t->watch = -1;
+		t->max = AGENT_MAX_REPLY;
+		t->on_done = on_done; /* the agent closes after its reply: read to the end */
+		t->ctx = &a->req[i];
+	}
 	log_info("instant failover: agents on port %u, %u re-handshakes/s", a->port, a->rate);
 	return 0;
 }
 
 static void req_end(struct loop *l, struct agent_req *r)
 {
-	if (r->watch >= 0)
-		loop_unwatch(l, r->watch);
-	if (r->fd >= 0)
-		close(r->fd);
-	free(r->buf);
-	memset(r, 0, sizeof(*r));
-	r->fd = r->watch = -1;
+	tcpreq_cancel(l, &r->t);
+	r->kind = 0;
 }
 
 void agent_fini(struct loop *l)
@@ -205,10 +202,11 @@ static void on_reply(struct loop *l, struct agent_req *r)
 	struct agent *a = l->agent;
 	unsigned joined = 0;
 	bool ok = false, ended = false;
-	char *line = r->buf, *nl;
+	char *line = r->t.buf, *nl;
 	struct wglb_addr self = {0}; /* our address toward this backend */
 
-	while (line && line < r->buf + r->len && (nl = memchr(line, '\n', (size_t)(r->buf + r->len - line)))) {
+	while (line && line < r->t.buf + r->t.len &&
+	       (nl = memchr(line, '\n', (size_t)(r->t.buf + r->t.len - line)))) {
 		struct ap_msg m;
 		enum ap_verdict v = ap_verify(&a->key, NULL, clock_realtime_ms(), line, (size_t)(nl - line), &m);
 		line = nl + 1;
@@ -233,63 +231,19 @@ static void on_reply(struct loop *l, struct agent_req *r)
 	}
 }
 
-static void on_io(struct loop *l, void *ctx, uint32_t revents);
-
-static void watch(struct loop *l, struct agent_req *r, uint32_t ev)
+static void on_done(struct loop *l, struct tcpreq *t, const char *err)
 {
-	r->watch = loop_watch(l, r->fd, ev, on_io, r);
-	if (r->watch < 0) {
+	struct agent_req *r = t->ctx;
+
+	if (err)
 		failed(l->agent, r);
-		req_end(l, r);
-	}
+	else
+		on_reply(l, r);
+	r->kind = 0;
 }
 
-static void on_io(struct loop *l, void *ctx, uint32_t revents)
-{
-	struct agent_req *r = ctx;
-	ssize_t n;
-	int err = 0;
-	socklen_t el = sizeof(err);
-
-	r->watch = -1;
-	if (!r->sent) {
-		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err || (revents & POLLERR) ||
-		    send(r->fd, r->out, r->outlen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)r->outlen) {
-			failed(l->agent, r);
-			req_end(l, r);
-			return;
-		}
-		r->sent = true;
-		watch(l, r, POLLIN);
-		return;
-	}
-	if (r->len + 4096 > r->cap) {
-		size_t nc = r->cap ? r->cap * 2 : 16384;
-		char *nb = nc <= AGENT_MAX_REPLY ? realloc(r->buf, nc) : NULL;
-		if (!nb) {
-			failed(l->agent, r);
-			req_end(l, r);
-			return;
-		}
-		r->buf = nb;
-		r->cap = nc;
-	}
-	n = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		watch(l, r, POLLIN);
-		return;
-	}
-	if (n > 0) {
-		r->len += (size_t)n;
-		watch(l, r, POLLIN);
-		return;
-	}
-	/* The agent closes after its reply. */
-	on_reply(l, r);
-	req_end(l, r);
-}
-
-static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kind, const char *words)
+static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kind, const char *words,
+				   uint32_t flow)
 {
 	struct agent *a = l->agent;
 	struct agent_req *r = NULL;
@@ -306,21 +260,16 @@ static struct agent_req *req_start(struct loop *l, unsigned backend, uint8_t kin
 	/* Name the agent this is for: another server sharing the key refuses it. */
 	snprintf(signed_words, sizeof(signed_words), "to %s %s", addr_fmt(&sa, to, sizeof(to)),
 		 words);
-	len = ap_sign(&a->key, clock_realtime_ms(), signed_words, r->out, sizeof(r->out), r->nonce);
+	len = ap_sign(&a->key, clock_realtime_ms(), signed_words, r->t.out, sizeof(r->t.out), r->nonce);
 	if (len < 0)
 		return NULL;
-	r->outlen = (size_t)len;
+	r->t.outlen = (size_t)len;
 	r->kind = kind;
 	r->backend = (uint16_t)backend;
-	r->deadline_ms = l->now_ms + AGENT_TIMEOUT_MS;
-	r->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (r->fd < 0 || (connect(r->fd, &sa.sa, l->pool.be[backend].addr.len) < 0 &&
-			  errno != EINPROGRESS)) {
-		req_end(l, r);
-		return NULL;
-	}
-	watch(l, r, POLLOUT);
-	return r->kind ? r : NULL;
+	r->flow = flow;
+	if (tcpreq_start(l, &r->t, &sa, l->pool.be[backend].addr.len, AGENT_TIMEOUT_MS) < 0)
+		return NULL; /* on_done has counted the failure and freed the slot */
+	return r;
 }
 
 void agent_moved(struct loop *l, struct flow *f)
@@ -396,10 +345,9 @@ static void send_rehandshakes(struct loop *l)
 			break;
 		sodium_bin2base64(b64, sizeof(b64), a->peer[fi], 32, sodium_base64_VARIANT_ORIGINAL);
 		snprintf(words, sizeof(words), "rehandshake %s %s", b64, addr_fmt(&local, ep, sizeof(ep)));
-		r = req_start(l, f->backend, REQ_REHANDSHAKE, words);
+		r = req_start(l, f->backend, REQ_REHANDSHAKE, words, fi);
 		if (!r)
-			break; /* every slot busy: next tick */
-		r->flow = fi;
+			break; /* every slot busy (or the connect failed, counted): next tick */
 		a->st.requested++;
 		a->tokens -= 1;
 		a->qhead = (a->qhead + 1) % l->ft.cap;
@@ -415,17 +363,16 @@ void agent_tick(struct loop *l)
 	if (!a)
 		return;
 	for (unsigned i = 0; i < AGENT_MAX_REQ; i++)
-		if (a->req[i].kind && l->now_ms >= a->req[i].deadline_ms) {
+		if (a->req[i].kind && l->now_ms >= a->req[i].t.deadline_ms) {
 			a->st.timeouts++;
-			failed(a, &a->req[i]);
-			req_end(l, &a->req[i]);
+			tcpreq_expire(l, &a->req[i].t); /* on_done counts it failed */
 		}
 	for (unsigned b = 0; b < l->pool.n; b++) {
 		const struct backend *be = &l->pool.be[b];
 		if (!be->in_use || be->removing || be->health == HEALTH_DOWN ||
 		    l->now_ms < a->next_poll_ms[b])
 			continue;
-		if (req_start(l, b, REQ_PEERS, "peers"))
+		if (req_start(l, b, REQ_PEERS, "peers", 0))
 			a->next_poll_ms[b] = l->now_ms + AGENT_POLL_MS;
 	}
 	send_rehandshakes(l);

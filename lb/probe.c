@@ -9,10 +9,10 @@
 #include "wglb/clock.h"
 #include "wglb/probe.h"
 #include "wglb/loop.h"
+#include "wglb/tcpreq.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +22,13 @@
 
 #define POKE_MIN_GAP_MS 200 /* passive signals cannot turn into a probe flood */
 
-enum phase { PH_IDLE, PH_CONNECT, PH_READ };
+#define PROBE_READ_MAX 1024 /* status line and headers; more is not read */
 
 struct probe_be {
-	int fd, watch;
-	enum phase phase;
-	uint64_t next_ms, deadline_ms, started_ms;
+	struct tcpreq req; /* busy while a probe is in flight */
+	uint64_t next_ms;
 	uint32_t ok_streak, fail_streak;
 	uint32_t gen;     /* the backend's generation last seen (pool.h) */
-	char rbuf[1024];
-	size_t rlen;
 	struct probe_result last;
 };
 
@@ -83,16 +80,6 @@ int probe_parse_status(const char *buf, size_t len, bool final, int *drain)
 	return status;
 }
 
-static void pb_reset(struct loop *l, struct probe_be *pb)
-{
-	if (pb->watch >= 0)
-		loop_unwatch(l, pb->watch);
-	if (pb->fd >= 0)
-		close(pb->fd);
-	pb->fd = pb->watch = -1;
-	pb->phase = PH_IDLE;
-	pb->rlen = 0;
-}
 
 static void finish(struct loop *l, unsigned i, bool pass, const char *reason, int status,
 		   int drain)
@@ -105,9 +92,8 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->last.when_ms = clock_realtime_ms();
 	pb->last.status = status;
 	pb->last.reason = reason;
-	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->started_ms);
-	pb_reset(l, pb);
-	pb->next_ms = pb->started_ms + hc->interval_ms;
+	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->req.started_ms);
+	pb->next_ms = pb->req.started_ms + hc->interval_ms;
 	if (pass) {
 		pb->fail_streak = 0;
 		pb->ok_streak++;
@@ -139,127 +125,62 @@ static unsigned pb_index(struct loop *l, struct probe_be *pb)
 	return (unsigned)(pb - l->prober->be);
 }
 
-static void on_io(struct loop *l, void *ctx, uint32_t revents);
-
-static void watch(struct loop *l, struct probe_be *pb, uint32_t ev)
+/* Settled as soon as the status line (and the drain header) is in. */
+static bool on_read(struct loop *l, struct tcpreq *t, bool eof)
 {
-	pb->watch = loop_watch(l, pb->fd, ev, on_io, pb);
-	if (pb->watch < 0)
-		finish(l, pb_index(l, pb), false, "no_watch", 0, 0);
+	int drain;
+
+	(void)l;
+	return probe_parse_status(t->buf, t->len, eof, &drain) != 0;
 }
 
-static void send_request(struct loop *l, struct probe_be *pb)
+static void on_done(struct loop *l, struct tcpreq *t, const char *err)
 {
-	const struct health_conf *hc = &l->cfg.health;
-	struct backend *b = &l->pool.be[pb_index(l, pb)];
-	char req[512], host[ADDR_STRLEN];
-	int n;
-
-	addr_fmt_ip(&b->addr.u, host, sizeof(host));
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: wglb-probe\r\n"
-		     "Connection: close\r\n\r\n",
-		     hc->head ? "HEAD" : "GET", hc->path, b->addr.u.sa.sa_family == AF_INET6 ? "[" : "",
-		     host, b->addr.u.sa.sa_family == AF_INET6 ? "]" : "");
-	/* A fresh socket's buffer always takes a request this small. */
-	if (n < 0 || send(pb->fd, req, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
-		finish(l, pb_index(l, pb), false, errno == ECONNRESET ? "reset" : "send", 0, 0);
-		return;
-	}
-	pb->phase = PH_READ;
-	watch(l, pb, POLLIN);
-}
-
-static const char *conn_reason(int err)
-{
-	switch (err) {
-	case ECONNREFUSED:
-		return "refused";
-	case ECONNRESET:
-		return "reset";
-	case EHOSTUNREACH:
-	case ENETUNREACH:
-		return "unreachable";
-	default:
-		return "connect";
-	}
-}
-
-static void on_io(struct loop *l, void *ctx, uint32_t revents)
-{
-	struct probe_be *pb = ctx;
+	struct probe_be *pb = t->ctx;
 	unsigned i = pb_index(l, pb);
-	int err = 0, drain, status;
-	socklen_t el = sizeof(err);
-	ssize_t n;
+	const struct health_conf *hc = &l->cfg.health;
+	int drain, status;
+	bool pass;
 
-	pb->watch = -1;
-	if (pb->phase == PH_CONNECT) {
-		if (getsockopt(pb->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			err = errno;
-		if (err || (revents & POLLERR)) {
-			finish(l, i, false, conn_reason(err ? err : ECONNREFUSED), 0, 0);
-			return;
-		}
-		send_request(l, pb);
+	if (err) {
+		finish(l, i, false, err, 0, 0);
 		return;
 	}
-	n = recv(pb->fd, pb->rbuf + pb->rlen, sizeof(pb->rbuf) - pb->rlen, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		watch(l, pb, POLLIN);
+	status = probe_parse_status(t->buf, t->len, true, &drain);
+	if (status <= 0) {
+		finish(l, i, false, t->len == 0 ? "closed" : "garbage", 0, 0);
 		return;
 	}
-	if (n < 0) {
-		finish(l, i, false, errno == ECONNRESET ? "reset" : "recv", 0, 0);
-		return;
-	}
-	pb->rlen += (size_t)n;
-	status = probe_parse_status(pb->rbuf, pb->rlen, n == 0 || pb->rlen == sizeof(pb->rbuf),
-				    &drain);
-	if (status < 0) {
-		finish(l, i, false, n == 0 && pb->rlen == 0 ? "closed" : "garbage", 0, 0);
-		return;
-	}
-	if (status == 0) {
-		watch(l, pb, POLLIN);
-		return;
-	}
-	{
-		const struct health_conf *hc = &l->cfg.health;
-		bool pass = status >= hc->match_lo && status <= hc->match_hi;
-		/* A server asking to drain is alive: graceful, never "down". */
-		finish(l, i, pass || drain, drain ? "drain" : pass ? "ok" : "status", status, drain);
-	}
+	pass = status >= hc->match_lo && status <= hc->match_hi;
+	/* A server asking to drain is alive: graceful, never "down". */
+	finish(l, i, pass || drain, drain ? "drain" : pass ? "ok" : "status", status, drain);
 }
 
 static void start(struct loop *l, unsigned i)
 {
 	struct probe_be *pb = &l->prober->be[i];
-	struct backend *b = &l->pool.be[i];
+	const struct health_conf *hc = &l->cfg.health;
+	const struct backend *b = &l->pool.be[i];
 	union wglb_sa sa = b->addr.u;
-	uint16_t port = b->health_port ? b->health_port : l->cfg.health.port;
+	char host[ADDR_STRLEN];
+	bool v6 = b->addr.u.sa.sa_family == AF_INET6;
+	int n;
 
-	pb->started_ms = l->now_ms;
-	pb->deadline_ms = l->now_ms + l->cfg.health.timeout_ms;
-	addr_set_port(&sa, port);
-	pb->fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (pb->fd < 0) {
-		finish(l, i, false, "socket", 0, 0);
-		return;
-	}
-	if (connect(pb->fd, &sa.sa, b->addr.len) < 0 && errno != EINPROGRESS) {
-		finish(l, i, false, conn_reason(errno), 0, 0);
-		return;
-	}
-	pb->phase = PH_CONNECT;
-	watch(l, pb, POLLOUT);
+	addr_fmt_ip(&b->addr.u, host, sizeof(host));
+	n = snprintf(pb->req.out, sizeof(pb->req.out),
+		     "%s %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: wglb-probe\r\n"
+		     "Connection: close\r\n\r\n",
+		     hc->head ? "HEAD" : "GET", hc->path, v6 ? "[" : "", host, v6 ? "]" : "");
+	pb->req.outlen = n > 0 && (size_t)n < sizeof(pb->req.out) ? (size_t)n : 0;
+	addr_set_port(&sa, b->health_port ? b->health_port : hc->port);
+	(void)tcpreq_start(l, &pb->req, &sa, b->addr.len, hc->timeout_ms); /* errors end in on_done */
 }
 
 static void backend_changed(struct loop *l, unsigned i)
 {
 	struct probe_be *pb = &l->prober->be[i];
 
-	pb_reset(l, pb);
+	tcpreq_cancel(l, &pb->req);
 	pb->ok_streak = pb->fail_streak = 0;
 	pb->next_ms = l->now_ms;
 	if (!l->pool.be[i].in_use)
@@ -282,9 +203,9 @@ void probe_tick(struct loop *l)
 		}
 		if (!l->pool.be[i].in_use || l->pool.be[i].removing)
 			continue;
-		if (pb->phase != PH_IDLE && l->now_ms >= pb->deadline_ms)
-			finish(l, i, false, "timeout", 0, 0);
-		else if (pb->phase == PH_IDLE && l->now_ms >= pb->next_ms)
+		if (pb->req.busy)
+			tcpreq_expire(l, &pb->req);
+		else if (l->now_ms >= pb->next_ms)
 			start(l, i);
 	}
 }
@@ -296,7 +217,7 @@ void probe_poke(struct loop *l, unsigned i)
 	if (!l->prober || i >= CONFIG_MAX_BACKENDS)
 		return;
 	pb = &l->prober->be[i];
-	if (pb->phase == PH_IDLE && l->now_ms >= pb->started_ms + POKE_MIN_GAP_MS &&
+	if (!pb->req.busy && l->now_ms >= pb->req.started_ms + POKE_MIN_GAP_MS &&
 	    pb->next_ms > l->now_ms)
 		pb->next_ms = l->now_ms;
 }
@@ -318,7 +239,12 @@ int probe_init(struct loop *l)
 	if (!pr)
 		return -ENOMEM;
 	for (unsigned i = 0; i < CONFIG_MAX_BACKENDS; i++) {
-		pr->be[i].fd = pr->be[i].watch = -1;
+		struct tcpreq *t = &pr->be[i].req;
+		t->fd = t->watch = -1;
+		t->max = PROBE_READ_MAX;
+		t->on_read = on_read;
+		t->on_done = on_done;
+		t->ctx = &pr->be[i];
 		/* Spread first probes over the interval: no synchronized bursts. */
 		pr->be[i].next_ms = l->now_ms + (uint64_t)l->cfg.health.interval_ms * (i % n) / n;
 	}
@@ -331,7 +257,7 @@ void probe_fini(struct loop *l)
 	if (!l->prober)
 		return;
 	for (unsigned i = 0; i < CONFIG_MAX_BACKENDS; i++)
-		pb_reset(l, &l->prober->be[i]);
+		tcpreq_cancel(l, &l->prober->be[i].req);
 	free(l->prober);
 	l->prober = NULL;
 }
