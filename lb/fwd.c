@@ -457,109 +457,149 @@ static void spend(struct loop *l, const struct flow_key *k, const struct wg_info
 		rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
 }
 
+/* A client datagram as received: where from, what it is. */
+struct rx {
+	struct io_uring_recvmsg_out *out;
+	uint8_t *p;
+	unsigned len;
+	struct flow_key k;
+	struct wg_info wi;
+};
+
+/* Validate and classify; false when it was dropped (and counted). */
+static bool client_rx(struct loop *l, unsigned li, uint8_t *buf, int res, struct rx *rx)
+{
+	struct listener *ls = &l->lst[li];
+	enum wg_drop wd;
+
+	rx->out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
+	if (!rx->out || rx->out->namelen < sizeof(struct sockaddr_in)) {
+		drop_in(l, DROP_TOO_SHORT);
+		return false;
+	}
+	rx->p = io_uring_recvmsg_payload(rx->out, &ls->rmsg);
+	rx->len = io_uring_recvmsg_payload_length(rx->out, res, &ls->rmsg);
+	l->st.pkts_in++;
+	l->st.bytes_in += rx->len;
+	ls->st.pkts_in++;
+	ls->st.bytes_in += rx->len;
+	if (rx->out->flags & MSG_TRUNC) {
+		drop_in(l, DROP_TRUNCATED);
+		return false;
+	}
+	key_from_name(&rx->k, io_uring_recvmsg_name(rx->out), li);
+	if (!allowed(l, &rx->k)) {
+		drop_in(l, DROP_NOT_ALLOWED);
+		return false;
+	}
+	wd = wgmsg_classify(rx->p, rx->len, &rx->wi);
+	if (wd != WG_DROP_NONE) {
+		drop_in(l, (enum drop)(wd - 1));
+		return false;
+	}
+	return true;
+}
+
+/* Carry out the verdict: the flow to forward on, or NULL when the datagram
+ * was answered (a cookie) or dropped (counted; its buffer is the caller's). */
+static struct flow *act(struct loop *l, unsigned li, struct rx *rx, struct flow *f, uint32_t h,
+			const struct route_out *v, unsigned bid, bool *answered)
+{
+	int nb;
+
+	*answered = false;
+	if (v->action == ROUTE_DROP || v->action == ROUTE_COOKIE) {
+		drop_in(l, v->why);
+		if (v->action == ROUTE_COOKIE) {
+			send_cookie(l, li, &rx->k, rx->out, rx->p, rx->len, bid);
+			*answered = true;
+		}
+		return NULL;
+	}
+	l->st.msgs_in[rx->wi.type]++;
+	if (v->action == ROUTE_NEW) {
+		f = flow_open(l, &rx->k, h, v->backend);
+		if (f && v->backend >= 0) {
+			srvidx_set(&l->si, &l->ft, f, rx->wi.receiver); /* the session's index moves with it */
+			l->st.flows_roamed++;
+		}
+		return f;
+	}
+	if (v->action == ROUTE_REPIN) {
+		nb = pool_pick(&l->pool, client_hash(&rx->k));
+		if (nb >= 0 && nb != f->backend && !repin(l, f, (unsigned)nb, REPIN_INITIATION))
+			return NULL;
+	}
+	return f;
+}
+
 void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
 {
 	struct listener *ls = &l->lst[li];
-	struct io_uring_recvmsg_out *out;
 	struct route_in in;
 	struct route_out v;
-	struct flow_key k;
-	struct wg_info wi;
-	enum wg_drop wd;
-	struct flow *f;
 	struct backend *b;
-	uint8_t *payload;
-	unsigned len;
+	struct flow *f;
+	struct rx rx;
+	bool answered;
 	uint32_t h;
 
-	out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
-	if (!out || out->namelen < sizeof(struct sockaddr_in)) {
-		drop_in(l, DROP_TOO_SHORT);
+	if (!client_rx(l, li, buf, res, &rx))
 		goto recycle;
-	}
-	payload = io_uring_recvmsg_payload(out, &ls->rmsg);
-	len = io_uring_recvmsg_payload_length(out, res, &ls->rmsg);
-	l->st.pkts_in++;
-	l->st.bytes_in += len;
-	ls->st.pkts_in++;
-	ls->st.bytes_in += len;
-	if (out->flags & MSG_TRUNC) {
-		drop_in(l, DROP_TRUNCATED);
-		goto recycle;
-	}
-	key_from_name(&k, io_uring_recvmsg_name(out), li);
-	if (!allowed(l, &k)) {
-		drop_in(l, DROP_NOT_ALLOWED);
-		goto recycle;
-	}
-	wd = wgmsg_classify(payload, len, &wi);
-	if (wd != WG_DROP_NONE) {
-		drop_in(l, (enum drop)(wd - 1));
-		goto recycle;
-	}
-	h = flow_hash(&l->ft, &k);
-	f = flow_lookup(&l->ft, &k, h);
-
-	gather(l, &k, &wi, payload, len, f, &in);
+	h = flow_hash(&l->ft, &rx.k);
+	f = flow_lookup(&l->ft, &rx.k, h);
+	gather(l, &rx.k, &rx.wi, rx.p, rx.len, f, &in);
 	v = route_decide(&in);
 	if (v.note_load)
 		cookie_load_note(&l->load, l->now_ms);
-	spend(l, &k, &wi, v.spend);
-	switch (v.action) {
-	case ROUTE_DROP:
-		drop_in(l, v.why);
-		goto recycle;
-	case ROUTE_COOKIE:
-		drop_in(l, v.why);
-		send_cookie(l, li, &k, out, payload, len, bid);
+	spend(l, &rx.k, &rx.wi, v.spend);
+	f = act(l, li, &rx, f, h, &v, bid, &answered);
+	if (answered)
 		return;
-	case ROUTE_NEW:
-		l->st.msgs_in[wi.type]++;
-		f = flow_open(l, &k, h, v.backend);
-		if (!f)
-			goto recycle;
-		if (v.backend >= 0) {
-			srvidx_set(&l->si, &l->ft, f, wi.receiver); /* the session's index moves with it */
-			l->st.flows_roamed++;
-		}
-		break;
-	case ROUTE_REPIN: {
-		int nb = pool_pick(&l->pool, client_hash(&k));
-		l->st.msgs_in[wi.type]++;
-		if (nb >= 0 && nb != f->backend && !repin(l, f, (unsigned)nb, REPIN_INITIATION))
-			goto recycle;
-		break;
-	}
-	case ROUTE_FORWARD:
-		l->st.msgs_in[wi.type]++;
-		break;
-	}
+	if (!f)
+		goto recycle;
 	if (v.confirm) {
 		flow_confirm(&l->ft, f);
 		l->st.flows_confirmed++;
 	}
-	if (wi.type == WG_T_INITIATION) {
+	if (rx.wi.type == WG_T_INITIATION) {
 		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
 		if (!(f->flags & FLOW_F_INIT_PENDING))
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
-	if (wi.type == WG_T_RESPONSE)
+	if (rx.wi.type == WG_T_RESPONSE)
 		agent_client_response(l, f); /* a requested re-handshake completed */
 	if (ls->wildcard)
-		local_addr(out, &ls->rmsg, f->laddr);
+		local_addr(rx.out, &ls->rmsg, f->laddr);
 	f->last_rx = loop_now_s(l);
 	f->pkts_in++;
-	f->bytes_in += len;
+	f->bytes_in += rx.len;
 	b = &l->pool.be[f->backend];
 	b->st.pkts_in++;
-	b->st.bytes_in += len;
-	b->st.msgs_in[wi.type]++;
-
-	tx_queue(l, f, false, bid, payload, len);
+	b->st.bytes_in += rx.len;
+	b->st.msgs_in[rx.wi.type]++;
+	tx_queue(l, f, false, bid, rx.p, rx.len);
 	return;
 recycle:
 	loop_recycle(l, bid);
+}
+
+/* A receive on an upstream socket ended in an error. */
+static void upstream_error(struct loop *l, struct flow *f, int res, bool more)
+{
+	if (res == -ENOBUFS) {
+		l->st.enobufs++;
+		defer_rearm(l, f);
+		return;
+	}
+	if (res == -ECONNREFUSED) {
+		/* ICMP port unreachable: a hint, never a verdict (it can be spoofed). */
+		l->pool.be[f->backend].st.icmp_unreach++;
+		probe_poke(l, f->backend);
+	}
+	if (!more && res != -ECANCELED)
+		fwd_arm_upstream(l, f);
 }
 
 void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
@@ -582,18 +622,7 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 	}
 	b = &l->pool.be[f->backend];
 	if (res < 0) {
-		if (res == -ENOBUFS) {
-			l->st.enobufs++;
-			defer_rearm(l, f);
-			return;
-		}
-		if (res == -ECONNREFUSED) {
-			/* ICMP port unreachable: a hint, never a verdict (it can be spoofed). */
-			b->st.icmp_unreach++;
-			probe_poke(l, f->backend);
-		}
-		if (!more && res != -ECANCELED)
-			fwd_arm_upstream(l, f);
+		upstream_error(l, f, res, more);
 		return;
 	}
 	if (!more)
