@@ -27,7 +27,7 @@ void rl_free(struct ratelimit_table *t)
 	t->e = NULL;
 }
 
-static void key_of(const struct ratelimit_table *t, int family, const uint8_t *addr,
+static inline void key_of(const struct ratelimit_table *t, int family, const uint8_t *addr,
 		   uint8_t key[9], uint64_t *idx)
 {
 	uint8_t h[8];
@@ -40,7 +40,7 @@ static void key_of(const struct ratelimit_table *t, int family, const uint8_t *a
 }
 
 /* The source's entry, or NULL with *stalest the slot a new one would take. */
-static struct rl_entry *find(const struct ratelimit_table *t, const uint8_t key[9], uint64_t idx,
+static inline struct rl_entry *find(const struct ratelimit_table *t, const uint8_t key[9], uint64_t idx,
 			     struct rl_entry **stalest)
 {
 	*stalest = NULL;
@@ -54,7 +54,7 @@ static struct rl_entry *find(const struct ratelimit_table *t, const uint8_t key[
 	return NULL;
 }
 
-static uint64_t tokens_at(const struct ratelimit_table *t, const struct rl_entry *e, uint64_t now_ns)
+static inline uint64_t tokens_at(const struct ratelimit_table *t, const struct rl_entry *e, uint64_t now_ns)
 {
 	uint64_t tok = e->tokens + (now_ns - e->last_ns);
 
