@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* WireGuard cookies at the edge (see cookie.h). */
 #include "wglb/cookie.h"
+#include "wglb/mac.h"
 #include "wglb/wgmsg.h"
 
 #include <blake2.h>
@@ -14,18 +15,8 @@ _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == 16, "cookie reply ta
 
 int cookie_init(struct cookie_checker *c, const char *server_pub_b64)
 {
-	uint8_t in[8 + 32] = "cookie--";
-	size_t len = 0;
-
 	memset(c, 0, sizeof(*c));
-	if (sodium_base642bin(in + 8, 32, server_pub_b64, strlen(server_pub_b64), NULL, &len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    len != 32)
-		return -EINVAL;
-	/* libb2 0.98 argument order: out, in, key, outlen, inlen, keylen */
-	if (blake2s(c->enc_key, in, NULL, sizeof(c->enc_key), sizeof(in), 0) != 0)
-		return -EINVAL;
-	return 0;
+	return mac_label_key("cookie--", server_pub_b64, c->enc_key);
 }
 
 void cookie_fini(struct cookie_checker *c)

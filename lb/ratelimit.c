@@ -39,10 +39,14 @@ static inline void key_of(const struct ratelimit_table *t, int family, const uin
 	memcpy(idx, h, sizeof(*idx));
 }
 
-/* The source's entry, or NULL with *stalest the slot a new one would take. */
-static inline struct rl_entry *find(const struct ratelimit_table *t, const uint8_t key[9], uint64_t idx,
-			     struct rl_entry **stalest)
+/* The source's entry (its key in key), or NULL with *stalest the slot a
+ * new one would take. */
+static inline struct rl_entry *find(const struct ratelimit_table *t, int family, const uint8_t *addr,
+				    uint8_t key[9], struct rl_entry **stalest)
 {
+	uint64_t idx;
+
+	key_of(t, family, addr, key, &idx);
 	*stalest = NULL;
 	for (unsigned p = 0; p < RL_PROBE; p++) {
 		struct rl_entry *c = &t->e[(idx + p) & (RL_SLOTS - 1)];
@@ -64,26 +68,22 @@ static inline uint64_t tokens_at(const struct ratelimit_table *t, const struct r
 bool rl_peek(const struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns)
 {
 	uint8_t key[9];
-	uint64_t idx;
 	struct rl_entry *e, *stalest;
 
 	if (!t->cost_ns)
 		return true;
-	key_of(t, family, addr, key, &idx);
-	e = find(t, key, idx, &stalest);
+	e = find(t, family, addr, key, &stalest);
 	return !e || tokens_at(t, e, now_ns) >= t->cost_ns; /* a new source starts full */
 }
 
 bool rl_allow(struct ratelimit_table *t, int family, const uint8_t *addr, uint64_t now_ns)
 {
 	uint8_t key[9];
-	uint64_t idx;
 	struct rl_entry *e, *stalest;
 
 	if (!t->cost_ns)
 		return true;
-	key_of(t, family, addr, key, &idx);
-	e = find(t, key, idx, &stalest);
+	e = find(t, family, addr, key, &stalest);
 	if (!e) {
 		/* A new source starts with a full bucket. */
 		e = stalest;

@@ -17,6 +17,9 @@ struct mac1_key {
 	uint8_t k[32];
 };
 
+/* BLAKE2s-256(label || public key), the way WireGuard derives its mac1
+ * ("mac1----") and cookie ("cookie--") keys. 0 or -EINVAL. */
+int mac_label_key(const char label[8], const char *b64, uint8_t out[32]);
 /* Derive the mac1 key from a base64 WireGuard public key. 0 or -EINVAL. */
 int mac1_key_from_base64(const char *b64, struct mac1_key *out);
 /* Check an initiation (148 bytes) or response (92 bytes): true when valid. */

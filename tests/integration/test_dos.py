@@ -69,18 +69,10 @@ class CookieBackend(Backend):
     """A WireGuard server under load: answers every initiation with a
     cookie reply (type 3, its receiver = the initiation's sender)."""
 
-    def _run(self):
-        while self.running:
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.received.append((src, data))
-            if len(data) == 148 and data[0] == 1:
-                self.sock.sendto(b"\x03\0\0\0" + data[4:8] + os.urandom(56), src)
+    def reply(self, data):
+        if len(data) == 148 and data[0] == 1:
+            return b"\x03\0\0\0" + data[4:8] + os.urandom(56)
+        return None
 
 
 class Base(unittest.TestCase):

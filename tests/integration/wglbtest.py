@@ -123,11 +123,16 @@ class Backend:
                 return
             with self.lock:
                 self.received.append((src, data))
-            if not self.mute and not (len(data) > 8 and data[8] == SILENT):
+            out = None if self.mute else self.reply(data)
+            if out is not None:
                 try:
-                    self.sock.sendto(data, src)
+                    self.sock.sendto(out, src)
                 except OSError:
                     pass
+
+    def reply(self, data):
+        """What to answer a datagram with: an echo, unless marked silent."""
+        return None if len(data) > 8 and data[8] == SILENT else data
 
     def count(self):
         with self.lock:
