@@ -203,6 +203,27 @@ class TestControl(unittest.TestCase):
         self.assertIn("permission denied", r.stderr)
         self.assertEqual(self.lb.backends()["a"]["admin"], "enabled")
 
+    def test_scrapers_never_evict_an_operator(self):
+        """Metrics scrapers hold at most 32 of the 128 slots and only ever
+        make room among themselves: 100 idle operators stay connected
+        through 60 idle scrapes."""
+        ops, scrapes = [], []
+        try:
+            for _ in range(100):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.lb.sock)
+                ops.append(s)
+            for _ in range(60):
+                scrapes.append(socket.create_connection(("127.0.0.1", self.mport), timeout=2))
+            wait_until(lambda: self.lb.json("show info") is not None, what="control socket")
+            for s in ops:
+                s.settimeout(2)
+                s.sendall(b"show info\n")
+                self.assertIn(b"version", s.recv(65536), "an operator lost its connection")
+        finally:
+            for s in ops + scrapes:
+                s.close()
+
     def test_metrics_promtool_and_http(self):
         text = self.lb.ctl("metrics") + "\n"
         self.assertIn('wglb_dropped_packets_total{direction="in",reason="bad_length"}', text)
