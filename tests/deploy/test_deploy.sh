@@ -1,7 +1,7 @@
 #!/bin/bash
 # The deploy files are checked by the tools that consume them: systemd
 # units by systemd-analyze verify, keepalived.conf by keepalived -t, the
-# cloud-init user data by cloud-init's schema, the IAM policy as JSON with
+# cloud-init user data by cloud-init's schema, BIRD's configs by bird -p, the IAM policy as JSON with
 # exactly the one action the takeover needs, scripts by sh -n, and the
 # configurations inside them by wglb --check.
 set -uo pipefail
@@ -47,6 +47,18 @@ check "keepalived -t accepts keepalived.conf" kt
 check "notify_master_rx_lower_pri handles split brain" grep -q notify_master_rx_lower_pri deploy/keepalived/keepalived.conf
 check "scripts parse (sh -n)" sh -n deploy/keepalived/wglb-check deploy/keepalived/wglb-eip-takeover deploy/install-deps.sh .ci/run
 
+# BGP (ECMP): BIRD parses the shipped configurations with their placeholders filled.
+if command -v bird >/dev/null; then
+	sed -e 's/@ROUTER_ID@/192.0.2.11/' -e 's/@LOCAL_AS@/65001/' -e 's/@ROUTER@/192.0.2.1/' \
+		-e 's/@ROUTER_AS@/65000/' -e 's/@SERVICE_IF@/wglb0/' -e 's/@SERVICE_V4@/203.0.113.10/' \
+		deploy/bgp/bird.conf >"$T/bird.conf"
+	check "bird -p accepts bgp/bird.conf" bird -p -c "$T/bird.conf"
+	check "bird -p accepts bgp/router-bird.conf.example" bird -p -c deploy/bgp/router-bird.conf.example
+	sed -e "s|/usr/libexec/wglb/wglb-announce|$PWD/deploy/bgp/wglb-announce|" deploy/bgp/wglb-announce.service \
+		>"$T/units/wglb-announce.service"
+	check "systemd-analyze verify wglb-announce.service" verify "$T/units/wglb-announce.service"
+	check "wglb-announce parses (sh -n)" sh -n deploy/bgp/wglb-announce
+fi
 check "cloud-init schema accepts user-data.yaml" cloud-init schema --config-file deploy/aws/user-data.yaml
 iam() {
 	python3 - deploy/aws/iam-policy.json <<'PY'

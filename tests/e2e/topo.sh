@@ -26,6 +26,7 @@ N_CL=0
 TOPO_PIDS=()
 
 source "$TOPO_ROOT/tests/e2e/pair.sh"
+source "$TOPO_ROOT/tests/e2e/ecmp.sh"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -177,7 +178,7 @@ topo_up() {
 	mkns "$NS_LB"; mkns "$NS_APP"
 	ip -n "$NS_LB" link add brc type bridge && ip -n "$NS_LB" link set brc up
 	ip -n "$NS_LB" link add brb type bridge && ip -n "$NS_LB" link set brb up
-	if [ "${LB_MODE:-wglb}" != pair ]; then # a pair's members hold these addresses
+	if [ "${LB_MODE:-wglb}" != pair ] && [ "${LB_MODE:-wglb}" != ecmp ]; then # they hold these
 		ip -n "$NS_LB" addr add "$LB_PUBLIC/24" dev brc
 		ip -n "$NS_LB" addr add 10.10.10.1/24 dev brb
 	fi
@@ -209,6 +210,9 @@ topo_up() {
 	elif [ "${LB_MODE:-wglb}" = pair ]; then
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		pair_up
+	elif [ "${LB_MODE:-wglb}" = ecmp ]; then
+		write_wglb_conf "${WGLB_EXTRA:-}"
+		ecmp_up
 	else
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		start_wglb
@@ -303,6 +307,7 @@ topo_down() {
 	for pid in "${TOPO_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${TOPO_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	pair_down
+	ecmp_down
 	for ns in "$NS_LB" "$NS_APP" $(for j in $(seq 1 "$N_BE"); do ns_be "$j"; done) \
 		$(for i in $(seq 1 "$N_CL"); do ns_cl "$i"; done); do
 		ip netns del "$ns" 2>/dev/null
