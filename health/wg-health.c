@@ -9,7 +9,7 @@
  * buffers and a deadline per connection (a probe's second on the health
  * port); never a connection that came through the tunnel (to one of the
  * WireGuard interface's own addresses: a VPN client, not a prober, even
- * when --listen is the wildcard); at most 16 per source address; a full table
+ * when --listen is the wildcard); at most 64 per source address; a full table
  * sheds its oldest connection rather than the newcomer, so silent
  * connections cannot shut the probe out; replies never block. What the
  * thread does wait for is the interface itself: each health check asks
@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #define MAX_CONN     1024
-#define MAX_PER_SRC  16   /* connections one source address may hold */
+#define MAX_PER_SRC  64   /* connections one source address may hold (a prober needs one) */
 #define REQ_MAX      4096
 #define HEALTH_TIMEOUT_MS 1000 /* a probe sends its request at once */
 #define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */

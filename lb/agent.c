@@ -51,7 +51,16 @@ struct agent {
 	uint64_t next_poll_ms[CONFIG_MAX_BACKENDS];
 	uint32_t peers_known[CONFIG_MAX_BACKENDS];
 	uint8_t (*peer)[32];  /* per flow: the WireGuard peer behind it */
-	uint8_t *known;       /* per flow: peer[] valid (the same key on every backend) */
+	/* Per flow: the number of the peers report that last put peer[] behind
+	 * it (0: none), and whose report that was. A client the router moved to
+	 * another balancer leaves a flow here that the backend's next report no
+	 * longer lists: only a flow in the latest complete report of the
+	 * backend that listed it is asked about. */
+	uint32_t *seen;
+	uint16_t *seen_by;
+	uint32_t report[CONFIG_MAX_BACKENDS];   /* the latest complete report's number */
+	uint32_t building[CONFIG_MAX_BACKENDS]; /* the number of the report being read */
+	uint32_t reports;                       /* numbers handed out */
 	uint64_t *moved_ms;   /* per flow: when it was moved with a request (0 none) */
 	uint32_t *queue, qhead, qlen;
 	double tokens;
@@ -84,10 +93,11 @@ int agent_init(struct loop *l)
 	a->port = l->cfg.agent.port;
 	a->rate = l->cfg.agent.rate;
 	a->peer = calloc(cap, sizeof(*a->peer));
-	a->known = calloc(cap, 1);
+	a->seen = calloc(cap, sizeof(*a->seen));
+	a->seen_by = calloc(cap, sizeof(*a->seen_by));
 	a->moved_ms = calloc(cap, sizeof(*a->moved_ms));
 	a->queue = calloc(cap, sizeof(*a->queue));
-	if (!a->peer || !a->known || !a->moved_ms || !a->queue)
+	if (!a->peer || !a->seen || !a->seen_by || !a->moved_ms || !a->queue)
 		return -ENOMEM;
 	for (unsigned i = 0; i < AGENT_MAX_REQ; i++) {
 		struct tcpreq *t = &a->req[i].t;
@@ -116,7 +126,8 @@ void agent_fini(struct loop *l)
 		if (a->req[i].kind)
 			req_end(l, &a->req[i]);
 	free(a->peer);
-	free(a->known);
+	free(a->seen);
+	free(a->seen_by);
 	free(a->moved_ms);
 	free(a->queue);
 	sodium_memzero(&a->key, sizeof(a->key));
@@ -130,6 +141,16 @@ static void failed(struct agent *a, struct agent_req *r)
 		a->st.failed++;
 		a->moved_ms[r->flow] = 0;
 	}
+}
+
+static void queue_rehandshake(struct loop *l, uint32_t fi)
+{
+	struct agent *a = l->agent;
+
+	if (a->qlen == l->ft.cap)
+		return;
+	a->moved_ms[fi] = l->now_ms;
+	a->queue[(a->qhead + a->qlen++) % l->ft.cap] = fi;
 }
 
 /*
@@ -151,7 +172,7 @@ static void drain_server_initiated(struct loop *l, struct flow *f)
 		a->drain_budget = a->rate;
 	}
 	if (a->drain_budget && fwd_move_flow(l, f, REPIN_DRAINED)) {
-		agent_moved(l, f);
+		queue_rehandshake(l, fi); /* its peer is in the report being read */
 		a->drain_budget--;
 	}
 }
@@ -192,7 +213,8 @@ static void on_peers(struct loop *l, unsigned backend, struct wglb_addr *self, s
 		return;
 	fi = flow_index(&l->ft, f);
 	memcpy(a->peer[fi], pub, 32);
-	a->known[fi] = 1;
+	a->seen[fi] = a->building[backend];
+	a->seen_by[fi] = (uint16_t)backend;
 	(*n)++;
 	drain_server_initiated(l, f);
 }
@@ -222,8 +244,10 @@ static void on_reply(struct loop *l, struct agent_req *r)
 			ok = !strcmp(m.word[2], "ok");
 	}
 	if (r->kind == REQ_PEERS) {
-		if (ended)
+		if (ended) {
 			a->peers_known[r->backend] = joined;
+			a->report[r->backend] = a->building[r->backend];
+		}
 	} else if (ok) {
 		a->st.requested_ok++;
 	} else {
@@ -280,10 +304,11 @@ void agent_moved(struct loop *l, struct flow *f)
 	if (!a)
 		return;
 	fi = flow_index(&l->ft, f);
-	if (!a->known[fi] || a->qlen == l->ft.cap)
-		return;
-	a->moved_ms[fi] = l->now_ms;
-	a->queue[(a->qhead + a->qlen++) % l->ft.cap] = fi;
+	/* Only a peer still reported behind this flow: another balancer's
+	 * request for a client the router has moved there would re-add the
+	 * peer under a handshake in progress. */
+	if (a->seen[fi] && a->seen[fi] == a->report[a->seen_by[fi]])
+		queue_rehandshake(l, fi);
 }
 
 void agent_client_response(struct loop *l, struct flow *f)
@@ -314,7 +339,7 @@ void agent_flow_closed(struct loop *l, struct flow *f)
 
 	if (!a)
 		return;
-	a->known[flow_index(&l->ft, f)] = 0;
+	a->seen[flow_index(&l->ft, f)] = 0;
 	a->moved_ms[flow_index(&l->ft, f)] = 0;
 }
 
@@ -335,7 +360,7 @@ static void send_rehandshakes(struct loop *l)
 		char b64[64], ep[ADDR_STRLEN], words[256];
 		struct agent_req *r;
 
-		if (!(f->flags & FLOW_F_USED) || !a->moved_ms[fi] || !a->known[fi]) {
+		if (!(f->flags & FLOW_F_USED) || !a->moved_ms[fi] || !a->seen[fi]) {
 			a->qhead = (a->qhead + 1) % l->ft.cap;
 			a->qlen--;
 			continue;
@@ -372,6 +397,7 @@ void agent_tick(struct loop *l)
 		if (!be->in_use || be->removing || be->health == HEALTH_DOWN ||
 		    l->now_ms < a->next_poll_ms[b])
 			continue;
+		a->building[b] = ++a->reports;
 		if (req_start(l, b, REQ_PEERS, "peers", 0))
 			a->next_poll_ms[b] = l->now_ms + AGENT_POLL_MS;
 	}

@@ -22,7 +22,8 @@ int agent_init(struct loop *l);
 void agent_fini(struct loop *l);
 void agent_tick(struct loop *l);
 /* A flow was moved off a failed or drained-now backend: ask its new backend
- * to re-handshake with the peer behind it (when known). */
+ * to re-handshake with the peer behind it, when the latest complete peers
+ * report of the backend that told us about it still puts it behind this flow. */
 void agent_moved(struct loop *l, struct flow *f);
 /* The client sent a handshake response on this flow: a request completed. */
 void agent_client_response(struct loop *l, struct flow *f);

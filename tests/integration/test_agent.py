@@ -155,8 +155,8 @@ class TestHealthPort(unittest.TestCase):
         self.hold(1100, lambda i: f"127.1.0.{i // 10 + 1}")
         time.sleep(0.3)
         self.assertTrue(self.probe().startswith("HTTP/1.1 503"), "the probe got its answer")
-        # One source holds at most 16: the rest are closed at once.
-        socks = self.hold(40, lambda i: "127.2.0.1")
+        # One source holds at most 64: the rest are closed at once.
+        socks = self.hold(100, lambda i: "127.2.0.1")
         time.sleep(0.3)
         closed = 0
         for s in socks:
@@ -166,7 +166,7 @@ class TestHealthPort(unittest.TestCase):
                 pass
             except OSError:
                 closed += 1
-        self.assertGreaterEqual(closed, 40 - 16)
+        self.assertGreaterEqual(closed, 100 - 64)
         self.assertTrue(self.probe().startswith("HTTP/1.1 503"))
         a.stop()
 
