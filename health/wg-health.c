@@ -457,6 +457,10 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 	while (a->n)
 		conn_close(a, 0);
 	close(a->ep);
+	fprintf(stderr, "wg-health: connections: %llu oldest shed for room, %llu refused past %d per "
+		"source, %llu refused through the tunnel, %llu accept pauses at EMFILE\n",
+		(unsigned long long)a->shed, (unsigned long long)a->per_src_refused, MAX_PER_SRC,
+		(unsigned long long)a->via_tunnel, (unsigned long long)a->emfile);
 	if (a->lfd >= 0)
 		close(a->lfd);
 	if (a->cmd) {
