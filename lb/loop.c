@@ -451,8 +451,11 @@ int loop_attach(struct loop *l, const struct loop_part *p)
 	if (l->n_parts == LOOP_MAX_PARTS)
 		return -ENOSPC;
 	ret = p->open ? p->open(l) : 0;
-	if (ret < 0)
+	if (ret < 0) {
+		if (p->close)
+			p->close(l); /* what a failed open left half made */
 		return ret;
+	}
 	l->parts[l->n_parts++] = p;
 	return 0;
 }

@@ -120,7 +120,8 @@ static inline uint32_t loop_now_s(const struct loop *l)
 /* Set up ring, buffers, listeners, flow table and pool from cfg (which the
  * loop takes over). Errors are logged; returns 0 or -errno. */
 int loop_init(struct loop *l, struct wglb_config *cfg);
-/* Open a part and attach it to the loop. 0 or its -errno (then not attached). */
+/* Open a part and attach it to the loop. 0, or its -errno (then its close
+ * has cleaned up whatever the failed open left, and it is not attached). */
 int loop_attach(struct loop *l, const struct loop_part *p);
 int loop_run(struct loop *l);
 void loop_fini(struct loop *l);

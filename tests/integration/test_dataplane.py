@@ -284,6 +284,13 @@ class TestWildcardAndLimits(unittest.TestCase):
         self.assertIn("/nonexistent/wglb.conf: cannot read: No such file or directory", r.stderr)
         r = subprocess.run([WGLB, "--bogus"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
+        # A part that cannot open (the control socket) stops the start, and
+        # cleans up after itself (the sanitizer build checks for leaks).
+        third = Wglb(config([f"127.0.0.1:{free_port()}"], [be]).replace(
+            "@CONTROL@", "/nonexistent/control.sock"))
+        r = subprocess.run([WGLB, "-c", third.conf], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("control socket /nonexistent/control.sock: No such file or directory", r.stderr)
         self.assertEqual(first.stop(), 0)
         be.close()
 
