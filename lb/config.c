@@ -88,10 +88,8 @@ SET_U32(under_load_rate, 1, 10000000)
 
 static int set_handshake_cookies(struct parser *p, const char *v)
 {
-	static const char *const modes[] = {[COOKIE_AUTO] = "auto", [COOKIE_ALWAYS] = "always",
-					    [COOKIE_OFF] = "off"};
-	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (!strcmp(v, modes[i])) {
+	for (unsigned i = 0; cookie_mode_name((enum cookie_mode)i); i++)
+		if (!strcmp(v, cookie_mode_name((enum cookie_mode)i))) {
 			p->cfg->handshake_cookies = (uint8_t)i;
 			return 0;
 		}

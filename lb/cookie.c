@@ -13,6 +13,13 @@
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == 24, "cookie reply nonce");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == 16, "cookie reply tag");
 
+const char *cookie_mode_name(enum cookie_mode m)
+{
+	static const char *const n[] = {[COOKIE_AUTO] = "auto", [COOKIE_ALWAYS] = "always",
+					[COOKIE_OFF] = "off"};
+	return (unsigned)m < sizeof(n) / sizeof(n[0]) ? n[m] : NULL;
+}
+
 int cookie_init(struct cookie_checker *c, const char *server_pub_b64)
 {
 	memset(c, 0, sizeof(*c));

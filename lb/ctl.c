@@ -271,14 +271,14 @@ static bool peer_is_admin(const struct ctl *ctl, int fd)
 
 static void on_listen(struct loop *l, void *ctx, uint32_t revents);
 
-static void watch_listener(struct loop *l, bool http)
+/* Watch a listener for its next connection: -ENOSPC when no watch is free. */
+static int watch_listener(struct loop *l, bool http)
 {
 	struct ctl *ctl = l->ctl;
+	int *w = http ? &ctl->http_watch : &ctl->watch;
 
-	if (http)
-		ctl->http_watch = loop_watch(l, ctl->http_fd, POLLIN, on_listen, ctl);
-	else
-		ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
+	*w = loop_watch(l, http ? ctl->http_fd : ctl->fd, POLLIN, on_listen, http ? ctl : NULL);
+	return *w < 0 ? -ENOSPC : 0;
 }
 
 /* A slot for a new connection: a free one, else the longest-idle one of a
@@ -353,7 +353,7 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 				 (unsigned long long)sup);
 		return;
 	}
-	watch_listener(l, http);
+	(void)watch_listener(l, http);
 }
 
 static int http_open(struct loop *l)
@@ -372,8 +372,7 @@ static int http_open(struct loop *l)
 		log_err("metrics_listen %s: %s", s, strerror(e));
 		return -e;
 	}
-	ctl->http_watch = loop_watch(l, ctl->http_fd, POLLIN, on_listen, ctl);
-	if (ctl->http_watch < 0)
+	if (watch_listener(l, true) < 0)
 		return -ENOSPC;
 	log_info("metrics on http://%s/metrics", s);
 	return 0;
@@ -389,7 +388,7 @@ void ctl_tick(struct loop *l)
 	for (int http = 0; http < 2; http++)
 		if (ctl->paused_until_ms[http] && l->now_ms >= ctl->paused_until_ms[http]) {
 			ctl->paused_until_ms[http] = 0;
-			watch_listener(l, http);
+			(void)watch_listener(l, http);
 		}
 	if (l->now_ms < ctl->next_tick_ms)
 		return;
@@ -460,8 +459,7 @@ int ctl_open(struct loop *l)
 	}
 	if (listen(ctl->fd, 64) < 0)
 		return -errno;
-	ctl->watch = loop_watch(l, ctl->fd, POLLIN, on_listen, NULL);
-	if (ctl->watch < 0)
+	if (watch_listener(l, false) < 0)
 		return -ENOSPC;
 	log_info("control socket on %s", sun.sun_path);
 	return cfg->metrics_listen.len ? http_open(l) : 0;

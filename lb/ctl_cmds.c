@@ -165,13 +165,6 @@ static void stats_json_drops(struct ctl_client *c, const char *key, const uint64
 	ctl_printf(c, "}");
 }
 
-static const char *edge_mode_name(const struct loop *l)
-{
-	static const char *const n[] = {[COOKIE_AUTO] = "auto", [COOKIE_ALWAYS] = "always",
-					[COOKIE_OFF] = "off"};
-	return l->cfg.handshake_cookies <= COOKIE_OFF ? n[l->cfg.handshake_cookies] : "?";
-}
-
 static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 {
 	const struct wglb_stats *s = &l->st;
@@ -195,7 +188,7 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
 		      "\"cookies_sent\": %llu, \"mac2_valid\": %llu, \"mac2_invalid\": %llu}, ",
 		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap,
-		   edge_mode_name(l), l->cookies ? "true" : "false",
+		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "true" : "false",
 		   fwd_under_load(l) ? "true" : "false",
 		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
@@ -276,7 +269,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap);
 	ctl_printf(c, "edge: handshake_cookies %s%s, under load %s (%llu times); %llu cookies sent; "
 		      "mac2 %llu valid, %llu invalid\n",
-		   edge_mode_name(l), l->cookies ? "" : " (inactive: no server_public_key)",
+		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "" : " (inactive: no server_public_key)",
 		   fwd_under_load(l) ? "yes" : "no",
 		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);

@@ -422,10 +422,12 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 			else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
 				l->st.mac2_invalid++;
 		}
-		if (wi->type == WG_T_INITIATION) {
-			in->claimed_budget = rl_peek(&l->hs_limit, k->family, k->addr, now_ns);
+		/* route_decide() reads the proven budget when mac2 proved the
+		 * source, the claimed one otherwise: look up only that one. */
+		if (wi->type == WG_T_INITIATION && in->mac2_ok)
 			in->proven_budget = rl_peek(&l->hs_proven, k->family, k->addr, now_ns);
-		}
+		else if (wi->type == WG_T_INITIATION)
+			in->claimed_budget = rl_peek(&l->hs_limit, k->family, k->addr, now_ns);
 	}
 	if (f) {
 		in->has_flow = true;

@@ -133,7 +133,6 @@ static int ring_lock(struct loop *l)
 	struct io_uring_restriction res[sizeof(ops) + 1];
 	int ret;
 
-
 	memset(res, 0, sizeof(res));
 	for (size_t i = 0; i < sizeof(ops); i++) {
 		res[i].opcode = IORING_RESTRICTION_SQE_OP;

@@ -30,6 +30,9 @@ enum cookie_mode {
 	COOKIE_OFF,    /* never: handshakes pass on mac1 alone */
 };
 
+/* "auto", "always", "off"; NULL for anything else. */
+const char *cookie_mode_name(enum cookie_mode m);
+
 struct cookie_checker {
 	uint8_t enc_key[32]; /* BLAKE2s-256("cookie--" || server public key) */
 	uint8_t secret[32];  /* R */

@@ -24,8 +24,8 @@ struct route_in {
 	bool cookies;        /* the edge can ask for cookies (server key, mode not off) */
 	bool under_load;     /* ... and asks now ("always", or under load) */
 	bool mac2_ok;        /* a handshake whose mac2 proves its source */
-	bool claimed_budget; /* an initiation within the claimed source's budget */
-	bool proven_budget;  /* an initiation within the proven source's budget */
+	bool claimed_budget; /* an initiation within the claimed source's budget (read when !mac2_ok) */
+	bool proven_budget;  /* an initiation within the proven source's budget (read when mac2_ok) */
 	/* The source's flow, if it has one. */
 	bool has_flow;
 	bool flow_keeps;     /* its backend may keep initiations (up, not draining) */
