@@ -187,7 +187,19 @@ class Wglb:
         """Send one command; return the reply without the final blank line."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
-        s.connect(self.sock)
+        # With a timeout set, a Unix connect does not wait for room in a full
+        # listen backlog (a burst of connections wglb has not accepted yet):
+        # it fails at once with EAGAIN, where wglbctl's blocking connect
+        # would wait. Wait like it, within the same timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s.connect(self.sock)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         s.sendall(cmd.encode() + b"\n")
         buf = b""
         while not (buf.endswith(b"\n\n") or buf == b"\n"):
