@@ -12,6 +12,11 @@
  * buffer ring, sends from per-slot buffers. Reports round trips per
  * second, Gbit/s, loss, latency percentiles, handshakes and recoveries as
  * JSON and a human summary; a progress line each second on stderr.
+ *
+ * --gso (closed loop, one size): clients take their replies as GRO trains
+ * (UDP_GRO) and send each batch's messages in one UDP GSO send, as a
+ * modern WireGuard peer does; the bulk bench uses it so that the load
+ * generator, on the same two cores, leaves the CPU to what it measures.
  */
 #include "wglb/addr.h"
 #include "wglb/wgmsg.h"
@@ -21,6 +26,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +40,10 @@
 
 #define NBUFS       8192
 #define BUFSZ       2048
+#define NBUFS_GSO   512
+#define BUFSZ_GSO   (65536 + 256) /* a GRO train, its header and cmsg */
+#define GSO_SEGS    64
+#define GSO_BYTES   65507
 #define HIST_US     20000 /* 1 us buckets up to 20 ms, then an overflow bucket */
 #define STALL_NS    (1000 * 1000000ull) /* a window with no reply for 1 s is lost */
 #define REKEY_MS    5000  /* REKEY_TIMEOUT */
@@ -48,6 +58,7 @@ struct client {
 	uint8_t phase;
 	bool recovering;
 	uint32_t sender, receiver, inflight;
+	uint32_t pending; /* --gso: messages owed, sent at the end of the batch */
 	uint64_t counter;
 	uint64_t last_rx, last_init, outage_start;
 };
@@ -55,7 +66,7 @@ struct client {
 struct opts {
 	struct wglb_addr target;
 	unsigned clients, size, window, duration, warmup;
-	bool imix;
+	bool imix, gso;
 	uint64_t rate; /* 0 = closed loop */
 	uint64_t rekey_ns, dead_ns; /* WireGuard's timers; shorter only for smoke tests */
 	const char *json, *label;
@@ -66,10 +77,17 @@ struct bench {
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;
-	unsigned br_added;
+	unsigned br_added, nbufs, bufsz;
 	struct client *cl;
 	uint8_t *txbuf; /* per send slot */
-	uint32_t *txfree, ntxfree, ntx;
+	uint32_t *txfree, ntxfree, ntx, txsz;
+	struct gso_tx { /* --gso: a slot's send */
+		struct msghdr m;
+		struct iovec iov;
+		_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(uint16_t))];
+	} *gtx;
+	struct msghdr rmsg; /* --gso: recvmsg template, room for the UDP_GRO cmsg */
+	uint32_t *dirty, ndirty; /* --gso: clients with messages pending */
 	uint64_t t0, t_measure, t_end;
 	bool measuring;
 	uint64_t sent, recv, lost, handshakes, init_retries, new_handshakes;
@@ -130,7 +148,7 @@ static void send_msg(struct bench *b, unsigned ci, bool init)
 	if (!b->ntxfree)
 		return; /* every slot in flight: the kernel is behind; skip */
 	slot = b->txfree[--b->ntxfree];
-	p = b->txbuf + (size_t)slot * BUFSZ;
+	p = b->txbuf + (size_t)slot * b->txsz;
 	memset(p, 0, 32);
 	p[0] = init ? WG_T_INITIATION : WG_T_TRANSPORT;
 	if (init) {
@@ -152,11 +170,82 @@ static void send_msg(struct bench *b, unsigned ci, bool init)
 		b->m_sent++;
 }
 
+/* --gso: owe client ci one more message; flush_gso() sends them. */
+static void send_data(struct bench *b, unsigned ci)
+{
+	if (!b->o.gso) {
+		send_msg(b, ci, false);
+		return;
+	}
+	if (!b->cl[ci].pending++)
+		b->dirty[b->ndirty++] = ci;
+}
+
+/* --gso: each client's owed messages, back to back in one slot, one send
+ * with UDP_SEGMENT; a client left without a slot keeps what it is owed. */
+static void flush_gso(struct bench *b)
+{
+	uint32_t keep = 0, per = GSO_BYTES / b->o.size;
+
+	if (per > GSO_SEGS)
+		per = GSO_SEGS;
+	for (uint32_t i = 0; i < b->ndirty; i++) {
+		unsigned ci = b->dirty[i];
+		struct client *c = &b->cl[ci];
+		while (c->pending && b->ntxfree) {
+			uint32_t slot = b->txfree[--b->ntxfree], k = c->pending < per ? c->pending : per;
+			uint8_t *p = b->txbuf + (size_t)slot * b->txsz;
+			struct gso_tx *g = &b->gtx[slot];
+			uint64_t t = now_ns();
+			struct io_uring_sqe *s;
+			for (uint32_t j = 0; j < k; j++) {
+				uint8_t *q = p + (size_t)j * b->o.size;
+				memset(q, 0, 32);
+				q[0] = WG_T_TRANSPORT;
+				memcpy(q + 4, &c->receiver, 4);
+				memcpy(q + 8, &c->counter, 8);
+				memcpy(q + 16, &t, 8);
+				c->counter++;
+			}
+			memset(&g->m, 0, sizeof(g->m));
+			g->iov.iov_base = p;
+			g->iov.iov_len = (size_t)k * b->o.size;
+			g->m.msg_iov = &g->iov;
+			g->m.msg_iovlen = 1;
+			if (k > 1) {
+				uint16_t seg = (uint16_t)b->o.size;
+				struct cmsghdr *cm;
+				g->m.msg_control = g->cbuf;
+				g->m.msg_controllen = sizeof(g->cbuf);
+				cm = CMSG_FIRSTHDR(&g->m);
+				cm->cmsg_level = SOL_UDP;
+				cm->cmsg_type = UDP_SEGMENT;
+				cm->cmsg_len = CMSG_LEN(sizeof(seg));
+				memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+			}
+			s = sqe_get(b);
+			io_uring_prep_sendmsg(s, c->fd, &g->m, MSG_DONTWAIT);
+			io_uring_sqe_set_data64(s, (uint64_t)OP_SEND << 56 | (uint64_t)k << 32 | slot);
+			c->pending -= k;
+			c->inflight += k;
+			b->sent += k;
+			if (b->measuring)
+				b->m_sent += k;
+		}
+		if (c->pending)
+			b->dirty[keep++] = ci;
+	}
+	b->ndirty = keep;
+}
+
 static void arm(struct bench *b, unsigned ci)
 {
 	struct io_uring_sqe *s = sqe_get(b);
 
-	io_uring_prep_recv_multishot(s, b->cl[ci].fd, NULL, 0, 0);
+	if (b->o.gso)
+		io_uring_prep_recvmsg_multishot(s, b->cl[ci].fd, &b->rmsg, 0);
+	else
+		io_uring_prep_recv_multishot(s, b->cl[ci].fd, NULL, 0, 0);
 	s->flags |= IOSQE_BUFFER_SELECT;
 	s->buf_group = 0;
 	io_uring_sqe_set_data64(s, (uint64_t)OP_RECV << 56 | ci);
@@ -164,8 +253,8 @@ static void arm(struct bench *b, unsigned ci)
 
 static void recycle(struct bench *b, unsigned bid)
 {
-	io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * BUFSZ, BUFSZ, (unsigned short)bid,
-			      io_uring_buf_ring_mask(NBUFS), (int)b->br_added++);
+	io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->bufsz, b->bufsz, (unsigned short)bid,
+			      io_uring_buf_ring_mask(b->nbufs), (int)b->br_added++);
 }
 
 static void on_reply(struct bench *b, unsigned ci, const uint8_t *p, unsigned len)
@@ -195,7 +284,7 @@ static void on_reply(struct bench *b, unsigned ci, const uint8_t *p, unsigned le
 			c->inflight = 0;
 			if (!b->o.rate)
 				for (unsigned w = 0; w < b->o.window; w++)
-					send_msg(b, ci, false);
+					send_data(b, ci);
 		}
 		return;
 	}
@@ -211,7 +300,31 @@ static void on_reply(struct bench *b, unsigned ci, const uint8_t *p, unsigned le
 		b->m_bytes += len;
 	}
 	if (!b->o.rate && c->phase == PH_DATA)
-		send_msg(b, ci, false);
+		send_data(b, ci);
+}
+
+/* --gso: a receive of one reply or a GRO train of them. */
+static void on_train(struct bench *b, unsigned ci, uint8_t *buf, int res)
+{
+	struct io_uring_recvmsg_out *out = io_uring_recvmsg_validate(buf, res, &b->rmsg);
+	unsigned seg = 0, len;
+	uint8_t *p;
+
+	if (!out)
+		return;
+	p = io_uring_recvmsg_payload(out, &b->rmsg);
+	len = io_uring_recvmsg_payload_length(out, res, &b->rmsg);
+	for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, &b->rmsg); c;
+	     c = io_uring_recvmsg_cmsg_nexthdr(out, &b->rmsg, c))
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			seg = v > 0 ? (unsigned)v : 0;
+		}
+	if (!seg || seg > len)
+		seg = len;
+	for (unsigned off = 0; seg && off < len; off += seg)
+		on_reply(b, ci, p + off, len - off < seg ? len - off : seg);
 }
 
 static void on_cqe(struct bench *b, struct io_uring_cqe *cqe)
@@ -222,15 +335,17 @@ static void on_cqe(struct bench *b, struct io_uring_cqe *cqe)
 	if (op == OP_SEND) {
 		uint32_t slot = (uint32_t)ud;
 		b->txfree[b->ntxfree++] = slot;
-		if (cqe->res < 0)
-			b->lost++; /* refused by the kernel: counts as lost */
+		if (cqe->res < 0) /* refused by the kernel: counts as lost */
+			b->lost += b->o.gso ? (ud >> 32 & 0xffffff) : 1;
 		return;
 	}
 	unsigned ci = (unsigned)(ud & 0xffffffff);
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		if (cqe->res > 0)
-			on_reply(b, ci, b->bufs + (size_t)bid * BUFSZ, (unsigned)cqe->res);
+		if (cqe->res > 0 && b->o.gso)
+			on_train(b, ci, b->bufs + (size_t)bid * b->bufsz, cqe->res);
+		else if (cqe->res > 0)
+			on_reply(b, ci, b->bufs + (size_t)bid * b->bufsz, (unsigned)cqe->res);
 		recycle(b, bid);
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -387,30 +502,43 @@ static int setup(struct bench *b)
 		fprintf(stderr, "wglb-bench: io_uring: %s\n", strerror(-ret));
 		return ret;
 	}
-	b->br = mmap(NULL, NBUFS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+	b->nbufs = b->o.gso ? NBUFS_GSO : NBUFS;
+	b->bufsz = b->o.gso ? BUFSZ_GSO : BUFSZ;
+	b->txsz = b->o.gso ? GSO_BYTES + 1 : BUFSZ;
+	b->br = mmap(NULL, b->nbufs * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
 		     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	b->bufs = malloc((size_t)NBUFS * BUFSZ);
-	b->ntx = b->o.clients * (b->o.window + 1) + 1024;
-	b->txbuf = malloc((size_t)b->ntx * BUFSZ);
+	b->bufs = malloc((size_t)b->nbufs * b->bufsz);
+	/* --gso: a client has a few sends in flight, not one per message */
+	b->ntx = b->o.gso ? b->o.clients * 4 + 64 : b->o.clients * (b->o.window + 1) + 1024;
+	b->txbuf = malloc((size_t)b->ntx * b->txsz);
 	b->txfree = malloc(b->ntx * sizeof(*b->txfree));
 	b->cl = calloc(b->o.clients, sizeof(*b->cl));
-	if (b->br == MAP_FAILED || !b->bufs || !b->txbuf || !b->txfree || !b->cl)
+	b->gtx = b->o.gso ? calloc(b->ntx, sizeof(*b->gtx)) : NULL;
+	b->dirty = b->o.gso ? calloc(b->o.clients, sizeof(*b->dirty)) : NULL;
+	b->rmsg.msg_controllen = CMSG_SPACE(sizeof(int));
+	if (b->br == MAP_FAILED || !b->bufs || !b->txbuf || !b->txfree || !b->cl ||
+	    (b->o.gso && (!b->gtx || !b->dirty)))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < b->ntx; i++)
 		b->txfree[b->ntxfree++] = i;
 	reg.ring_addr = (unsigned long)b->br;
-	reg.ring_entries = NBUFS;
+	reg.ring_entries = b->nbufs;
 	ret = io_uring_register_buf_ring(&b->ring, &reg, 0);
 	if (ret < 0)
 		return ret;
 	io_uring_buf_ring_init(b->br);
-	for (unsigned i = 0; i < NBUFS; i++)
+	for (unsigned i = 0; i < b->nbufs; i++)
 		recycle(b, i);
 	io_uring_buf_ring_advance(b->br, (int)b->br_added);
 	b->br_added = 0;
 	for (unsigned i = 0; i < b->o.clients; i++) {
 		struct client *c = &b->cl[i];
 		c->fd = socket(b->o.target.u.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->fd >= 0 && b->o.gso &&
+		    setsockopt(c->fd, SOL_UDP, UDP_GRO, &(int){1}, sizeof(int)) < 0) {
+			fprintf(stderr, "wglb-bench: UDP_GRO: %s\n", strerror(errno));
+			return -errno;
+		}
 		if (c->fd < 0 || connect(c->fd, &b->o.target.u.sa, b->o.target.len) < 0) {
 			fprintf(stderr, "wglb-bench: client %u: %s (open-file limit?)\n", i,
 				strerror(errno));
@@ -429,6 +557,8 @@ static void usage(void)
 		"Closed loop (default): each client keeps WINDOW transport messages in flight.\n"
 		"Open loop (-r): RATE messages per second in total, round robin over clients.\n"
 		"-w 0: handshakes only (the handshake-storm scenario).\n"
+		"--gso: replies taken as GRO trains, each batch's messages sent as one UDP GSO send\n"
+		"       (closed loop, one size: the bulk bench's generator).\n"
 		"--rekey-timeout-ms, --dead-after-ms: WireGuard's 5 s and 15 s timers (smoke tests only).\n");
 }
 
@@ -441,7 +571,7 @@ int main(int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'W'},
 		{"json", required_argument, NULL, 'j'},   {"label", required_argument, NULL, 'l'},
 		{"rekey-timeout-ms", required_argument, NULL, 'K'},
-		{"dead-after-ms", required_argument, NULL, 'D'},
+		{"dead-after-ms", required_argument, NULL, 'D'}, {"gso", no_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	static struct bench b;
@@ -475,12 +605,17 @@ int main(int argc, char **argv)
 		case 'l': b.o.label = optarg; break;
 		case 'K': b.o.rekey_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
 		case 'D': b.o.dead_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
+		case 'G': b.o.gso = true; break;
 		default: usage(); return opt == 'h' ? 0 : 2;
 		}
 	}
 	if (!b.o.target.len || !b.o.clients || b.o.size < 32 || b.o.size > 1452 || !b.o.duration) {
 		usage();
 		fprintf(stderr, "wglb-bench: need -t; sizes 32..1452; clients and duration > 0\n");
+		return 2;
+	}
+	if (b.o.gso && (b.o.rate || b.o.imix)) {
+		fprintf(stderr, "wglb-bench: --gso is for the closed loop with one size\n");
 		return 2;
 	}
 	signal(SIGINT, on_signal);
@@ -510,6 +645,8 @@ int main(int argc, char **argv)
 			n++;
 		}
 		io_uring_cq_advance(&b.ring, n);
+		if (b.o.gso)
+			flush_gso(&b);
 		t = now_ns();
 		if (!b.measuring && t >= b.t_measure)
 			b.measuring = true;

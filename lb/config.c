@@ -97,6 +97,16 @@ static int set_handshake_cookies(struct parser *p, const char *v)
 	return -EINVAL;
 }
 
+static int set_udp_gro(struct parser *p, const char *v)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "off")) {
+		p->cfg->udp_gro = !strcmp(v, "on");
+		return 0;
+	}
+	perr(p, p->line, "udp_gro: '%s' is not on or off", v);
+	return -EINVAL;
+}
+
 static int set_addr(struct parser *p, const char *key, const char *v, struct wglb_addr *dst)
 {
 	if (addr_parse(v, dst) < 0) {
@@ -336,6 +346,7 @@ static const struct key_def {
 	{SEC_BALANCER, "handshake_burst", set_handshake_burst, 0},
 	{SEC_BALANCER, "handshake_cookies", set_handshake_cookies, 0},
 	{SEC_BALANCER, "under_load_rate", set_under_load_rate, 0},
+	{SEC_BALANCER, "udp_gro", set_udp_gro, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},
@@ -511,6 +522,7 @@ static void set_defaults(struct wglb_config *c)
 	c->handshake_burst = 5;
 	c->handshake_cookies = COOKIE_AUTO;
 	c->under_load_rate = 1000;
+	c->udp_gro = true;
 	c->health.port = 8080;
 	strcpy(c->health.path, "/");
 	c->health.interval_ms = 1000;

@@ -131,7 +131,8 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 			   l->ft.count, l->ft.cap, l->pool.n, l->pool.failopen ? "true" : "false");
 		for (int i = 0; i < nf; i++)
 			ctl_printf(c, "%s\"%s\"", i ? ", " : "", feat[i]);
-		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u}\n", LOOP_NBUFS, LOOP_BUFSZ);
+		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s}\n",
+			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false");
 		return;
 	}
 	ctl_printf(c, "version:    %s\n", WGLB_VERSION);
@@ -144,7 +145,8 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 	ctl_printf(c, "io_uring:  ");
 	for (int i = 0; i < nf; i++)
 		ctl_printf(c, "%s %s", i ? "," : "", feat[i]);
-	ctl_printf(c, " (%u buffers of %u bytes)\n", LOOP_NBUFS, LOOP_BUFSZ);
+	ctl_printf(c, " (%u buffers of %u bytes)\n", l->nbufs, l->bufsz);
+	ctl_printf(c, "udp_gro:    %s\n", l->cfg.udp_gro ? "on (coalesced receives, GSO sends)" : "off");
 }
 
 static void stats_json_types(struct ctl_client *c, const char *key, const uint64_t v[5])
@@ -171,11 +173,14 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
 		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, "
-		      "\"sends_in\": %llu, \"sends_out\": %llu, ",
+		      "\"sends_in\": %llu, \"sends_out\": %llu, \"receives_in\": %llu, "
+		      "\"receives_out\": %llu, \"gso_split\": %llu, ",
 		   (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in,
 		   (unsigned long long)s->pkts_out, (unsigned long long)s->bytes_out,
 		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out,
-		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
+		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out,
+		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out,
+		   (unsigned long long)s->gso_split);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
 		      "\"recv_buffer_exhausted\": %llu, ",
@@ -254,6 +259,8 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->bytes_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "packets forwarded", (unsigned long long)s->fwd_in,
 		   (unsigned long long)s->fwd_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "receives (GRO trains)",
+		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "send calls (GSO batches)",
 		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
 	for (int t = 1; t <= 4; t++)

@@ -14,6 +14,7 @@
 #include "wglb/wgmsg.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,7 +125,7 @@ static void defer_rearm(struct loop *l, struct flow *f)
 
 /* A connected UDP socket toward the backend; its local port is the flow's
  * identity at the backend (and for the agent, later). -errno on failure. */
-static int upstream_open(const struct backend *b, uint16_t *port)
+static int upstream_open(const struct loop *l, const struct backend *b, uint16_t *port)
 {
 	union wglb_sa local;
 	socklen_t sl = sizeof(local);
@@ -136,6 +137,13 @@ static int upstream_open(const struct backend *b, uint16_t *port)
 	/* A backend's burst for one flow (a bulk transfer) must not overflow
 	 * the default ~208 KiB; memory is charged only while datagrams wait. */
 	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, UPSTREAM_RCVBUF);
+	/* A backend's bulk replies arrive as GRO trains where its path
+	 * coalesces (the receive buffers hold them whole). */
+	if (l->cfg.udp_gro && loop_set_gro(fd) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
 	if (connect(fd, &b->addr.u.sa, b->addr.len) < 0 ||
 	    getsockname(fd, &local.sa, &sl) < 0) {
 		e = errno;
@@ -231,7 +239,7 @@ static int evict_for(struct loop *l, const struct backend *b, uint16_t *port)
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	return upstream_open(b, port);
+	return upstream_open(l, b, port);
 }
 
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
@@ -253,7 +261,7 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 	if (l->cookies && l->ft.unconfirmed >= l->unconf_cap / 2)
 		cookie_load_pressure(&l->load, l->now_ms); /* unproven sources fill the table */
 	full = l->ft.count == l->ft.cap || l->ft.unconfirmed >= l->unconf_cap;
-	fd = full ? -ENOSPC : upstream_open(b, &port);
+	fd = full ? -ENOSPC : upstream_open(l, b, &port);
 	if (fd < 0) {
 		/* A full table, the unconfirmed share used up, or no socket or
 		 * port to be had: all alike, the oldest unconfirmed flow gives
@@ -299,7 +307,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 	uint16_t port;
 
 	if (from && from->addr.u.sa.sa_family != to->addr.u.sa.sa_family) {
-		int fd = upstream_open(to, &port);
+		int fd = upstream_open(l, to, &port);
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
 			fwd_close_flow(l, f);
@@ -343,24 +351,30 @@ static void key_from_name(struct flow_key *k, const union wglb_sa *sa, unsigned 
 	}
 }
 
-/* The destination address of the client's datagram, from IP(V6)_PKTINFO. */
-static void local_addr(struct io_uring_recvmsg_out *out, struct msghdr *m, uint8_t laddr[16])
+/* What came with a receive: the address the client sent to (IP(V6)_PKTINFO,
+ * when laddr is given) and the GRO segment size (UDP_GRO; 0 when the
+ * receive holds one datagram). */
+static unsigned rx_cmsgs(struct io_uring_recvmsg_out *out, struct msghdr *m, uint8_t *laddr)
 {
+	unsigned seg = 0;
+
 	for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, m); c;
 	     c = io_uring_recvmsg_cmsg_nexthdr(out, m, c)) {
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			seg = v > 0 ? (unsigned)v : 0;
+		} else if (laddr && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
 			struct in_pktinfo pi;
 			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
 			memcpy(laddr, &pi.ipi_addr, 4);
-			return;
-		}
-		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+		} else if (laddr && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
 			struct in6_pktinfo pi;
 			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
 			memcpy(laddr, &pi.ipi6_addr, 16);
-			return;
 		}
 	}
+	return seg;
 }
 
 static bool allowed(const struct loop *l, const struct flow_key *k)
@@ -379,22 +393,17 @@ bool fwd_under_load(const struct loop *l)
 			      cookie_under_load(&l->load, l->now_ms));
 }
 
-/* Answer a handshake with wglb's cookie reply, built in the buffer the
- * handshake arrived in and sent from the address the client sent to. */
-static void send_cookie(struct loop *l, unsigned li, const struct flow_key *k,
-			struct io_uring_recvmsg_out *out, uint8_t *p, unsigned len, unsigned bid)
+/* Answer a handshake with wglb's cookie reply, built over the handshake
+ * in its buffer and sent from the address the client sent to. */
+static void send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
+			unsigned bid, uint8_t *p, unsigned len)
 {
-	struct listener *ls = &l->lst[li];
-	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE], laddr[16] = {0};
+	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE];
 	size_t sl = cookie_source(k->family, k->addr, k->port, src);
 
-	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0) {
-		loop_recycle(l, bid);
+	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0)
 		return;
-	}
-	memcpy(p, reply, sizeof(reply));
-	if (ls->wildcard)
-		local_addr(out, &ls->rmsg, laddr);
+	memcpy(p, reply, sizeof(reply)); /* the reply is shorter than any handshake */
 	tx_reply(l, k, laddr, bid, p, sizeof(reply));
 }
 
@@ -459,63 +468,57 @@ static void spend(struct loop *l, const struct flow_key *k, const struct wg_info
 		rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
 }
 
-/* A client datagram as received: where from, what it is. */
+/* A client receive: where from, to which local address; then each of its
+ * datagrams (a GRO train has several, all from the same source) in turn. */
 struct rx {
-	struct io_uring_recvmsg_out *out;
 	uint8_t *p;
 	unsigned len;
 	struct flow_key k;
 	struct wg_info wi;
+	uint8_t laddr[16];
 };
 
-/* Validate and classify; false when it was dropped (and counted). */
-static bool client_rx(struct loop *l, unsigned li, uint8_t *buf, int res, struct rx *rx)
+/* Validate a receive; false when it was dropped (and counted). Sets the
+ * payload, its length and the segment size (the length when there is
+ * one datagram). */
+static bool client_rx(struct loop *l, unsigned li, uint8_t *buf, int res, struct rx *rx,
+		      unsigned *seg)
 {
 	struct listener *ls = &l->lst[li];
-	enum wg_drop wd;
+	struct io_uring_recvmsg_out *out;
 
-	rx->out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
-	if (!rx->out || rx->out->namelen < sizeof(struct sockaddr_in)) {
+	out = res > 0 ? io_uring_recvmsg_validate(buf, res, &ls->rmsg) : NULL;
+	if (!out || out->namelen < sizeof(struct sockaddr_in)) {
 		drop_in(l, DROP_TOO_SHORT);
 		return false;
 	}
-	rx->p = io_uring_recvmsg_payload(rx->out, &ls->rmsg);
-	rx->len = io_uring_recvmsg_payload_length(rx->out, res, &ls->rmsg);
-	l->st.pkts_in++;
-	l->st.bytes_in += rx->len;
-	ls->st.pkts_in++;
-	ls->st.bytes_in += rx->len;
-	if (rx->out->flags & MSG_TRUNC) {
+	rx->p = io_uring_recvmsg_payload(out, &ls->rmsg);
+	rx->len = io_uring_recvmsg_payload_length(out, res, &ls->rmsg);
+	if (out->flags & MSG_TRUNC) {
+		l->st.pkts_in++;
+		ls->st.pkts_in++;
 		drop_in(l, DROP_TRUNCATED);
 		return false;
 	}
-	key_from_name(&rx->k, io_uring_recvmsg_name(rx->out), li);
-	if (!allowed(l, &rx->k)) {
-		drop_in(l, DROP_NOT_ALLOWED);
-		return false;
-	}
-	wd = wgmsg_classify(rx->p, rx->len, &rx->wi);
-	if (wd != WG_DROP_NONE) {
-		drop_in(l, (enum drop)(wd - 1));
-		return false;
-	}
+	memset(rx->laddr, 0, sizeof(rx->laddr));
+	*seg = rx_cmsgs(out, &ls->rmsg, ls->wildcard ? rx->laddr : NULL);
+	if (!*seg || *seg > rx->len)
+		*seg = rx->len;
+	key_from_name(&rx->k, io_uring_recvmsg_name(out), li);
 	return true;
 }
 
 /* Carry out the verdict: the flow to forward on, or NULL when the datagram
- * was answered (a cookie) or dropped (counted; its buffer is the caller's). */
-static struct flow *act(struct loop *l, unsigned li, struct rx *rx, struct flow *f, uint32_t h,
-			const struct route_out *v, unsigned bid, bool *answered)
+ * was answered (a cookie) or dropped (counted). */
+static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t h,
+			const struct route_out *v, unsigned bid)
 {
 	int nb;
 
-	*answered = false;
 	if (v->action == ROUTE_DROP || v->action == ROUTE_COOKIE) {
 		drop_in(l, v->why);
-		if (v->action == ROUTE_COOKIE) {
-			send_cookie(l, li, &rx->k, rx->out, rx->p, rx->len, bid);
-			*answered = true;
-		}
+		if (v->action == ROUTE_COOKIE)
+			send_cookie(l, &rx->k, rx->laddr, bid, rx->p, rx->len);
 		return NULL;
 	}
 	l->st.msgs_in[rx->wi.type]++;
@@ -535,56 +538,87 @@ static struct flow *act(struct loop *l, unsigned li, struct rx *rx, struct flow 
 	return f;
 }
 
-void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
+/* One client datagram (rx->p, rx->len): classify, decide, forward. */
+static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx *rx)
 {
 	struct listener *ls = &l->lst[li];
 	struct route_in in;
 	struct route_out v;
 	struct backend *b;
 	struct flow *f;
-	struct rx rx;
-	bool answered;
+	enum wg_drop wd;
 	uint32_t h;
 
-	if (!client_rx(l, li, buf, res, &rx))
-		goto recycle;
-	h = flow_hash(&l->ft, &rx.k);
-	f = flow_lookup(&l->ft, &rx.k, h);
-	gather(l, &rx.k, &rx.wi, rx.p, rx.len, f, &in);
+	l->st.pkts_in++;
+	l->st.bytes_in += rx->len;
+	ls->st.pkts_in++;
+	ls->st.bytes_in += rx->len;
+	wd = wgmsg_classify(rx->p, rx->len, &rx->wi);
+	if (wd != WG_DROP_NONE) {
+		drop_in(l, (enum drop)(wd - 1));
+		return;
+	}
+	h = flow_hash(&l->ft, &rx->k);
+	f = flow_lookup(&l->ft, &rx->k, h);
+	gather(l, &rx->k, &rx->wi, rx->p, rx->len, f, &in);
 	v = route_decide(&in);
 	if (v.note_load)
 		cookie_load_note(&l->load, l->now_ms);
-	spend(l, &rx.k, &rx.wi, v.spend);
-	f = act(l, li, &rx, f, h, &v, bid, &answered);
-	if (answered)
-		return;
+	spend(l, &rx->k, &rx->wi, v.spend);
+	f = act(l, rx, f, h, &v, bid);
 	if (!f)
-		goto recycle;
+		return;
 	if (v.confirm) {
 		flow_confirm(&l->ft, f);
 		l->st.flows_confirmed++;
 	}
-	if (rx.wi.type == WG_T_INITIATION) {
+	if (rx->wi.type == WG_T_INITIATION) {
 		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
 		if (!(f->flags & FLOW_F_INIT_PENDING))
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
-	if (rx.wi.type == WG_T_RESPONSE)
+	if (rx->wi.type == WG_T_RESPONSE)
 		agent_client_response(l, f); /* a requested re-handshake completed */
 	if (ls->wildcard)
-		local_addr(rx.out, &ls->rmsg, f->laddr);
+		memcpy(f->laddr, rx->laddr, sizeof(f->laddr));
 	f->last_rx = loop_now_s(l);
 	f->pkts_in++;
-	f->bytes_in += rx.len;
+	f->bytes_in += rx->len;
 	b = &l->pool.be[f->backend];
 	b->st.pkts_in++;
-	b->st.bytes_in += rx.len;
-	b->st.msgs_in[rx.wi.type]++;
-	tx_queue(l, f, false, bid, rx.p, rx.len);
-	return;
-recycle:
-	loop_recycle(l, bid);
+	b->st.bytes_in += rx->len;
+	b->st.msgs_in[rx->wi.type]++;
+	tx_queue(l, f, false, bid, rx->p, rx->len);
+}
+
+void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
+{
+	struct rx rx;
+	uint8_t *data;
+	unsigned seg, total;
+
+	if (client_rx(l, li, buf, res, &rx, &seg)) {
+		l->st.recvs_in++;
+		if (!allowed(l, &rx.k)) {
+			l->st.pkts_in++;
+			l->lst[li].st.pkts_in++;
+			drop_in(l, DROP_NOT_ALLOWED);
+		} else {
+			/* A GRO train: every segment is a datagram of its own,
+			 * judged alone; a bad one is dropped, the rest go on. */
+			data = rx.p;
+			total = rx.len;
+			unsigned off = 0;
+			do { /* once for an empty datagram (seg 0), to count and drop it */
+				rx.p = data + off;
+				rx.len = total - off < seg ? total - off : seg;
+				client_segment(l, li, bid, &rx);
+				off += seg;
+			} while (off < total);
+		}
+	}
+	loop_recycle(l, bid); /* the receive's hold: sends hold their own */
 }
 
 /* A receive on an upstream socket ended in an error. */
@@ -604,50 +638,19 @@ static void upstream_error(struct loop *l, struct flow *f, int res, bool more)
 		fwd_arm_upstream(l, f);
 }
 
-void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
-			  int res, bool more)
+/* One datagram from flow f's backend: classify, learn, relay. */
+static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_t *p, unsigned len)
 {
-	struct flow *f = fidx < l->ft.cap ? &l->ft.flows[fidx] : NULL;
-	struct io_uring_recvmsg_out *out;
-	struct backend *b;
+	struct backend *b = &l->pool.be[f->backend];
 	struct wg_info wi;
 	enum wg_drop wd;
-	uint8_t *payload;
-	unsigned len;
 
-	if (!f || !(f->flags & FLOW_F_USED) || f->gen != gen) {
-		if (buf) {
-			drop_out(l, DROP_STALE);
-			loop_recycle(l, bid);
-		}
-		return;
-	}
-	b = &l->pool.be[f->backend];
-	if (res < 0) {
-		upstream_error(l, f, res, more);
-		return;
-	}
-	if (!more)
-		fwd_arm_upstream(l, f);
-	if (!buf)
-		return;
-	out = io_uring_recvmsg_validate(buf, res, &l->up_rmsg);
-	if (!out) {
-		drop_out(l, DROP_TOO_SHORT);
-		goto recycle;
-	}
-	payload = io_uring_recvmsg_payload(out, &l->up_rmsg);
-	len = io_uring_recvmsg_payload_length(out, res, &l->up_rmsg);
 	l->st.pkts_out++;
 	l->st.bytes_out += len;
-	if (out->flags & MSG_TRUNC) {
-		drop_out(l, DROP_TRUNCATED);
-		goto recycle;
-	}
-	wd = wgmsg_classify(payload, len, &wi);
+	wd = wgmsg_classify(p, len, &wi);
 	if (wd != WG_DROP_NONE) {
 		drop_out(l, (enum drop)(wd - 1));
-		goto recycle;
+		return;
 	}
 	l->st.msgs_out[wi.type]++;
 	/* The index the client will put in this session's transport data
@@ -667,9 +670,55 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 	b->st.pkts_out++;
 	b->st.bytes_out += len;
 	b->st.msgs_out[wi.type]++;
+	tx_queue(l, f, true, bid, p, len);
+}
 
-	tx_queue(l, f, true, bid, payload, len);
-	return;
+void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
+			  int res, bool more)
+{
+	struct flow *f = fidx < l->ft.cap ? &l->ft.flows[fidx] : NULL;
+	struct io_uring_recvmsg_out *out;
+	uint8_t *payload;
+	unsigned len, seg;
+
+	if (!f || !(f->flags & FLOW_F_USED) || f->gen != gen) {
+		if (buf) {
+			drop_out(l, DROP_STALE);
+			loop_recycle(l, bid);
+		}
+		return;
+	}
+	if (res < 0) {
+		upstream_error(l, f, res, more);
+		return;
+	}
+	if (!more)
+		fwd_arm_upstream(l, f);
+	if (!buf)
+		return;
+	out = io_uring_recvmsg_validate(buf, res, &l->up_rmsg);
+	if (!out) {
+		drop_out(l, DROP_TOO_SHORT);
+		goto recycle;
+	}
+	payload = io_uring_recvmsg_payload(out, &l->up_rmsg);
+	len = io_uring_recvmsg_payload_length(out, res, &l->up_rmsg);
+	if (out->flags & MSG_TRUNC) {
+		l->st.pkts_out++;
+		drop_out(l, DROP_TRUNCATED);
+		goto recycle;
+	}
+	l->st.recvs_out++;
+	seg = rx_cmsgs(out, &l->up_rmsg, NULL);
+	if (!seg || seg > len)
+		seg = len;
+	/* A GRO train from one backend socket: one flow, datagram by datagram
+	 * (its flow may close on the way only through a send, never here). */
+	for (unsigned off = 0; off < len || off == 0; off += seg) {
+		backend_segment(l, f, bid, payload + off, len - off < seg ? len - off : seg);
+		if (!seg)
+			break; /* an empty datagram, counted and dropped */
+	}
 recycle:
 	loop_recycle(l, bid);
 }

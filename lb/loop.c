@@ -9,6 +9,7 @@
 #include "wglb/fwd.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <poll.h>
@@ -86,9 +87,18 @@ static int ring_setup(struct loop *l)
 static int bufring_setup(struct loop *l)
 {
 	struct io_uring_buf_reg reg = {0};
-	size_t ring_size = LOOP_NBUFS * sizeof(struct io_uring_buf);
+	size_t ring_size = l->nbufs * sizeof(struct io_uring_buf);
+	/* Populated now: the ring hands buffers out in FIFO order, so under
+	 * load every page is touched sooner or later; better that RSS is flat
+	 * from the start and a shortage shows at start-up. Of a GRO buffer
+	 * only the first page (all a datagram up to 4 KiB touches, headers
+	 * included): the rest fills with bulk trains alone, up to 68 MiB. */
+	int populate = l->bufsz > LOOP_BUFSZ ? 0 : MAP_POPULATE;
 	int ret;
 
+	l->buf_refs = calloc(l->nbufs, 1);
+	if (!l->buf_refs)
+		return -ENOMEM;
 	/* liburing 2.3 has no io_uring_setup_buf_ring(): register by hand,
 	 * as its examples/io_uring-udp.c does. */
 	l->br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -96,17 +106,17 @@ static int bufring_setup(struct loop *l)
 		l->br = NULL;
 		return -errno;
 	}
-	/* Populated now: the ring hands buffers out in FIFO order, so under
-	 * load every page is touched sooner or later; better that RSS is flat
-	 * from the start and a memory shortage shows at start-up. */
-	l->bufs = mmap(NULL, (size_t)LOOP_NBUFS * LOOP_BUFSZ, PROT_READ | PROT_WRITE,
-		       MAP_ANONYMOUS | MAP_PRIVATE | MAP_POPULATE, -1, 0);
+	l->bufs = mmap(NULL, (size_t)l->nbufs * l->bufsz, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | MAP_PRIVATE | populate, -1, 0);
 	if (l->bufs == MAP_FAILED) {
 		l->bufs = NULL;
 		return -errno;
 	}
+	if (!populate)
+		for (unsigned i = 0; i < l->nbufs; i++)
+			*(volatile uint8_t *)loop_buf(l, i) = 0;
 	reg.ring_addr = (unsigned long)l->br;
-	reg.ring_entries = LOOP_NBUFS;
+	reg.ring_entries = l->nbufs;
 	reg.bgid = 0;
 	ret = io_uring_register_buf_ring(&l->ring, &reg, 0);
 	if (ret < 0) {
@@ -115,10 +125,10 @@ static int bufring_setup(struct loop *l)
 		return ret;
 	}
 	io_uring_buf_ring_init(l->br);
-	for (unsigned i = 0; i < LOOP_NBUFS; i++)
-		io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * LOOP_BUFSZ, LOOP_BUFSZ,
-				      (unsigned short)i, io_uring_buf_ring_mask(LOOP_NBUFS), (int)i);
-	io_uring_buf_ring_advance(l->br, LOOP_NBUFS);
+	for (unsigned i = 0; i < l->nbufs; i++)
+		io_uring_buf_ring_add(l->br, loop_buf(l, i), l->bufsz, (unsigned short)i,
+				      io_uring_buf_ring_mask(l->nbufs), (int)i);
+	io_uring_buf_ring_advance(l->br, (int)l->nbufs);
 	return 0;
 }
 
@@ -158,9 +168,10 @@ static int ring_lock(struct loop *l)
 
 void loop_recycle(struct loop *l, unsigned bid)
 {
-	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * LOOP_BUFSZ, LOOP_BUFSZ,
-			      (unsigned short)bid, io_uring_buf_ring_mask(LOOP_NBUFS),
-			      (int)l->br_added++);
+	if (l->buf_refs[bid] && --l->buf_refs[bid])
+		return; /* a send still carries part of it */
+	io_uring_buf_ring_add(l->br, loop_buf(l, bid), l->bufsz, (unsigned short)bid,
+			      io_uring_buf_ring_mask(l->nbufs), (int)l->br_added++);
 }
 
 static void bufring_flush(struct loop *l)
@@ -169,6 +180,13 @@ static void bufring_flush(struct loop *l)
 		io_uring_buf_ring_advance(l->br, (int)l->br_added);
 		l->br_added = 0;
 	}
+}
+
+int loop_set_gro(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
 }
 
 void loop_set_bufsize(int fd, int opt_force, int opt, int bytes)
@@ -210,6 +228,8 @@ static int listener_open(struct loop *l, unsigned i)
 	}
 	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, 8 << 20);
 	loop_set_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, 8 << 20);
+	if (l->cfg.udp_gro && loop_set_gro(fd) < 0)
+		log_warn("listen %s: UDP_GRO: %s (datagrams arrive one by one)", a, strerror(errno));
 	if (bind(fd, &ls->addr.u.sa, ls->addr.len) < 0) {
 		int e = errno;
 		if (e == EADDRINUSE)
@@ -225,7 +245,8 @@ static int listener_open(struct loop *l, unsigned i)
 	 * lengths: round the name area up so that the cmsghdr after it is
 	 * aligned (28-byte sockaddr_in6 would misalign it; UBSan caught it). */
 	ls->rmsg.msg_namelen = (sizeof(struct sockaddr_in6) + 7) & ~7u;
-	ls->rmsg.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+	ls->rmsg.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+				  (l->cfg.udp_gro ? CMSG_SPACE(sizeof(int)) : 0);
 	log_info("listening on %s", a);
 	return 0;
 }
@@ -393,6 +414,10 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	if (!l->unconf_cap)
 		l->unconf_cap = 1;
 
+	l->nbufs = l->cfg.udp_gro ? LOOP_NBUFS_GRO : LOOP_NBUFS;
+	l->bufsz = l->cfg.udp_gro ? LOOP_BUFSZ_GRO : LOOP_BUFSZ;
+	/* Upstream sockets are connected: no name; the GRO segment size. */
+	l->up_rmsg.msg_controllen = l->cfg.udp_gro ? CMSG_SPACE(sizeof(int)) : 0;
 	ret = ring_setup(l);
 	if (ret < 0)
 		return ret;
@@ -477,16 +502,19 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		} else if (cqe->res < 0 && cqe->res != -ECANCELED) {
 			log_warn("receive on listener %u: %s", li, strerror(-cqe->res));
 		}
-		if (has_buf)
-			fwd_client_datagram(l, li, l->bufs + (size_t)bid * LOOP_BUFSZ, bid, cqe->res);
+		if (has_buf) {
+			l->buf_refs[bid] = 1;
+			fwd_client_datagram(l, li, loop_buf(l, bid), bid, cqe->res);
+		}
 		if (!l->lst[li].armed && cqe->res != -ENOBUFS && !l->stop)
 			arm_listener(l, li);
 		break;
 	}
 	case OP_RECV_UP:
-		fwd_backend_datagram(l, ud_idx(ud), ud_gen(ud),
-				     has_buf ? l->bufs + (size_t)bid * LOOP_BUFSZ : NULL, bid,
-				     cqe->res, more);
+		if (has_buf)
+			l->buf_refs[bid] = 1;
+		fwd_backend_datagram(l, ud_idx(ud), ud_gen(ud), has_buf ? loop_buf(l, bid) : NULL,
+				     bid, cqe->res, more);
 		break;
 	case OP_SEND:
 		tx_done(l, ud_idx(ud), cqe->res);
@@ -495,8 +523,10 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		on_watch(l, ud, cqe->res);
 		break;
 	case OP_IGNORE:
-		if (has_buf)
+		if (has_buf) {
+			l->buf_refs[bid] = 1;
 			loop_recycle(l, bid);
+		}
 		break;
 	}
 }
@@ -605,9 +635,10 @@ void loop_fini(struct loop *l)
 	if (l->ring.ring_fd > 0)
 		io_uring_queue_exit(&l->ring);
 	if (l->br)
-		munmap(l->br, LOOP_NBUFS * sizeof(struct io_uring_buf));
+		munmap(l->br, l->nbufs * sizeof(struct io_uring_buf));
 	if (l->bufs)
-		munmap(l->bufs, (size_t)LOOP_NBUFS * LOOP_BUFSZ);
+		munmap(l->bufs, (size_t)l->nbufs * l->bufsz);
+	free(l->buf_refs);
 	tx_fini(l);
 	fwd_unconfigure(l);
 	free(l->rearm);

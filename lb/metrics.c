@@ -54,6 +54,14 @@ static void global(struct loop *l, struct ctl_client *c)
 	     "Send operations carrying the forwarded datagrams (UDP GSO batches several).");
 	ctl_printf(c, "wglb_send_calls_total{direction=\"in\"} %llu\n", (unsigned long long)s->sends_in);
 	ctl_printf(c, "wglb_send_calls_total{direction=\"out\"} %llu\n", (unsigned long long)s->sends_out);
+	head(c, "wglb_receive_calls_total", "counter",
+	     "Receives carrying the received datagrams (UDP GRO coalesces several).");
+	ctl_printf(c, "wglb_receive_calls_total{direction=\"in\"} %llu\n", (unsigned long long)s->recvs_in);
+	ctl_printf(c, "wglb_receive_calls_total{direction=\"out\"} %llu\n",
+		   (unsigned long long)s->recvs_out);
+	head(c, "wglb_gso_split_total", "counter",
+	     "Datagrams of a UDP GSO send the kernel refused, sent again one by one.");
+	ctl_printf(c, "wglb_gso_split_total %llu\n", (unsigned long long)s->gso_split);
 	head(c, "wglb_messages_total", "counter", "Well-formed WireGuard messages by type.");
 	for (int d = 0; d < 2; d++)
 		for (int t = 1; t <= 4; t++)

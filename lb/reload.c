@@ -34,6 +34,8 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 	    strcmp(old->admin_group, nc->admin_group) ||
 	    !addr_equal(&old->metrics_listen, &nc->metrics_listen))
 		log_warn("control socket settings changed: take effect at the next restart");
+	if (old->udp_gro != nc->udp_gro)
+		log_warn("udp_gro changed: takes effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
 		log_warn("[health] added or removed: takes effect at the next restart");
 }

@@ -11,15 +11,18 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
-#define GSO_MAX_BYTES 60000 /* under 65507, the largest UDP payload */
+#define GSO_MAX_BYTES 65507 /* the largest UDP payload over IPv4 (IPv6 allows 65527) */
+#define TX_GROUPS     4096  /* >= buffers: a group holds at least one */
 
 int tx_init(struct loop *l)
 {
 	struct tx *t = &l->tx;
 
-	/* At least one buffer per group in flight: as many groups as buffers
-	 * means the pool can never run dry. */
-	t->ng = LOOP_NBUFS;
+	/* A group holds a buffer: at least as many groups as buffers means
+	 * forwarding never runs dry (only splitting a refused GSO send, one
+	 * group per datagram, can; those are counted as send errors). */
+	_Static_assert(TX_GROUPS >= LOOP_NBUFS && TX_GROUPS >= LOOP_NBUFS_GRO, "a group per buffer");
+	t->ng = TX_GROUPS;
 	t->g = calloc(t->ng, sizeof(*t->g));
 	t->open = calloc(t->ng, sizeof(*t->open));
 	t->by_flow[0] = calloc(l->ft.cap, sizeof(uint32_t));
@@ -83,10 +86,12 @@ static struct txgroup *take_group(struct loop *l)
 	t->free_head = g->next;
 	memset(&g->msg, 0, sizeof(g->msg));
 	g->n = 0;
+	g->segs = 0;
 	g->bytes = 0;
 	g->seg = 0;
 	g->sealed = 0;
 	g->own = 0;
+	g->pi_len = 0;
 	return g;
 }
 
@@ -98,8 +103,10 @@ static void to_client(struct loop *l, struct txgroup *g, const struct flow_key *
 	g->listener = k->listener;
 	g->msg.msg_namelen = flow_client_sa(k, &g->name);
 	g->msg.msg_name = &g->name;
-	if (l->lst[k->listener].wildcard)
+	if (l->lst[k->listener].wildcard) {
 		add_pktinfo(g, k, laddr);
+		g->pi_len = (uint8_t)g->msg.msg_controllen;
+	}
 }
 
 static struct txgroup *open_group(struct loop *l, struct flow *f, bool client)
@@ -129,12 +136,12 @@ static void prep(struct loop *l, uint32_t gi)
 
 	if (g->flow != UINT32_MAX)
 		l->tx.by_flow[g->to_client][g->flow] = 0;
-	if (g->n == 1 && !g->to_client) {
+	if (g->segs == 1 && !g->to_client) {
 		io_uring_prep_send(sqe, g->fd, g->iov[0].iov_base, g->iov[0].iov_len, MSG_DONTWAIT);
 	} else {
 		g->msg.msg_iov = g->iov;
 		g->msg.msg_iovlen = g->n;
-		if (g->n > 1) {
+		if (g->segs > 1) {
 			/* One GSO send: the kernel cuts it into seg-sized datagrams. */
 			uint16_t seg = g->seg;
 			struct cmsghdr *last = NULL;
@@ -153,10 +160,11 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 	struct tx *t = &l->tx;
 	uint32_t open = t->by_flow[to_client][flow_index(&l->ft, f)];
 	struct txgroup *g = open ? &t->g[open - 1] : NULL;
+	struct iovec *last;
 
 	/* Join the flow's open group when GSO can carry it: same size as the
 	 * run so far (or shorter, which ends the run), room left. */
-	if (g && (t->gso_off[to_client] || g->sealed || len > g->seg || g->n == TX_GSO_MAX ||
+	if (g && (t->gso_off[to_client] || g->sealed || len > g->seg || g->segs == TX_GSO_MAX ||
 		  g->bytes + len > GSO_MAX_BYTES)) {
 		prep(l, open - 1); /* send the run as it is; start another */
 		g = NULL;
@@ -165,16 +173,22 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 		g = open_group(l, f, to_client);
 		if (!g) {
 			l->st.drops_in[DROP_SEND_ERROR]++;
-			loop_recycle(l, bid);
 			return;
 		}
 		g->seg = (uint16_t)len;
 	}
 	if (len < g->seg)
 		g->sealed = 1;
-	g->iov[g->n].iov_base = p;
-	g->iov[g->n].iov_len = len;
-	g->bids[g->n++] = (uint16_t)bid;
+	last = g->n ? &g->iov[g->n - 1] : NULL;
+	if (last && g->bids[g->n - 1] == bid && (uint8_t *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len; /* the next segment of the same coalesced receive */
+	} else {
+		g->iov[g->n].iov_base = p;
+		g->iov[g->n].iov_len = len;
+		g->bids[g->n++] = (uint16_t)bid;
+		loop_buf_hold(l, bid);
+	}
+	g->segs++;
 	g->bytes += len;
 }
 
@@ -183,10 +197,8 @@ void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
 {
 	struct txgroup *g = take_group(l);
 
-	if (!g) {
-		loop_recycle(l, bid);
+	if (!g)
 		return;
-	}
 	g->flow = UINT32_MAX; /* no flow: nothing joins it, it goes at once */
 	g->to_client = 1;
 	g->own = 1;
@@ -195,7 +207,9 @@ void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
 	g->iov[0].iov_base = p;
 	g->iov[0].iov_len = len;
 	g->bids[0] = (uint16_t)bid;
+	loop_buf_hold(l, bid);
 	g->n = 1;
+	g->segs = 1;
 	g->bytes = len;
 	prep(l, (uint32_t)(g - l->tx.g));
 }
@@ -218,6 +232,49 @@ void tx_sync(struct loop *l)
 	io_uring_submit(&l->ring);
 }
 
+/* The kernel refused a GSO send (-EIO: no checksum offload on the route):
+ * send its datagrams again one by one, as wireguard-go does. */
+static void resend_singly(struct loop *l, const struct txgroup *g)
+{
+	for (unsigned i = 0; i < g->n; i++) {
+		uint8_t *p = g->iov[i].iov_base;
+		size_t left = g->iov[i].iov_len;
+		while (left) {
+			unsigned len = left < g->seg ? (unsigned)left : g->seg;
+			struct txgroup *s = take_group(l);
+			if (!s) {
+				(g->to_client ? l->st.drops_out : l->st.drops_in)[DROP_SEND_ERROR]++;
+			} else {
+				s->flow = UINT32_MAX;
+				s->to_client = g->to_client;
+				s->listener = g->listener;
+				s->backend = g->backend;
+				s->fd = g->fd;
+				s->name = g->name;
+				s->msg.msg_name = g->msg.msg_name ? &s->name : NULL;
+				s->msg.msg_namelen = g->msg.msg_namelen;
+				if (g->pi_len) {
+					memcpy(s->cbuf, g->cbuf, g->pi_len);
+					s->msg.msg_control = s->cbuf;
+					s->msg.msg_controllen = g->pi_len;
+					s->pi_len = g->pi_len;
+				}
+				s->iov[0].iov_base = p;
+				s->iov[0].iov_len = len;
+				s->bids[0] = g->bids[i];
+				loop_buf_hold(l, g->bids[i]);
+				s->n = s->segs = 1;
+				s->seg = (uint16_t)len;
+				s->bytes = len;
+				prep(l, (uint32_t)(s - l->tx.g));
+				l->st.gso_split++;
+			}
+			p += len;
+			left -= len;
+		}
+	}
+}
+
 void tx_done(struct loop *l, uint32_t gi, int res)
 {
 	struct tx *t = &l->tx;
@@ -230,30 +287,31 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 		/* wglb's own reply (a cookie): not part of the forwarding counts. */
 		if (res >= 0)
 			l->st.cookies_sent++;
+	} else if (res == -EIO && g->segs > 1) {
+		if (!t->gso_off[g->to_client]) {
+			t->gso_off[g->to_client] = true;
+			log_warn("UDP GSO refused by the kernel (%s path): sending datagrams one by one",
+				 g->to_client ? "client" : "backend");
+		}
+		resend_singly(l, g);
 	} else if (res < 0) {
 		if (g->to_client) {
-			l->st.drops_out[DROP_SEND_ERROR] += g->n;
+			l->st.drops_out[DROP_SEND_ERROR] += g->segs;
 		} else {
-			l->st.drops_in[DROP_SEND_ERROR] += g->n;
+			l->st.drops_in[DROP_SEND_ERROR] += g->segs;
 			if (res == -ECONNREFUSED && g->backend < l->pool.n) {
 				l->pool.be[g->backend].st.icmp_unreach++;
 				probe_poke(l, g->backend);
 			}
 		}
-		if (res == -EIO && g->n > 1 && !t->gso_off[g->to_client]) {
-			/* No checksum offload on this path: GSO cannot work here. */
-			t->gso_off[g->to_client] = true;
-			log_warn("UDP GSO refused by the kernel (%s path): sending datagrams one by one",
-				 g->to_client ? "client" : "backend");
-		}
 	} else if (g->to_client) {
 		struct listener *ls = &l->lst[g->listener];
-		l->st.fwd_out += g->n;
+		l->st.fwd_out += g->segs;
 		l->st.sends_out++;
-		ls->st.pkts_out += g->n;
+		ls->st.pkts_out += g->segs;
 		ls->st.bytes_out += g->bytes;
 	} else {
-		l->st.fwd_in += g->n;
+		l->st.fwd_in += g->segs;
 		l->st.sends_in++;
 	}
 	for (unsigned i = 0; i < g->n; i++)

@@ -57,6 +57,7 @@ struct wglb_config {
 	uint8_t handshake_cookies; /* enum cookie_mode (cookie.h) */
 	uint32_t under_load_rate;  /* unproven new sources per second that mean load */
 	uint32_t flow_idle_timeout;
+	bool udp_gro; /* coalesced receives and 64 KiB buffers (restart to change) */
 	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];
 	unsigned n_allow;

@@ -25,8 +25,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Receive buffers. Without GRO one holds a datagram of a 1500-byte MTU;
+ * with UDP_GRO one must hold what the kernel coalesced (up to 64 KiB of
+ * payload: a socket with UDP_GRO never gets a truncated train unless the
+ * buffer is short), so there are fewer, larger ones: 1024 x 68 KiB, each
+ * starting on a page so that a small datagram touches one page of it. */
 #define LOOP_NBUFS       4096 /* power of two, <= 32768 */
 #define LOOP_BUFSZ       2048 /* header + name + pktinfo + a 1500-MTU datagram */
+#define LOOP_NBUFS_GRO   1024
+#define LOOP_BUFSZ_GRO   (65536 + 4096) /* header + name + cmsgs + 65535 bytes, whole pages */
 #define LOOP_MAX_WATCH   1024
 #define LOOP_SCAN_MS     100  /* expiry clock hand period: full table each second */
 
@@ -71,6 +78,8 @@ struct loop {
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;
+	uint8_t *buf_refs;   /* per buffer: its receive, and each send that carries a part */
+	uint32_t nbufs, bufsz;
 	uint32_t br_added; /* buffers returned since the last advance */
 	bool recv_starved; /* some multishot receive stopped on -ENOBUFS */
 	struct tx tx;
@@ -127,6 +136,8 @@ int loop_run(struct loop *l);
 void loop_fini(struct loop *l);
 struct io_uring_sqe *loop_sqe(struct loop *l);
 void loop_update_clock(struct loop *l);
+/* UDP_GRO on a socket: coalesced trains arrive whole (setsockopt's result). */
+int loop_set_gro(int fd);
 /* A socket buffer of bytes: opt_force (SO_RCVBUFFORCE/SO_SNDBUFFORCE) where
  * we may, else opt, which the kernel caps at rmem_max/wmem_max. */
 void loop_set_bufsize(int fd, int opt_force, int opt, int bytes);
@@ -136,6 +147,17 @@ int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx);
 /* Cancel a pending watch (before closing its fd). */
 void loop_unwatch(struct loop *l, int id);
 
+static inline uint8_t *loop_buf(const struct loop *l, unsigned bid)
+{
+	return l->bufs + (size_t)bid * l->bufsz;
+}
+/* A buffer is held while a send carries a part of it; the receive that
+ * filled it holds it until its datagrams have all been handled. */
+static inline void loop_buf_hold(struct loop *l, unsigned bid)
+{
+	l->buf_refs[bid]++;
+}
+/* Let go of a hold; the last returns the buffer to the ring. */
 void loop_recycle(struct loop *l, unsigned bid);
 
 /* user_data: op in the top byte, a generation, and an index. */

@@ -43,6 +43,8 @@ struct wglb_stats {
 	uint64_t pkts_in, bytes_in, pkts_out, bytes_out;
 	uint64_t fwd_in, fwd_out; /* datagrams handed to the kernel to send */
 	uint64_t sends_in, sends_out; /* send calls carrying them (fewer: GSO batches) */
+	uint64_t recvs_in, recvs_out; /* receives that carried the received ones (fewer: GRO trains) */
+	uint64_t gso_split;           /* datagrams of a refused GSO send, sent again one by one */
 	uint64_t msgs_in[5], msgs_out[5]; /* by WireGuard type, index 1..4 */
 	uint64_t drops_in[DROP__COUNT], drops_out[DROP__COUNT];
 	uint64_t repins[REPIN__COUNT];

@@ -16,10 +16,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TX_GSO_MAX 32 /* datagrams per group; the kernel allows 64 (UDP_MAX_SEGMENTS) */
+#define TX_GSO_MAX 64 /* datagrams per group: UDP_MAX_SEGMENTS of kernels before 6.9 */
 
 struct txgroup {
 	struct msghdr msg;
+	/* One iovec per run of datagrams that lie back to back in one buffer
+	 * (a coalesced receive's segments), one buffer hold each. */
 	struct iovec iov[TX_GSO_MAX];
 	union wglb_sa name;
 	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
@@ -31,7 +33,9 @@ struct txgroup {
 	int fd;
 	uint16_t seg; /* size of every datagram but the last */
 	uint16_t backend;
-	uint8_t n;
+	uint8_t n;    /* iovecs */
+	uint8_t segs; /* datagrams */
+	uint8_t pi_len; /* control bytes before UDP_SEGMENT: the pktinfo, if any */
 	uint8_t to_client;
 	uint8_t sealed; /* a shorter datagram ended the run: no more appends */
 	uint8_t listener;
@@ -53,7 +57,8 @@ struct tx {
 
 int tx_init(struct loop *l);
 void tx_fini(struct loop *l);
-/* Queue a datagram (in buffer bid) for the flow's backend or its client. */
+/* Queue a datagram (at p, inside buffer bid, which the send holds) for the
+ * flow's backend or its client. */
 void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
 	      unsigned len);
 /* Send wglb's own reply (in buffer bid) to a client that has no flow,

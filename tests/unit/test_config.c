@@ -85,6 +85,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_flows, 0); /* auto: sized at start from ports and fds */
 	assert_string_equal(c.control, "/run/wglb/control.sock");
 	assert_false(c.health.enabled);
+	assert_true(c.udp_gro);
 	assert_int_equal(c.backends[0].weight, 1);
 	config_free(&c);
 }
@@ -158,6 +159,11 @@ static void test_misc_errors(void **state)
 			       &c),
 			 1);
 	assert_string_equal(errs, "t.conf:5: listen: '127.0.0.1:9' is listed twice\n");
+	assert_int_equal(parse("[balancer]\nudp_gro = yes\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: udp_gro: 'yes' is not on or off\n");
+	assert_int_equal(parse("[balancer]\nudp_gro = off\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_false(c.udp_gro);
+	config_free(&c);
 }
 
 static void test_nul_byte(void **state)
