@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
@@ -70,6 +71,7 @@ struct opts {
 	uint64_t rate; /* 0 = closed loop */
 	uint64_t rekey_ns, dead_ns; /* WireGuard's timers; shorter only for smoke tests */
 	const char *json, *label;
+	char *bind; /* comma-separated source addresses, clients round robin; NULL: any */
 };
 
 struct bench {
@@ -478,6 +480,33 @@ static void report(struct bench *b)
 	fclose(j);
 }
 
+/* Client i's source: the (i mod n)th address of --bind, any port. */
+static int bind_source(struct bench *b, unsigned i, int fd)
+{
+	char list[1024], *save = NULL, *tok;
+	unsigned n = 0, k;
+	union wglb_sa sa;
+
+	snprintf(list, sizeof(list), "%s", b->o.bind);
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		n++;
+	snprintf(list, sizeof(list), "%s", b->o.bind);
+	tok = strtok_r(list, ",", &save);
+	for (k = 0; tok && n && k < i % n; k++)
+		tok = strtok_r(NULL, ",", &save);
+	memset(&sa, 0, sizeof(sa));
+	if (tok && inet_pton(AF_INET, tok, &sa.in4.sin_addr) == 1) {
+		sa.in4.sin_family = AF_INET;
+		return bind(fd, &sa.sa, sizeof(sa.in4));
+	}
+	if (tok && inet_pton(AF_INET6, tok, &sa.in6.sin6_addr) == 1) {
+		sa.in6.sin6_family = AF_INET6;
+		return bind(fd, &sa.sa, sizeof(sa.in6));
+	}
+	errno = EINVAL;
+	return -1;
+}
+
 static int setup(struct bench *b)
 {
 	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
@@ -539,6 +568,10 @@ static int setup(struct bench *b)
 			fprintf(stderr, "wglb-bench: UDP_GRO: %s\n", strerror(errno));
 			return -errno;
 		}
+		if (c->fd >= 0 && b->o.bind && bind_source(b, i, c->fd) < 0) {
+			fprintf(stderr, "wglb-bench: --bind: %s\n", strerror(errno));
+			return -errno;
+		}
 		if (c->fd < 0 || connect(c->fd, &b->o.target.u.sa, b->o.target.len) < 0) {
 			fprintf(stderr, "wglb-bench: client %u: %s (open-file limit?)\n", i,
 				strerror(errno));
@@ -557,6 +590,8 @@ static void usage(void)
 		"Closed loop (default): each client keeps WINDOW transport messages in flight.\n"
 		"Open loop (-r): RATE messages per second in total, round robin over clients.\n"
 		"-w 0: handshakes only (the handshake-storm scenario).\n"
+		"--bind A,B,...: clients send from these addresses in turn (many sources, as\n"
+		"       the internet's are: wglb steers workers by source address).\n"
 		"--gso: replies taken as GRO trains, each batch's messages sent as one UDP GSO send\n"
 		"       (closed loop, one size: the bulk bench's generator).\n"
 		"--rekey-timeout-ms, --dead-after-ms: WireGuard's 5 s and 15 s timers (smoke tests only).\n");
@@ -572,6 +607,7 @@ int main(int argc, char **argv)
 		{"json", required_argument, NULL, 'j'},   {"label", required_argument, NULL, 'l'},
 		{"rekey-timeout-ms", required_argument, NULL, 'K'},
 		{"dead-after-ms", required_argument, NULL, 'D'}, {"gso", no_argument, NULL, 'G'},
+		{"bind", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	static struct bench b;
@@ -606,6 +642,7 @@ int main(int argc, char **argv)
 		case 'K': b.o.rekey_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
 		case 'D': b.o.dead_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
 		case 'G': b.o.gso = true; break;
+		case 'B': b.o.bind = optarg; break;
 		default: usage(); return opt == 'h' ? 0 : 2;
 		}
 	}

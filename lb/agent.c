@@ -91,7 +91,8 @@ int agent_init(struct loop *l)
 		return ret;
 	}
 	a->port = l->cfg.agent.port;
-	a->rate = l->cfg.agent.rate;
+	/* Each worker asks for its own flows: the rate is shared out. */
+	a->rate = l->cfg.agent.rate / l->n_workers ? l->cfg.agent.rate / l->n_workers : 1;
 	a->peer = calloc(cap, sizeof(*a->peer));
 	a->seen = calloc(cap, sizeof(*a->seen));
 	a->seen_by = calloc(cap, sizeof(*a->seen_by));
@@ -106,7 +107,9 @@ int agent_init(struct loop *l)
 		t->on_done = on_done; /* the agent closes after its reply: read to the end */
 		t->ctx = &a->req[i];
 	}
-	log_info("instant failover: agents on port %u, %u re-handshakes/s", a->port, a->rate);
+	if (!l->worker_id)
+		log_info("instant failover: agents on port %u, %u re-handshakes/s", a->port,
+			 l->cfg.agent.rate);
 	return 0;
 }
 

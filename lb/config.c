@@ -107,6 +107,22 @@ static int set_udp_gro(struct parser *p, const char *v)
 	return -EINVAL;
 }
 
+static int set_workers(struct parser *p, const char *v)
+{
+	uint32_t n;
+
+	if (!strcmp(v, "auto")) {
+		p->cfg->workers = 0; /* one per CPU, resolved at start */
+		return 0;
+	}
+	if (parse_u32(v, 1, CONFIG_MAX_WORKERS, &n) < 0) {
+		perr(p, p->line, "workers: expected auto or a whole number from 1 to %u", CONFIG_MAX_WORKERS);
+		return -EINVAL;
+	}
+	p->cfg->workers = n;
+	return 0;
+}
+
 static int set_addr(struct parser *p, const char *key, const char *v, struct wglb_addr *dst)
 {
 	if (addr_parse(v, dst) < 0) {
@@ -347,6 +363,7 @@ static const struct key_def {
 	{SEC_BALANCER, "handshake_cookies", set_handshake_cookies, 0},
 	{SEC_BALANCER, "under_load_rate", set_under_load_rate, 0},
 	{SEC_BALANCER, "udp_gro", set_udp_gro, 0},
+	{SEC_BALANCER, "workers", set_workers, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},
@@ -523,6 +540,7 @@ static void set_defaults(struct wglb_config *c)
 	c->handshake_cookies = COOKIE_AUTO;
 	c->under_load_rate = 1000;
 	c->udp_gro = true;
+	c->workers = 1;
 	c->health.port = 8080;
 	strcpy(c->health.path, "/");
 	c->health.interval_ms = 1000;
@@ -639,6 +657,19 @@ out:
 	free(text);
 	close(fd);
 	return ret;
+}
+
+int config_copy(struct wglb_config *dst, const struct wglb_config *src)
+{
+	*dst = *src;
+	dst->backends = NULL;
+	if (src->n_backends) {
+		dst->backends = malloc(src->n_backends * sizeof(*src->backends));
+		if (!dst->backends)
+			return -ENOMEM;
+		memcpy(dst->backends, src->backends, src->n_backends * sizeof(*src->backends));
+	}
+	return 0;
 }
 
 void config_free(struct wglb_config *cfg)

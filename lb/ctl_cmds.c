@@ -9,6 +9,7 @@
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
 #include "wglb/ctl_cmds.h"
+#include "wglb/workers.h"
 #include "wglb/fwd.h"
 #include "wglb/metrics.h"
 #include "wglb/loop.h"
@@ -74,6 +75,49 @@ static int find_backend(struct loop *l, struct ctl_client *c, const struct ctl_r
 
 /* ---- commands ---- */
 
+#define ADD_U64S(dst, src)                                                            \
+	do {                                                                          \
+		_Static_assert(sizeof(*(dst)) % sizeof(uint64_t) == 0, "all counters");    \
+		uint64_t *d_ = (uint64_t *)(void *)(dst);                                \
+		const uint64_t *s_ = (const uint64_t *)(const void *)(src);              \
+		for (size_t k_ = 0; k_ < sizeof(*(dst)) / sizeof(uint64_t); k_++)         \
+			d_[k_] += s_[k_];                                                  \
+	} while (0)
+
+static void add_totals(struct loop *w, void *arg)
+{
+	struct ctl_totals *t = arg;
+	const struct agent_stats *as = agent_stats(w);
+
+	ADD_U64S(&t->st, &w->st);
+	for (unsigned i = 0; i < w->pool.n; i++) {
+		ADD_U64S(&t->be[i], &w->pool.be[i].st);
+		t->be_flows[i] += w->pool.be[i].flows;
+		t->be_peers[i] += agent_peers_known(w, i); /* behind this worker's flows */
+	}
+	t->flows += w->ft.count;
+	t->max_flows += w->ft.cap;
+	t->unconfirmed += w->ft.unconfirmed;
+	t->unconf_cap += w->unconf_cap;
+	t->worker_flows[w->worker_id] = w->ft.count;
+	t->load_episodes += w->load.episodes;
+	t->under_load |= fwd_under_load(w);
+	if (as) {
+		t->has_agent = true;
+		ADD_U64S(&t->agent, as);
+	}
+}
+
+const struct ctl_totals *ctl_totals(struct loop *l)
+{
+	static struct ctl_totals t; /* the main thread's, ~50 KiB */
+
+	memset(&t, 0, sizeof(t));
+	workers_each(l, add_totals, &t);
+	t.st.last_rebuild_us = l->st.last_rebuild_us; /* the main thread rebuilds */
+	return &t;
+}
+
 static void cmd_help(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
 	size_t n_cmds;
@@ -113,6 +157,7 @@ static void io_uring_features(const struct loop *l, const char *out[5], int *n)
 
 static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
+	const struct ctl_totals *t = ctl_totals(l);
 	const char *feat[5];
 	char a[ADDR_STRLEN];
 	int nf;
@@ -128,11 +173,15 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 				   addr_fmt(&l->lst[i].addr.u, a, sizeof(a)));
 		ctl_printf(c, "], \"flows\": %u, \"max_flows\": %u, \"backends\": %u, "
 			      "\"failopen\": %s, \"io_uring\": [",
-			   l->ft.count, l->ft.cap, l->pool.n, l->pool.failopen ? "true" : "false");
+			   t->flows, t->max_flows, l->pool.n, l->pool.failopen ? "true" : "false");
 		for (int i = 0; i < nf; i++)
 			ctl_printf(c, "%s\"%s\"", i ? ", " : "", feat[i]);
-		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s}\n",
+		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, \"workers\": [",
 			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false");
+		for (unsigned i = 0; i < l->n_workers; i++)
+			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u}", i ? ", " : "", i,
+				   t->worker_flows[i]);
+		ctl_printf(c, "]}\n");
 		return;
 	}
 	ctl_printf(c, "version:    %s\n", WGLB_VERSION);
@@ -140,12 +189,16 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 	ctl_printf(c, "config:     %s\n", l->cfg.path);
 	for (unsigned i = 0; i < l->n_lst; i++)
 		ctl_printf(c, "listener:   %s\n", addr_fmt(&l->lst[i].addr.u, a, sizeof(a)));
-	ctl_printf(c, "flows:      %u / %u\n", l->ft.count, l->ft.cap);
+	ctl_printf(c, "flows:      %u / %u\n", t->flows, t->max_flows);
+	ctl_printf(c, "workers:    %u (flows:", l->n_workers);
+	for (unsigned i = 0; i < l->n_workers; i++)
+		ctl_printf(c, " %u", t->worker_flows[i]);
+	ctl_printf(c, ")\n");
 	ctl_printf(c, "failopen:   %s\n", l->pool.failopen ? "yes (no backend is up)" : "no");
 	ctl_printf(c, "io_uring:  ");
 	for (int i = 0; i < nf; i++)
 		ctl_printf(c, "%s %s", i ? "," : "", feat[i]);
-	ctl_printf(c, " (%u buffers of %u bytes)\n", l->nbufs, l->bufsz);
+	ctl_printf(c, " (%u buffers of %u bytes per worker)\n", l->nbufs, l->bufsz);
 	ctl_printf(c, "udp_gro:    %s\n", l->cfg.udp_gro ? "on (coalesced receives, GSO sends)" : "off");
 }
 
@@ -169,7 +222,8 @@ static void stats_json_drops(struct ctl_client *c, const char *key, const uint64
 
 static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 {
-	const struct wglb_stats *s = &l->st;
+	const struct ctl_totals *t = ctl_totals(l);
+	const struct wglb_stats *s = &t->st;
 
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
 		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, "
@@ -184,7 +238,7 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
 		      "\"recv_buffer_exhausted\": %llu, ",
-		   l->ft.count, (unsigned long long)s->flows_new,
+		   t->flows, (unsigned long long)s->flows_new,
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
 		   (unsigned long long)s->flows_roamed,
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
@@ -192,10 +246,10 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		      "\"unconfirmed_cap\": %u, \"edge\": {\"handshake_cookies\": \"%s\", "
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
 		      "\"cookies_sent\": %llu, \"mac2_valid\": %llu, \"mac2_invalid\": %llu}, ",
-		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap,
+		   (unsigned long long)s->flows_confirmed, t->unconfirmed, t->unconf_cap,
 		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "true" : "false",
-		   fwd_under_load(l) ? "true" : "false",
-		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
+		   t->under_load ? "true" : "false",
+		   (unsigned long long)t->load_episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
 	stats_json_types(c, "messages_in", s->msgs_in);
 	ctl_printf(c, ", ");
@@ -209,8 +263,8 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		ctl_printf(c, "%s\"%s\": %llu", r ? ", " : "", stats_repin_name((enum repin)r),
 			   (unsigned long long)s->repins[r]);
 	ctl_printf(c, "}, ");
-	if (agent_stats(l)) {
-		const struct agent_stats *as = agent_stats(l);
+	if (t->has_agent) {
+		const struct agent_stats *as = &t->agent;
 		ctl_printf(c, "\"agent\": {\"rehandshakes_requested\": %llu, \"accepted\": %llu, "
 			      "\"completed\": %llu, \"failed\": %llu, \"timeouts\": %llu, "
 			      "\"bad_replies\": %llu, \"recovery_ms_sum\": %llu}, ",
@@ -230,15 +284,15 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 			      "\"bytes_out\": %llu, \"flows\": %u, \"flows_new\": %llu, "
 			      "\"repins_in\": %llu, \"repins_out\": %llu, \"icmp_unreachable\": %llu, "
 			      "\"initiations_unanswered\": %llu, \"peers_known\": %u, ",
-			   (unsigned long long)b->st.pkts_in, (unsigned long long)b->st.bytes_in,
-			   (unsigned long long)b->st.pkts_out, (unsigned long long)b->st.bytes_out,
-			   b->flows, (unsigned long long)b->st.flows_new,
-			   (unsigned long long)b->st.repins_in, (unsigned long long)b->st.repins_out,
-			   (unsigned long long)b->st.icmp_unreach,
-			   (unsigned long long)b->st.init_unanswered, agent_peers_known(l, i));
-		stats_json_types(c, "messages_in", b->st.msgs_in);
+			   (unsigned long long)t->be[i].pkts_in, (unsigned long long)t->be[i].bytes_in,
+			   (unsigned long long)t->be[i].pkts_out, (unsigned long long)t->be[i].bytes_out,
+			   t->be_flows[i], (unsigned long long)t->be[i].flows_new,
+			   (unsigned long long)t->be[i].repins_in, (unsigned long long)t->be[i].repins_out,
+			   (unsigned long long)t->be[i].icmp_unreach,
+			   (unsigned long long)t->be[i].init_unanswered, t->be_peers[i]);
+		stats_json_types(c, "messages_in", t->be[i].msgs_in);
 		ctl_printf(c, ", ");
-		stats_json_types(c, "messages_out", b->st.msgs_out);
+		stats_json_types(c, "messages_out", t->be[i].msgs_out);
 		ctl_printf(c, "}");
 	}
 	ctl_printf(c, "}}\n");
@@ -246,12 +300,15 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 
 static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct wglb_stats *s = &l->st;
+	const struct ctl_totals *t;
+	const struct wglb_stats *s;
 
 	if (r->json) {
 		cmd_show_stats_json(l, c);
 		return;
 	}
+	t = ctl_totals(l);
+	s = &t->st;
 	ctl_printf(c, "%-26s %14s %14s\n", "", "in (client)", "out (backend)");
 	ctl_printf(c, "%-26s %14llu %14llu\n", "packets received", (unsigned long long)s->pkts_in,
 		   (unsigned long long)s->pkts_out);
@@ -263,22 +320,22 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "send calls (GSO batches)",
 		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
-	for (int t = 1; t <= 4; t++)
-		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)t),
-			   (unsigned long long)s->msgs_in[t], (unsigned long long)s->msgs_out[t]);
+	for (int ty = 1; ty <= 4; ty++)
+		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)ty),
+			   (unsigned long long)s->msgs_in[ty], (unsigned long long)s->msgs_out[ty]);
 	for (int d = 0; d < DROP__COUNT; d++)
 		ctl_printf(c, "drop %-21s %14llu %14llu\n", stats_drop_name((enum drop)d),
 			   (unsigned long long)s->drops_in[d], (unsigned long long)s->drops_out[d]);
 	ctl_printf(c, "flows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
-		   l->ft.count, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
+		   t->flows, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
 		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
 	ctl_printf(c, "confirmed: %llu flows proved receipt; %u unconfirmed now (at most %u)\n",
-		   (unsigned long long)s->flows_confirmed, l->ft.unconfirmed, l->unconf_cap);
+		   (unsigned long long)s->flows_confirmed, t->unconfirmed, t->unconf_cap);
 	ctl_printf(c, "edge: handshake_cookies %s%s, under load %s (%llu times); %llu cookies sent; "
 		      "mac2 %llu valid, %llu invalid\n",
 		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "" : " (inactive: no server_public_key)",
-		   fwd_under_load(l) ? "yes" : "no",
-		   (unsigned long long)l->load.episodes, (unsigned long long)s->cookies_sent,
+		   t->under_load ? "yes" : "no",
+		   (unsigned long long)t->load_episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
 	ctl_printf(c, "re-pins:");
 	for (int i = 0; i < REPIN__COUNT; i++)
@@ -295,17 +352,18 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		if (!b->in_use)
 			continue;
 		ctl_printf(c, "%-16s %10llu %10llu %12llu %12llu %8u %8llu %8llu %6llu %6llu\n",
-			   b->name, (unsigned long long)b->st.pkts_in,
-			   (unsigned long long)b->st.pkts_out, (unsigned long long)b->st.bytes_in,
-			   (unsigned long long)b->st.bytes_out, b->flows,
-			   (unsigned long long)b->st.repins_in, (unsigned long long)b->st.repins_out,
-			   (unsigned long long)b->st.icmp_unreach,
-			   (unsigned long long)b->st.init_unanswered);
+			   b->name, (unsigned long long)t->be[i].pkts_in,
+			   (unsigned long long)t->be[i].pkts_out, (unsigned long long)t->be[i].bytes_in,
+			   (unsigned long long)t->be[i].bytes_out, t->be_flows[i],
+			   (unsigned long long)t->be[i].repins_in, (unsigned long long)t->be[i].repins_out,
+			   (unsigned long long)t->be[i].icmp_unreach,
+			   (unsigned long long)t->be[i].init_unanswered);
 	}
 }
 
 static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
+	const struct ctl_totals *t = ctl_totals(l);
 	char a[ADDR_STRLEN], when[32];
 	unsigned n = 0;
 
@@ -329,7 +387,7 @@ static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct
 				      "\"health\": \"%s\", \"flows\": %u, \"weight\": %u, "
 				      "\"last_check\": ",
 				   a, pool_state_name(b), pool_admin_name((enum be_admin)b->admin),
-				   pool_health_name((enum be_health)b->health), b->flows, b->weight);
+				   pool_health_name((enum be_health)b->health), t->be_flows[i], b->weight);
 			if (pr && pr->when_ms)
 				ctl_printf(c, "{\"time\": \"%s\", \"result\": \"%s\", \"status\": %d, "
 					      "\"latency_ms\": %u}}",
@@ -339,7 +397,7 @@ static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct
 		} else {
 			ctl_printf(c, "%-16s %-24s %-9s %-8s %-8s %7u %6u  ", b->name, a,
 				   pool_state_name(b), pool_admin_name((enum be_admin)b->admin),
-				   pool_health_name((enum be_health)b->health), b->flows, b->weight);
+				   pool_health_name((enum be_health)b->health), t->be_flows[i], b->weight);
 			if (pr && pr->when_ms)
 				ctl_printf(c, "%s %s %d %ums\n", when, pr->reason, pr->status,
 					   pr->latency_ms);
@@ -376,23 +434,46 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out);
 }
 
+/* One chunk of a flow listing, on the worker whose table it reads. */
+struct chunk {
+	struct ctl_client *c;
+	unsigned lines, slots;
+	bool end; /* that worker's table is done */
+};
+
+static void stream_chunk(struct loop *w, void *arg)
+{
+	struct chunk *ch = arg;
+	struct ctl_stream *s = &ch->c->stream;
+
+	while (ch->lines && ch->slots && s->cursor < w->ft.cap && s->remaining) {
+		const struct flow *f = &w->ft.flows[s->cursor++];
+		ch->slots--;
+		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
+			continue;
+		flow_line(w, ch->c, f, s->json, s->first);
+		s->first = false;
+		s->remaining--;
+		ch->lines--;
+	}
+	ch->end = s->cursor >= w->ft.cap;
+}
+
 void ctl_stream_more(struct loop *l, struct ctl_client *c)
 {
 	struct ctl_stream *s = &c->stream;
 	/* Per chunk: at most 256 lines or 8192 slots looked at, so the loop
 	 * goes on forwarding between chunks of a 65536-flow dump. */
-	unsigned lines = 256, slots = 8192;
+	struct chunk ch = {.c = c, .lines = 256, .slots = 8192};
 
-	while (lines && slots-- && s->cursor < l->ft.cap && s->remaining) {
-		const struct flow *f = &l->ft.flows[s->cursor++];
-		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
-			continue;
-		flow_line(l, c, f, s->json, s->first);
-		s->first = false;
-		s->remaining--;
-		lines--;
+	while (ch.lines && ch.slots && s->worker < l->n_workers && s->remaining) {
+		workers_call(l, s->worker, stream_chunk, &ch);
+		if (ch.end) {
+			s->worker++;
+			s->cursor = 0;
+		}
 	}
-	if (s->cursor >= l->ft.cap || !s->remaining) {
+	if (s->worker >= l->n_workers || !s->remaining) {
 		s->active = false;
 		ctl_printf(c, "%s\n", s->json ? "]}\n" : "");
 	}
@@ -541,12 +622,12 @@ static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *
 	i = find_backend(l, c, r, r->argv[0]);
 	if (i < 0)
 		return;
-	if (l->pool.be[i].flows && !force) {
+	if (ctl_totals(l)->be_flows[i] && !force) {
 		l->ctl->errors++;
 		ctl_error(c, r->json,
 			  "backend %s still has %u flows: drain it first, or add 'force' to "
 			  "move them now",
-			  r->argv[0], l->pool.be[i].flows);
+			  r->argv[0], ctl_totals(l)->be_flows[i]);
 		return;
 	}
 	/* Its flows move, and its slot is freed, at the end of this batch. */

@@ -12,6 +12,7 @@
 #include "wglb/probe.h"
 #include "wglb/route.h"
 #include "wglb/wgmsg.h"
+#include "wglb/workers.h"
 
 #include <errno.h>
 #include <netinet/udp.h>
@@ -178,6 +179,22 @@ static void upstream_cancel(struct loop *l, struct flow *f)
 	tx_sync(l);
 }
 
+/* Flow f's session answers to index idx: in this worker's index, and in
+ * the directory the workers share (a client that roams to another
+ * worker's share of addresses keeps its backend). */
+static void session_set(struct loop *l, struct flow *f, uint32_t idx)
+{
+	srvidx_set(&l->si, &l->ft, f, idx);
+	workers_session_put(l, idx, f->backend);
+}
+
+static void session_del(struct loop *l, struct flow *f)
+{
+	if (f->flags & FLOW_F_INDEXED)
+		workers_session_forget(l, f->srv_index, f->backend);
+	srvidx_del(&l->si, &l->ft, f);
+}
+
 /* Forget a flow; hand back its upstream socket, receive cancelled. */
 static int flow_retire(struct loop *l, struct flow *f)
 {
@@ -188,7 +205,7 @@ static int flow_retire(struct loop *l, struct flow *f)
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
 	agent_flow_closed(l, f);
-	srvidx_del(&l->si, &l->ft, f);
+	session_del(l, f);
 	flow_remove(&l->ft, f);
 	l->st.flows_closed++;
 	return fd;
@@ -328,7 +345,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		from->flows--;
 		from->st.repins_out++;
 	}
-	srvidx_del(&l->si, &l->ft, f); /* its session index belongs to the old backend */
+	session_del(l, f); /* its session index belongs to the old backend */
 	to->flows++;
 	to->st.repins_in++;
 	l->st.repins[why]++;
@@ -446,10 +463,13 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 		in->flow_srv_index = f->srv_index;
 	} else if (wi->type == WG_T_TRANSPORT) {
 		const struct flow *g = srvidx_find(&l->si, &l->ft, wi->receiver);
-		if (g && pool_evicts(&l->pool, g->backend) < 0) {
-			in->session_backend = g->backend;
-			in->roam_budget = rl_peek(&l->roam_limit, AF_INET,
-						  (const uint8_t *)&wi->receiver, now_ns);
+		int sb = g ? g->backend : workers_session_get(l, wi->receiver);
+		if (sb >= 0 && pool_evicts(&l->pool, (unsigned)sb) < 0) {
+			in->session_backend = sb;
+			in->roam_budget =
+				l->ws ? workers_roam_peek(l, wi->receiver, 1000 / ROAM_RATE, ROAM_BURST)
+				      : rl_peek(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver,
+						now_ns);
 		}
 	}
 }
@@ -464,6 +484,8 @@ static void spend(struct loop *l, const struct flow_key *k, const struct wg_info
 		rl_allow(&l->hs_limit, k->family, k->addr, now_ns);
 	else if (s == SPEND_PROVEN)
 		rl_allow(&l->hs_proven, k->family, k->addr, now_ns);
+	else if (s == SPEND_ROAM && l->ws) /* one budget for all workers */
+		workers_roam_spend(l, wi->receiver, 1000 / ROAM_RATE);
 	else if (s == SPEND_ROAM)
 		rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
 }
@@ -525,7 +547,7 @@ static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t 
 	if (v->action == ROUTE_NEW) {
 		f = flow_open(l, &rx->k, h, v->backend);
 		if (f && v->backend >= 0) {
-			srvidx_set(&l->si, &l->ft, f, rx->wi.receiver); /* the session's index moves with it */
+			session_set(l, f, rx->wi.receiver); /* the session's index moves with it */
 			l->st.flows_roamed++;
 		}
 		return f;
@@ -657,7 +679,7 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 	 * (or, for the backend's initiation, in its response): naming it
 	 * proves the client received this message. */
 	if (wi.type == WG_T_RESPONSE || wi.type == WG_T_INITIATION) {
-		srvidx_set(&l->si, &l->ft, f, wi.sender);
+		session_set(l, f, wi.sender);
 		f->flags |= FLOW_F_PROOF;
 	}
 	if (wi.type == WG_T_RESPONSE)
@@ -767,12 +789,91 @@ void fwd_reconcile(struct loop *l)
 		if (moved[i])
 			log_info("re-pinned %u flows off backend %s (%s)", moved[i],
 				 l->pool.be[i].name, stats_repin_name((enum repin)why_of[i]));
-		/* A removed backend's slot is free once its flows have moved. */
+		/* A removed backend's slot is free once its flows have moved
+		 * (the other workers move theirs when they follow, below). */
 		if (l->pool.be[i].in_use && l->pool.be[i].removing && !l->pool.be[i].flows)
 			pool_del(&l->pool, i);
 	}
 	if (closed)
 		log_warn("closed %u flows: no backend left to move them to", closed);
+	workers_others(l, fwd_follow_pool, &l->pool);
+}
+
+/* On another worker: take the main thread's pool whole (states, addresses,
+ * the Maglev table) and move this worker's flows as the main thread moved
+ * its own. The flows and counters per backend stay this worker's; a slot
+ * that now holds another backend (or none) sends its flows away first. */
+void fwd_follow_pool(struct loop *l, void *arg)
+{
+	const struct pool *src = arg;
+	unsigned moved[CONFIG_MAX_BACKENDS] = {0}, closed = 0;
+	int why_of[CONFIG_MAX_BACKENDS];
+	bool gone[CONFIG_MAX_BACKENDS], any = false;
+	unsigned n = src->n > l->pool.n ? src->n : l->pool.n;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct backend *d = &l->pool.be[i];
+		const struct backend *s = &src->be[i];
+		bool same = d->in_use && s->in_use && !strcmp(d->name, s->name) &&
+			    d->addr.u.sa.sa_family == s->addr.u.sa.sa_family;
+		gone[i] = d->in_use && !same;
+		if (same && !addr_equal(&d->addr, &s->addr))
+			for (uint32_t j = 0; j < l->ft.cap; j++) {
+				struct flow *f = &l->ft.flows[j];
+				if ((f->flags & FLOW_F_USED) && f->backend == i &&
+				    connect(f->fd, &s->addr.u.sa, s->addr.len) == 0)
+					l->st.repins[REPIN_CHANGED]++;
+			}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct backend *d = &l->pool.be[i];
+		uint32_t flows = d->flows;
+		struct backend_stats st = d->st;
+		struct backend was = *d;
+		*d = src->be[i];
+		d->flows = flows; /* flows and counters are this worker's */
+		d->st = st;
+		if (gone[i]) { /* a freed slot (never picked): its flows leave from where they are */
+			d->addr = was.addr;
+			memcpy(d->name, was.name, sizeof(d->name));
+		}
+	}
+	memcpy(l->pool.table, src->table, MAGLEV_SIZE * sizeof(*src->table));
+	l->pool.n = src->n;
+	l->pool.failopen = src->failopen;
+	l->pool.dirty = false;
+	for (unsigned i = 0; i < n; i++) {
+		why_of[i] = gone[i] ? REPIN_REMOVED : pool_evicts(&l->pool, i);
+		any |= why_of[i] >= 0 && l->pool.be[i].flows;
+	}
+	if (any)
+		move_flows(l, why_of, moved, &closed);
+	for (unsigned i = 0; i < n; i++)
+		if (moved[i])
+			log_info("worker %u: re-pinned %u flows off backend %s (%s)", l->worker_id,
+				 moved[i], l->pool.be[i].name, stats_repin_name((enum repin)why_of[i]));
+	if (closed)
+		log_warn("worker %u: closed %u flows: no backend left to move them to", l->worker_id,
+			 closed);
+	for (unsigned i = 0; i < n; i++)
+		if (gone[i]) { /* the slot as the main thread has it, counters from zero */
+			l->pool.be[i] = src->be[i];
+			memset(&l->pool.be[i].st, 0, sizeof(l->pool.be[i].st));
+			l->pool.be[i].flows = 0;
+		}
+}
+
+/* On another worker: the keys a reload applies at once. */
+void fwd_follow_config(struct loop *l, void *arg)
+{
+	const struct wglb_config *src = arg;
+
+	l->cfg.flow_idle_timeout = src->flow_idle_timeout;
+	memcpy(l->cfg.allow, src->allow, sizeof(src->allow));
+	l->cfg.n_allow = src->n_allow;
+	if (fwd_configure(l, src, false) < 0)
+		log_warn("worker %u: out of memory for the handshake limits; keeping the old ones",
+			 l->worker_id);
 }
 
 /* A kept backend's new address (same family): its flows' sockets follow. */

@@ -7,6 +7,7 @@
 #include "wglb/loop.h"
 #include "wglb/clock.h"
 #include "wglb/fwd.h"
+#include "wglb/workers.h"
 
 #include <errno.h>
 #include <netinet/udp.h>
@@ -196,6 +197,22 @@ void loop_set_bufsize(int fd, int opt_force, int opt, int bytes)
 		(void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
 }
 
+/* Would a plain bind of this address fail? (another socket holds it) */
+static bool port_taken(const struct wglb_addr *addr)
+{
+	int one = 1, fd = socket(addr->u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool taken;
+
+	if (fd < 0)
+		return false;
+	(void)setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+	if (addr->u.sa.sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	taken = bind(fd, &addr->u.sa, addr->len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return taken;
+}
+
 static int listener_open(struct loop *l, unsigned i)
 {
 	struct listener *ls = &l->lst[i];
@@ -212,6 +229,21 @@ static int listener_open(struct loop *l, unsigned i)
 	/* FREEBIND: a standby may bind the floating address before it holds it. */
 	if (setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
 		log_warn("listen %s: IP_FREEBIND: %s", a, strerror(errno));
+	if (l->n_workers > 1) {
+		/* One socket per worker in one group. A port another process
+		 * holds (or would share: SO_REUSEPORT lets the same user in)
+		 * is refused first, with the same words as without workers. */
+		if (l->worker_id == 0 && port_taken(&ls->addr)) {
+			log_err("listen %s: address already in use (another wglb, or a "
+				"WireGuard interface on this port?)",
+				a);
+			return -EADDRINUSE;
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			log_err("listen %s: SO_REUSEPORT: %s", a, strerror(errno));
+			return -errno;
+		}
+	}
 	if (fam == AF_INET6) {
 		ls->wildcard = IN6_IS_ADDR_UNSPECIFIED(&ls->addr.u.in6.sin6_addr);
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
@@ -247,7 +279,8 @@ static int listener_open(struct loop *l, unsigned i)
 	ls->rmsg.msg_namelen = (sizeof(struct sockaddr_in6) + 7) & ~7u;
 	ls->rmsg.msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo)) +
 				  (l->cfg.udp_gro ? CMSG_SPACE(sizeof(int)) : 0);
-	log_info("listening on %s", a);
+	if (!l->worker_id)
+		log_info("listening on %s%s", a, l->n_workers > 1 ? " (a socket per worker)" : "");
 	return 0;
 }
 
@@ -394,7 +427,11 @@ static uint32_t flow_capacity(struct wglb_config *cfg)
 	return cfg->max_flows < cap ? cfg->max_flows : cap;
 }
 
-int loop_init(struct loop *l, struct wglb_config *cfg)
+/* Everything a worker's loop has; the main one (id 0) also sizes the flow
+ * table from the process's limits, takes the signals, and makes sure no
+ * one else has the listen ports before it opens them to its workers. */
+static int loop_setup(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
+		      unsigned n, uint32_t unconf_cap)
 {
 	int ret;
 
@@ -404,15 +441,23 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 		l->lst[i].fd = -1;
 	l->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg)); /* the loop owns it now */
+	l->ws = ws;
+	l->worker_id = id;
+	l->n_workers = n;
 	loop_update_clock(l);
 	l->start_ms = l->now_ms;
 	l->start_realtime = (uint64_t)time(NULL);
 	/* Unconfirmed flows (sources that have not proved they receive) may
 	 * hold at most three quarters of what can open: the rest is for
-	 * clients that proved it, whatever a flood does. */
-	l->unconf_cap = (uint32_t)((uint64_t)flow_capacity(&l->cfg) * 3 / 4);
-	if (!l->unconf_cap)
-		l->unconf_cap = 1;
+	 * clients that proved it, whatever a flood does. Each worker has its
+	 * share of that and of the table. */
+	if (id == 0) {
+		unconf_cap = (uint32_t)((uint64_t)flow_capacity(&l->cfg) * 3 / 4 / n);
+		if (!unconf_cap)
+			unconf_cap = 1;
+	}
+	l->unconf_cap = unconf_cap;
+	l->flows_share = l->cfg.max_flows / n ? l->cfg.max_flows / n : 1;
 
 	l->nbufs = l->cfg.udp_gro ? LOOP_NBUFS_GRO : LOOP_NBUFS;
 	l->bufsz = l->cfg.udp_gro ? LOOP_BUFSZ_GRO : LOOP_BUFSZ;
@@ -427,13 +472,13 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 	ret = ring_lock(l);
 	if (ret < 0)
 		return ret;
-	ret = flow_table_init(&l->ft, l->cfg.max_flows);
+	ret = flow_table_init(&l->ft, l->flows_share);
 	if (ret < 0)
 		return ret;
-	ret = srvidx_init(&l->si, l->cfg.max_flows);
+	ret = srvidx_init(&l->si, l->flows_share);
 	if (ret < 0)
 		return ret;
-	l->rearm = calloc(l->cfg.max_flows, sizeof(*l->rearm));
+	l->rearm = calloc(l->flows_share, sizeof(*l->rearm));
 	if (!l->rearm)
 		return -ENOMEM;
 	ret = tx_init(l);
@@ -460,12 +505,35 @@ int loop_init(struct loop *l, struct wglb_config *cfg)
 			return ret;
 		l->n_lst++;
 	}
-	ret = signals_setup(l);
-	if (ret < 0)
-		return ret;
+	if (id == 0) {
+		ret = signals_setup(l);
+		if (ret < 0)
+			return ret;
+	}
 	for (unsigned i = 0; i < l->n_lst; i++)
 		arm_listener(l, i);
 	return 0;
+}
+
+int loop_init(struct loop *l, struct wglb_config *cfg)
+{
+	unsigned n = cfg->workers;
+	struct workers *ws;
+
+	if (!n) { /* auto: one per CPU */
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c < 1 ? 1 : c > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)c;
+	}
+	ws = workers_new(n);
+	if (n > 1 && !ws)
+		return -ENOMEM;
+	return loop_setup(l, cfg, ws, 0, n, 0);
+}
+
+int loop_init_worker(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
+		     uint32_t unconf_cap)
+{
+	return loop_setup(l, cfg, ws, id, workers_count(ws), unconf_cap);
 }
 
 int loop_attach(struct loop *l, const struct loop_part *p)
@@ -581,9 +649,10 @@ int loop_run(struct loop *l)
 	unsigned head, n;
 	int ret;
 
-	if (sd_watchdog_enabled(0, &l->watchdog_us) <= 0)
+	if (l->worker_id || sd_watchdog_enabled(0, &l->watchdog_us) <= 0)
 		l->watchdog_us = 0;
-	sd_notify(0, "READY=1\nSTATUS=forwarding");
+	if (!l->worker_id)
+		sd_notify(0, "READY=1\nSTATUS=forwarding");
 	while (!l->stop) {
 		timers(l);
 		bufring_flush(l);
@@ -612,8 +681,10 @@ int loop_run(struct loop *l)
 			sd_notify(0, "READY=1");
 		}
 	}
-	sd_notify(0, "STOPPING=1");
-	log_info("stopping: %u flows open", l->ft.count);
+	if (!l->worker_id) {
+		sd_notify(0, "STOPPING=1");
+		log_info("stopping: %u flows open", l->ft.count);
+	}
 	return 0;
 }
 
@@ -646,4 +717,7 @@ void loop_fini(struct loop *l)
 	flow_table_free(&l->ft);
 	pool_free(&l->pool);
 	config_free(&l->cfg);
+	if (!l->worker_id)
+		workers_free(l->ws);
+	l->ws = NULL;
 }

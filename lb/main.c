@@ -8,6 +8,7 @@
 #include "wglb/probe.h"
 #include "wglb/reload.h"
 #include "wglb/version.h"
+#include "wglb/workers.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 {
 	static const struct loop_part *const parts[] = {&ctl_part, &probe_part, &agent_part,
 							 &reload_part};
+	/* Every other worker asks its own flows' backends to re-handshake. */
+	static const struct loop_part *const worker_parts[] = {&agent_part};
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
@@ -98,11 +101,16 @@ int main(int argc, char **argv)
 	}
 	log_info("wglb %s starting with %s", WGLB_VERSION, path);
 	ret = loop_init(&l, &cfg);
+	/* The other workers join the listeners and are steered before the
+	 * control socket exists: once it answers, a client stays on one. */
+	if (ret == 0)
+		ret = workers_start(&l, worker_parts, sizeof(worker_parts) / sizeof(worker_parts[0]));
 	/* The loop carries the packet path; these run beside it. */
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && ret == 0; i++)
 		ret = loop_attach(&l, parts[i]);
 	if (ret == 0)
 		ret = loop_run(&l);
+	workers_stop(&l);
 	loop_fini(&l);
 	if (ret < 0) {
 		log_err("exiting: %s", strerror(-ret));

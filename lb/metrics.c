@@ -4,6 +4,7 @@
  * direction, type and reason. Checked by `promtool check metrics` in tests. */
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
+#include "wglb/ctl_cmds.h"
 #include "wglb/fwd.h"
 #include "wglb/metrics.h"
 #include "wglb/loop.h"
@@ -19,9 +20,9 @@ static void head(struct ctl_client *c, const char *name, const char *type, const
 	ctl_printf(c, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void global(struct loop *l, struct ctl_client *c)
+static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
 {
-	const struct wglb_stats *s = &l->st;
+	const struct wglb_stats *s = &t->st;
 	const uint64_t pk[2] = {s->pkts_in, s->pkts_out}, by[2] = {s->bytes_in, s->bytes_out};
 	const uint64_t fw[2] = {s->fwd_in, s->fwd_out};
 	const uint64_t *msgs[2] = {s->msgs_in, s->msgs_out}, *drops[2] = {s->drops_in, s->drops_out};
@@ -32,9 +33,9 @@ static void global(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "wglb_uptime_seconds %llu\n",
 		   (unsigned long long)((l->now_ms - l->start_ms) / 1000));
 	head(c, "wglb_flows", "gauge", "Flows in the flow table.");
-	ctl_printf(c, "wglb_flows %u\n", l->ft.count);
+	ctl_printf(c, "wglb_flows %u\n", t->flows);
 	head(c, "wglb_flows_max", "gauge", "Capacity of the flow table (max_flows).");
-	ctl_printf(c, "wglb_flows_max %u\n", l->ft.cap);
+	ctl_printf(c, "wglb_flows_max %u\n", t->max_flows);
 	head(c, "wglb_failopen", "gauge", "1 while no backend is up and all non-disabled serve.");
 	ctl_printf(c, "wglb_failopen %d\n", l->pool.failopen);
 	head(c, "wglb_received_packets_total", "counter",
@@ -64,10 +65,10 @@ static void global(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "wglb_gso_split_total %llu\n", (unsigned long long)s->gso_split);
 	head(c, "wglb_messages_total", "counter", "Well-formed WireGuard messages by type.");
 	for (int d = 0; d < 2; d++)
-		for (int t = 1; t <= 4; t++)
+		for (int ty = 1; ty <= 4; ty++)
 			ctl_printf(c, "wglb_messages_total{direction=\"%s\",type=\"%s\"} %llu\n",
-				   dirs[d], wgmsg_type_name((enum wg_type)t),
-				   (unsigned long long)msgs[d][t]);
+				   dirs[d], wgmsg_type_name((enum wg_type)ty),
+				   (unsigned long long)msgs[d][ty]);
 	head(c, "wglb_dropped_packets_total", "counter", "Datagrams dropped, by reason.");
 	for (int d = 0; d < 2; d++)
 		for (int r = 0; r < DROP__COUNT; r++)
@@ -92,7 +93,7 @@ static void global(struct loop *l, struct ctl_client *c)
 	     "Flows whose client proved it receives (named the backend's session index).");
 	ctl_printf(c, "wglb_flows_confirmed_total %llu\n", (unsigned long long)s->flows_confirmed);
 	head(c, "wglb_flows_unconfirmed", "gauge", "Flows open for sources not yet proven.");
-	ctl_printf(c, "wglb_flows_unconfirmed %u\n", l->ft.unconfirmed);
+	ctl_printf(c, "wglb_flows_unconfirmed %u\n", t->unconfirmed);
 	head(c, "wglb_cookie_replies_total", "counter",
 	     "Cookie replies wglb sent to handshakes without a valid mac2.");
 	ctl_printf(c, "wglb_cookie_replies_total %llu\n", (unsigned long long)s->cookies_sent);
@@ -129,7 +130,7 @@ static void pair(struct ctl_client *c, const char *name, const char *be, uint64_
 		for (const struct backend *b = &l->pool.be[_i]; b && b->in_use && !b->removing; \
 		     b = NULL)
 
-static void per_backend(struct loop *l, struct ctl_client *c)
+static void per_backend(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
 {
 	static const char *const states[] = {"up", "down", "checking", "draining", "disabled"};
 
@@ -148,48 +149,48 @@ static void per_backend(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "wglb_backend_weight{backend=\"%s\"} %u\n", b->name, b->weight);
 	head(c, "wglb_backend_flows", "gauge", "Flows pinned to the backend.");
 	EACH_BACKEND(b)
-	ctl_printf(c, "wglb_backend_flows{backend=\"%s\"} %u\n", b->name, b->flows);
+	ctl_printf(c, "wglb_backend_flows{backend=\"%s\"} %u\n", b->name, t->be_flows[_i]);
 	head(c, "wglb_backend_packets_total", "counter",
 	     "Datagrams to (in) and from (out) the backend.");
 	EACH_BACKEND(b)
-	pair(c, "wglb_backend_packets_total", b->name, b->st.pkts_in, b->st.pkts_out);
+	pair(c, "wglb_backend_packets_total", b->name, t->be[_i].pkts_in, t->be[_i].pkts_out);
 	head(c, "wglb_backend_bytes_total", "counter", "UDP payload bytes to and from the backend.");
 	EACH_BACKEND(b)
-	pair(c, "wglb_backend_bytes_total", b->name, b->st.bytes_in, b->st.bytes_out);
+	pair(c, "wglb_backend_bytes_total", b->name, t->be[_i].bytes_in, t->be[_i].bytes_out);
 	head(c, "wglb_backend_flows_created_total", "counter", "Flows created on the backend.");
 	EACH_BACKEND(b)
 	ctl_printf(c, "wglb_backend_flows_created_total{backend=\"%s\"} %llu\n", b->name,
-		   (unsigned long long)b->st.flows_new);
+		   (unsigned long long)t->be[_i].flows_new);
 	head(c, "wglb_backend_repins_total", "counter",
 	     "Flows moved onto (in) or off (out) the backend.");
 	EACH_BACKEND(b)
-	pair(c, "wglb_backend_repins_total", b->name, b->st.repins_in, b->st.repins_out);
+	pair(c, "wglb_backend_repins_total", b->name, t->be[_i].repins_in, t->be[_i].repins_out);
 	head(c, "wglb_backend_icmp_unreachable_total", "counter",
 	     "ICMP port unreachable seen on upstream sockets (a hint only).");
 	EACH_BACKEND(b)
 	ctl_printf(c, "wglb_backend_icmp_unreachable_total{backend=\"%s\"} %llu\n", b->name,
-		   (unsigned long long)b->st.icmp_unreach);
+		   (unsigned long long)t->be[_i].icmp_unreach);
 	head(c, "wglb_backend_unanswered_initiations_total", "counter",
 	     "Handshake initiations with no response within 5 s (a hint only).");
 	EACH_BACKEND(b)
 	ctl_printf(c, "wglb_backend_unanswered_initiations_total{backend=\"%s\"} %llu\n",
-		   b->name, (unsigned long long)b->st.init_unanswered);
+		   b->name, (unsigned long long)t->be[_i].init_unanswered);
 	head(c, "wglb_backend_failed_probes_total", "counter", "Health probes that failed.");
 	EACH_BACKEND(b)
 	ctl_printf(c, "wglb_backend_failed_probes_total{backend=\"%s\"} %llu\n", b->name,
-		   (unsigned long long)b->st.failed_probes);
+		   (unsigned long long)t->be[_i].failed_probes);
 }
 
-static void agent_metrics(struct loop *l, struct ctl_client *c)
+static void agent_metrics(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
 {
 	static const char *const le[AGENT_HIST] = {"0.5", "1", "1.5", "2", "3", "5", "10"};
-	const struct agent_stats *as = agent_stats(l);
+	const struct agent_stats *as = &t->agent;
 
-	if (!as)
+	if (!t->has_agent)
 		return;
 	head(c, "wglb_agent_peers_known", "gauge", "WireGuard peers the backend's agent reports behind flows.");
 	EACH_BACKEND(b)
-	ctl_printf(c, "wglb_agent_peers_known{backend=\"%s\"} %u\n", b->name, agent_peers_known(l, _i));
+	ctl_printf(c, "wglb_agent_peers_known{backend=\"%s\"} %u\n", b->name, t->be_peers[_i]);
 	head(c, "wglb_agent_rehandshakes_total", "counter", "Re-handshake requests to agents, by outcome.");
 	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"requested\"} %llu\n", (unsigned long long)as->requested);
 	ctl_printf(c, "wglb_agent_rehandshakes_total{outcome=\"accepted\"} %llu\n", (unsigned long long)as->requested_ok);
@@ -207,7 +208,9 @@ static void agent_metrics(struct loop *l, struct ctl_client *c)
 
 void metrics_write(struct loop *l, struct ctl_client *c)
 {
-	global(l, c);
-	per_backend(l, c);
-	agent_metrics(l, c);
+	const struct ctl_totals *t = ctl_totals(l); /* every worker's, summed */
+
+	global(l, t, c);
+	per_backend(l, t, c);
+	agent_metrics(l, t, c);
 }

@@ -8,6 +8,7 @@
  */
 #include "wglb/clock.h"
 #include "wglb/probe.h"
+#include "wglb/workers.h"
 #include "wglb/loop.h"
 #include "wglb/tcpreq.h"
 
@@ -203,6 +204,8 @@ void probe_tick(struct loop *l)
 		}
 		if (!l->pool.be[i].in_use || l->pool.be[i].removing)
 			continue;
+		if (workers_poked(l, i)) /* a hint from another worker's packet path */
+			probe_poke(l, i);
 		if (pb->req.busy)
 			tcpreq_expire(l, &pb->req);
 		else if (l->now_ms >= pb->next_ms)
@@ -214,8 +217,12 @@ void probe_poke(struct loop *l, unsigned i)
 {
 	struct probe_be *pb;
 
-	if (!l->prober || i >= CONFIG_MAX_BACKENDS)
+	if (i >= CONFIG_MAX_BACKENDS)
 		return;
+	if (!l->prober) { /* a worker without the prober: hand it to the main thread */
+		workers_poke(l, i);
+		return;
+	}
 	pb = &l->prober->be[i];
 	if (!pb->req.busy && l->now_ms >= pb->req.started_ms + POKE_MIN_GAP_MS &&
 	    pb->next_ms > l->now_ms)

@@ -8,6 +8,7 @@
  * socket need a restart.
  */
 #include "wglb/reload.h"
+#include "wglb/workers.h"
 #include "wglb/fwd.h"
 
 #include <errno.h>
@@ -34,6 +35,8 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 	    strcmp(old->admin_group, nc->admin_group) ||
 	    !addr_equal(&old->metrics_listen, &nc->metrics_listen))
 		log_warn("control socket settings changed: take effect at the next restart");
+	if (nc->workers != old->workers)
+		log_warn("workers changed: takes effect at the next restart");
 	if (old->udp_gro != nc->udp_gro)
 		log_warn("udp_gro changed: takes effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
@@ -91,6 +94,7 @@ int reload_apply(struct loop *l)
 	l->cfg.n_allow = nc.n_allow;
 	if (nc.health.enabled && l->cfg.health.enabled)
 		l->cfg.health = nc.health;
+	workers_others(l, fwd_follow_config, &l->cfg);
 	config_free(&l->cfg);
 	l->cfg.backends = nc.backends;
 	l->cfg.n_backends = nc.n_backends;

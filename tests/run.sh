@@ -46,7 +46,7 @@ if [ $quick = 0 ]; then
 	if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 			meson test -C build-asan --print-errorlogs --no-rebuild --num-processes 1 \
-			--suite unit --suite integration
+			--suite unit --suite integration --suite integration-workers
 		count build-asan/meson-logs/testlog.json
 	else
 		echo "sanitizer build failed"; failed=$((failed + 1))

@@ -15,6 +15,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/wglb/wglb.conf"
 #define CONFIG_MAX_LISTEN   16
 #define CONFIG_MAX_BACKENDS 256
+#define CONFIG_MAX_WORKERS  64
 #define CONFIG_MAX_ALLOW    256
 #define BACKEND_NAME_MAX    32 /* including the NUL */
 #define WEIGHT_MAX          100
@@ -58,6 +59,7 @@ struct wglb_config {
 	uint32_t under_load_rate;  /* unproven new sources per second that mean load */
 	uint32_t flow_idle_timeout;
 	bool udp_gro; /* coalesced receives and 64 KiB buffers (restart to change) */
+	uint32_t workers; /* forwarding threads as asked; 0 = auto, one per CPU */
 	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];
 	unsigned n_allow;
@@ -77,6 +79,8 @@ int config_parse(const char *name, const char *text, size_t len, struct wglb_con
 /* Read a file then config_parse(). -errno when it cannot be read. */
 int config_load(const char *path, struct wglb_config *cfg, config_err_fn err, void *ctx);
 void config_free(struct wglb_config *cfg);
+/* A deep copy (its own backends array): 0 or -ENOMEM. */
+int config_copy(struct wglb_config *dst, const struct wglb_config *src);
 const struct backend_conf *config_backend(const struct wglb_config *cfg, const char *name);
 bool config_name_valid(const char *name);
 

@@ -42,7 +42,8 @@ int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **er
 struct ctl_stream {
 	bool active, started, json, first;
 	int backend;        /* -1 = all */
-	uint32_t cursor;    /* next flow slot */
+	unsigned worker;    /* the worker whose table is being listed */
+	uint32_t cursor;    /* next flow slot in it */
 	uint32_t remaining; /* limit left */
 };
 

@@ -23,6 +23,12 @@ void fwd_arm_upstream(struct loop *l, struct flow *f);
 /* After pool state changes (end of a batch): rebuild the table, move flows
  * off backends that stopped serving, free the slots of removed ones. */
 void fwd_reconcile(struct loop *l);
+/* On another worker (workers_call): follow the main thread's pool, whose
+ * address arg is, and move this worker's flows as fwd_reconcile did. */
+void fwd_follow_pool(struct loop *l, void *pool);
+/* On another worker: the keys a reload applies at once, from the main
+ * thread's config (arg). */
+void fwd_follow_config(struct loop *l, void *cfg);
 void fwd_expire(struct loop *l);
 void fwd_close_flow(struct loop *l, struct flow *f);
 /* Re-pin one flow to Maglev's choice now. False if it stayed or closed. */

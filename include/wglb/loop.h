@@ -58,6 +58,7 @@ struct watch {
 
 struct ctl;
 struct prober;
+struct workers;
 struct agent;
 
 /*
@@ -113,7 +114,10 @@ struct loop {
 	bool cookies; /* server_public_key set and handshake_cookies != off */
 	struct cookie_checker cookie;
 	struct cookie_load load;
-	uint32_t unconf_cap; /* unconfirmed flows at most: 3/4 of what can open (table, ports, fds) */
+	uint32_t flows_share; /* this worker's share of max_flows (its table) */
+	uint32_t unconf_cap; /* unconfirmed flows at most: 3/4 of the share */
+	struct workers *ws;  /* NULL with one worker */
+	unsigned worker_id, n_workers;
 	const struct loop_part *parts[LOOP_MAX_PARTS];
 	unsigned n_parts;
 	struct ctl *ctl;       /* the parts' own state, for the modules that read it */
@@ -129,6 +133,9 @@ static inline uint32_t loop_now_s(const struct loop *l)
 /* Set up ring, buffers, listeners, flow table and pool from cfg (which the
  * loop takes over). Errors are logged; returns 0 or -errno. */
 int loop_init(struct loop *l, struct wglb_config *cfg);
+/* The same for worker id (workers.c, on the worker's own thread). */
+int loop_init_worker(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
+		     uint32_t unconf_cap);
 /* Open a part and attach it to the loop. 0, or its -errno (then its close
  * has cleaned up whatever the failed open left, and it is not attached). */
 int loop_attach(struct loop *l, const struct loop_part *p);

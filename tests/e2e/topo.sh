@@ -107,6 +107,8 @@ write_wglb_conf() { # extra lines for [balancer]
 		echo "listen = 0.0.0.0:51820"
 		echo "control = $T/control.sock"
 		echo "max_flows = ${MAX_FLOWS:-1024}"
+		# The suites run again with WGLB_TEST_WORKERS=2 (tests/meson.build).
+		[ -n "${WGLB_TEST_WORKERS:-}" ] && echo "workers = $WGLB_TEST_WORKERS"
 		echo "${1:-}" | sed "s|@SERVER_PUB@|$(cat "$T/server.pub")|"
 		for j in $(seq 1 "${WGLB_BACKENDS:-$N_BE}"); do
 			printf '\n[backend b%d]\naddress = 10.10.10.%d:51820\n' "$j" $((10 + j))

@@ -148,7 +148,8 @@ class TestFlood(Base):
         print(f"\nflood: 1000 spoofed initiations at max_flows 100: {st['flows_evicted']} evicted, "
               f"{st['drops_in']['table_full']} refused, RSS {rss0} -> {rss1} kB", file=sys.stderr)
         self.assertEqual(st["drops_in"]["table_full"], 0, "unconfirmed flows always make room")
-        self.assertGreaterEqual(st["flows_evicted"], 1400)
+        # every flood flow beyond the table's room pushed out an older one
+        self.assertGreaterEqual(st["flows_evicted"], 1500 - lb.json("show info")["max_flows"])
         self.assertLessEqual(rss1 - rss0, 256, "memory stays flat")
         confirmed = {f["client"] for f in lb.flows() if f["confirmed"]}
         self.assertEqual(len(confirmed), 10, "every confirmed flow survived")

@@ -3,6 +3,7 @@
 backends, WireGuard-shaped datagrams, control-socket calls, polling."""
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -152,6 +153,24 @@ class Backend:
         self.thread.join(1)
 
 
+def with_test_workers(text):
+    """The suites run again with WGLB_TEST_WORKERS=2 (tests/meson.build):
+    the first config of every wglb a test starts gets that many workers, at
+    the end of [balancer] (the lines a test expects in error messages stay
+    put), and max_flows times as many, since a test's clients all send from
+    one address and so reach one worker, whose share then is what the test
+    meant. Reloaded configs are the test's own."""
+    workers = os.environ.get("WGLB_TEST_WORKERS")
+    if not workers or "\nworkers =" in text or not text.startswith("[balancer]\n"):
+        return text
+    n = int(workers)
+    text = re.sub(r"^max_flows = (\d+)$", lambda m: f"max_flows = {int(m.group(1)) * n}", text,
+                  flags=re.M)
+    end = text.find("\n[", len("[balancer]"))
+    end = len(text) if end < 0 else end + 1
+    return text[:end] + f"workers = {n}\n" + text[end:]
+
+
 class Wglb:
     def __init__(self, config_text, name="wglb", prefix=None):
         self.prefix = prefix or []
@@ -159,7 +178,7 @@ class Wglb:
         self.conf = os.path.join(self.dir, "wglb.conf")
         self.sock = os.path.join(self.dir, "control.sock")
         self.log = os.path.join(self.dir, "wglb.log")
-        self.write_config(config_text)
+        self.write_config(with_test_workers(config_text))
         self.proc = None
 
     def write_config(self, text):

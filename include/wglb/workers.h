@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Forwarding workers (workers = N). Each worker is a thread with a loop of
+ * its own: ring, buffers, listener sockets, flows, upstream sockets, rate
+ * limits, cookies and statistics. A listen address is one SO_REUSEPORT
+ * group of N sockets, steered by a classic BPF program on the client's
+ * address (IPv6: its /64), so that a client, every port of its address and
+ * so its per-source budgets and cookies stay on one worker while N is
+ * unchanged.
+ *
+ * Worker 0 is the main thread: it forwards too, and runs the parts (control
+ * socket, prober, reload) and owns the backend pool. The others learn of
+ * changes through workers_call(), which runs a function on a worker's own
+ * thread, with its loop, while the main thread waits: a worker copies the
+ * pool and its Maglev table whole, re-pins its own flows, reports its
+ * counters. Nothing on the packet path takes a lock; what the threads share
+ * while they run is atomic (the session directory for clients that roam to
+ * another worker, and the prober's hints).
+ */
+#ifndef WGLB_WORKERS_H
+#define WGLB_WORKERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct loop_part;
+typedef void (*worker_fn)(struct loop *w, void *arg);
+
+/* The shared part for n workers (NULL when n < 2), made by loop_init. */
+struct workers *workers_new(unsigned n);
+void workers_free(struct workers *ws);
+unsigned workers_count(const struct workers *ws);
+
+/* Start workers 1..n-1 (the main loop is worker 0 and already set up),
+ * each with a copy of the main loop's configuration and the given parts
+ * attached, then steer the listener groups. 0 or -errno (logged). */
+int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts);
+/* Stop and join the workers. */
+void workers_stop(struct loop *main);
+/* Run fn on worker i's thread with its loop and wait for it (i = 0: here). */
+void workers_call(struct loop *main, unsigned i, worker_fn fn, void *arg);
+/* workers_call on every worker, the main one first. */
+void workers_each(struct loop *main, worker_fn fn, void *arg);
+/* workers_call on every worker but the main one. */
+void workers_others(struct loop *main, worker_fn fn, void *arg);
+/* The classic BPF steering program for a listener of this family over n
+ * sockets (also used by the unit test). Returns its length. */
+size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap);
+
+/* A hint for the prober from any worker (ICMP unreachable, a handshake
+ * left unanswered); the main thread takes it on its next batch. */
+void workers_poke(struct loop *w, unsigned backend);
+bool workers_poked(struct loop *main, unsigned backend);
+
+/* Which backend holds a WireGuard session, by the index its client puts in
+ * transport data, across workers: a client whose new address lands on
+ * another worker keeps its session. -1 when unknown. */
+void workers_session_put(struct loop *w, uint32_t index, unsigned backend);
+void workers_session_forget(struct loop *w, uint32_t index, unsigned backend);
+int workers_session_get(const struct loop *w, uint32_t index);
+/* Roams per session index across workers (a token bucket of interval_ms
+ * per roam and burst, one for all workers): may it roam now, and spend. */
+bool workers_roam_peek(const struct loop *w, uint32_t index, uint32_t interval_ms, uint32_t burst);
+void workers_roam_spend(struct loop *w, uint32_t index, uint32_t interval_ms);
+
+#endif
