@@ -86,6 +86,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.control, "/run/wglb/control.sock");
 	assert_false(c.health.enabled);
 	assert_true(c.udp_gro);
+	assert_int_equal(c.workers, 1);
 	assert_int_equal(c.backends[0].weight, 1);
 	config_free(&c);
 }
@@ -163,6 +164,14 @@ static void test_misc_errors(void **state)
 	assert_string_equal(errs, "t.conf:2: udp_gro: 'yes' is not on or off\n");
 	assert_int_equal(parse("[balancer]\nudp_gro = off\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
 	assert_false(c.udp_gro);
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nworkers = 0\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: workers: expected auto or a whole number from 1 to 64\n");
+	assert_int_equal(parse("[balancer]\nworkers = auto\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.workers, 0); /* auto: one per CPU, resolved at start */
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nworkers = 4\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.workers, 4);
 	config_free(&c);
 }
 
