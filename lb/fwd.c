@@ -79,7 +79,11 @@ int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
 	}
 	l->cfg.handshake_cookies = nc->handshake_cookies;
 	l->cfg.under_load_rate = nc->under_load_rate;
-	l->load.rate = nc->under_load_rate;
+	/* A flood from many addresses spreads over the workers: each judges
+	 * load against its share of the rate. */
+	l->load.rate = l->n_workers > 1 ? nc->under_load_rate / l->n_workers : nc->under_load_rate;
+	if (!l->load.rate)
+		l->load.rate = 1;
 	l->cookies = l->check_mac1 && l->cfg.handshake_cookies != COOKIE_OFF;
 	return 0;
 }
@@ -622,10 +626,11 @@ void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid
 
 	if (client_rx(l, li, buf, res, &rx, &seg)) {
 		l->st.recvs_in++;
-		if (!allowed(l, &rx.k)) {
-			l->st.pkts_in++;
-			l->lst[li].st.pkts_in++;
-			drop_in(l, DROP_NOT_ALLOWED);
+		if (!allowed(l, &rx.k)) { /* the whole train: every datagram counted */
+			unsigned n = rx.len ? (rx.len + seg - 1) / seg : 1;
+			l->st.pkts_in += n;
+			l->lst[li].st.pkts_in += n;
+			l->st.drops_in[DROP_NOT_ALLOWED] += n;
 		} else {
 			/* A GRO train: every segment is a datagram of its own,
 			 * judged alone; a bad one is dropped, the rest go on. */
