@@ -10,36 +10,11 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, Wglb, config, confirm, free_port, initiation,
-                      transport, wait_until)
+from wglbtest import (Backend, Client, LoopbackLb, Wglb, config, confirm, free_port,
+                      initiation, transport, wait_until)
 
 
-class Family:
-    family = socket.AF_INET
-    host = "127.0.0.1"
-
-    def lb_listen(self, port):
-        return f"[{self.host}]:{port}" if self.family == socket.AF_INET6 else f"{self.host}:{port}"
-
-    def setUp(self):
-        self.backends = [Backend(n, self.family) for n in ("a", "b", "c")]
-        self.port = free_port(self.family)
-        self.lb = Wglb(config([self.lb_listen(self.port)], self.backends,
-                              balancer_extra="max_flows = 64\n"))
-        self.lb.start()
-        self.addr = (self.host, self.port)
-
-    def tearDown(self):
-        rc = self.lb.stop()
-        for b in self.backends:
-            b.close()
-        self.assertEqual(rc, 0, self.lb.read_log())
-
-    def client(self):
-        c = Client(self.addr, self.family)
-        self.addCleanup(c.close)
-        return c
-
+class Family(LoopbackLb):
     def serving(self, c):
         """The backend that holds client c's flow, from the control socket."""
         flows = [f for f in self.lb.flows() if f["client"].endswith(f":{c.port}")]

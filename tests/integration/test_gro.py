@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Coalesced receives (UDP_GRO) and segmented sends (UDP GSO), in a private
-network namespace. On loopback a UDP GSO send reaches a UDP_GRO socket as
+"""Coalesced receives (UDP_GRO) and segmented sends (UDP GSO). On loopback a UDP GSO send reaches a UDP_GRO socket as
 one train, so a test can hand wglb exactly the train a NIC's GRO would:
 every segment is judged alone (a bad one dropped and counted, the rest
 forwarded, a handshake in a train routed as a handshake), a backend's
@@ -10,30 +9,16 @@ same traffic datagram by datagram.
 Not here: a GSO send the kernel refuses (-EIO). Since Linux 6.11 only an
 IPsec (xfrm) route or UDP-Lite does that, and this machine has no ESP;
 tx.c sends such a group's datagrams again one by one."""
-import ctypes
 import os
 import socket
 import struct
-import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, Wglb, config, confirm, free_port, initiation,
-                      transport, wait_until)
+from wglbtest import LoopbackLb, confirm, initiation, transport, wait_until
 
 UDP_SEGMENT, UDP_GRO = 103, 104
-
-
-def private_netns():
-    if os.geteuid() != 0:
-        print("SKIP: needs root for a private network namespace", file=sys.stderr)
-        sys.exit(77)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
-        print(f"SKIP: unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}", file=sys.stderr)
-        sys.exit(77)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
 def gso_send(sock, segs, addr=None):
@@ -52,30 +37,13 @@ def delta(after, before, *path):
     return a - b
 
 
-class Family:
-    family = socket.AF_INET
-    host = "127.0.0.1"
+class Family(LoopbackLb):
+    backend_names = ("a",)
     gro = "on"
 
-    def setUp(self):
-        self.backends = [Backend("a", self.family)]
-        self.port = free_port(self.family)
-        listen = f"[{self.host}]:{self.port}" if self.family == socket.AF_INET6 else f"{self.host}:{self.port}"
-        self.lb = Wglb(config([listen], self.backends,
-                              balancer_extra=f"max_flows = 64\nudp_gro = {self.gro}\n"))
-        self.lb.start()
-        self.addr = (self.host, self.port)
-
-    def tearDown(self):
-        rc = self.lb.stop()
-        for b in self.backends:
-            b.close()
-        self.assertEqual(rc, 0, self.lb.read_log())
-
-    def client(self):
-        c = Client(self.addr, self.family)
-        self.addCleanup(c.close)
-        return c
+    @property
+    def balancer_extra(self):
+        return f"max_flows = 64\nudp_gro = {self.gro}\n"
 
     def test_client_train_each_segment_judged_alone(self):
         c = self.client()
@@ -146,5 +114,4 @@ class TestGroOff(Family, unittest.TestCase):
 
 
 if __name__ == "__main__":
-    private_netns()
     unittest.main(verbosity=2)

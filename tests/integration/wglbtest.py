@@ -153,6 +153,37 @@ class Backend:
         self.thread.join(1)
 
 
+class LoopbackLb:
+    """A unittest.TestCase mixin: wglb on loopback (family, host) in front
+    of echo backends named backend_names, started for each test."""
+    family = socket.AF_INET
+    host = "127.0.0.1"
+    backend_names = ("a", "b", "c")
+    balancer_extra = "max_flows = 64\n"
+
+    def lb_listen(self, port):
+        return f"[{self.host}]:{port}" if self.family == socket.AF_INET6 else f"{self.host}:{port}"
+
+    def setUp(self):
+        self.backends = [Backend(n, self.family) for n in self.backend_names]
+        self.port = free_port(self.family)
+        self.lb = Wglb(config([self.lb_listen(self.port)], self.backends,
+                              balancer_extra=self.balancer_extra))
+        self.lb.start()
+        self.addr = (self.host, self.port)
+
+    def tearDown(self):
+        rc = self.lb.stop()
+        for b in self.backends:
+            b.close()
+        self.assertEqual(rc, 0, self.lb.read_log())
+
+    def client(self):
+        c = Client(self.addr, self.family)
+        self.addCleanup(c.close)
+        return c
+
+
 def with_test_workers(text):
     """The suites run again with WGLB_TEST_WORKERS=2 (tests/meson.build):
     the first config of every wglb a test starts gets that many workers, at
