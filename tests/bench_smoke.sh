@@ -48,17 +48,17 @@ print(f"bulk: wglb {w['gbit_s_each_way']:.2f} Gbit/s, {w['datagrams_per_receive'
 print(f"bench smoke: flows {f['steps'][-1]['flows_in_table']}, storm {h['new_flows_per_s']}/s, "
       f"failover {fo['recoveries']}/{fo['clients_on_killed_sink']} recovered, churn flat")
 PY
-timeout 300 bash bench/compare --rounds 1 --duration 1 --cases "8:160" --out "$OUT" >"$OUT/compare.log" 2>&1 \
+timeout 300 bash bench/compare --rounds 1 --duration 1 --cases "8:160" --bulk "" --out "$OUT" >"$OUT/compare.log" 2>&1 \
 	|| { cat "$OUT/compare.log"; fail "compare"; }
 python3 - "$OUT/results.json" <<'PY' || exit 1
 import json, sys
 r = json.load(open(sys.argv[1]))
 row = r["summary"][0]
-for p in ("wglb", "nginx", "nft"):
+for p in ("wglb", "wglb-w2", "nginx", "nft"):
     assert row[p]["round_trips_per_s"] > 0, (p, row)
 assert row["nft"]["nat_rule_in_namespace"] and not row["wglb"]["nat_rule_in_namespace"], row
-assert "wglb_vs_nginx" in row and "wglb_vs_nft" in row, row
-assert len(r["runs"]) == 3, r["runs"]
+assert all(k in row for k in ("wglb_vs_nginx", "wglb_vs_nft", "wglb-w2_vs_nginx", "wglb-w2_vs_nft")), row
+assert len(r["runs"]) == 4, r["runs"]
 print(f"compare smoke: wglb {row['wglb']['round_trips_per_s']:.0f}, nginx {row['nginx']['round_trips_per_s']:.0f}, "
       f"nft {row['nft']['round_trips_per_s']:.0f} rt/s")
 PY
