@@ -299,13 +299,13 @@ class TestControl(unittest.TestCase):
         s.sendall(os.urandom(200).replace(b"\n", b"x") + b"\n")
         self.assertTrue(s.recv(4096).startswith(b"error: "))
         s.close()
-        # Forwarding with and without the abuse, alternating seven times: the
+        # Forwarding with and without the abuse, alternating eleven times: the
         # median of each abused sample's ratio to the quiet one just before
         # it, so that the machine's load (two cores, shared with this client
         # and whatever else runs) cancels out pair by pair, and a burst of
         # load elsewhere spoils one pair, not the verdict.
         ratios, quiet, refused = [], [], None
-        for _ in range(7):
+        for _ in range(11):
             q = self.rate(c)
             socks, r = self.abuse_on()
             refused = r if refused is None else refused
@@ -315,7 +315,7 @@ class TestControl(unittest.TestCase):
                 x.close()
         base, ratio = statistics.median(quiet), statistics.median(ratios)
         loaded = ratio * base
-        print(f"\nround trips/s: {base:.0f} quiet (median of 7); under control-socket abuse "
+        print(f"\nround trips/s: {base:.0f} quiet (median of 11); under control-socket abuse "
               f"{ratio:.2f}x (median of the paired ratios); {refused} of 200 idle "
               f"connections closed", file=sys.stderr)
         self.assertGreaterEqual(refused, 70)
