@@ -147,6 +147,10 @@ class Backend:
         with self.lock:
             return [d for _, d in self.received]
 
+    def payloads_from(self):
+        with self.lock:
+            return list(self.received)
+
     def close(self):
         self.running = False
         self.sock.close()
