@@ -774,6 +774,17 @@ static void move_flows(struct loop *l, const int why_of[], unsigned moved[], uns
 	}
 }
 
+/* Backend idx moved to address a (same family): its flows' sockets follow. */
+static void reconnect_flows(struct loop *l, unsigned idx, const struct wglb_addr *a)
+{
+	for (uint32_t i = 0; i < l->ft.cap; i++) {
+		struct flow *f = &l->ft.flows[i];
+		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
+		    connect(f->fd, &a->u.sa, a->len) == 0)
+			l->st.repins[REPIN_CHANGED]++;
+	}
+}
+
 void fwd_reconcile(struct loop *l)
 {
 	unsigned moved[CONFIG_MAX_BACKENDS] = {0}, closed = 0;
@@ -823,12 +834,7 @@ void fwd_follow_pool(struct loop *l, void *arg)
 			    d->addr.u.sa.sa_family == s->addr.u.sa.sa_family;
 		gone[i] = d->in_use && !same;
 		if (same && !addr_equal(&d->addr, &s->addr))
-			for (uint32_t j = 0; j < l->ft.cap; j++) {
-				struct flow *f = &l->ft.flows[j];
-				if ((f->flags & FLOW_F_USED) && f->backend == i &&
-				    connect(f->fd, &s->addr.u.sa, s->addr.len) == 0)
-					l->st.repins[REPIN_CHANGED]++;
-			}
+			reconnect_flows(l, i, &s->addr);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct backend *d = &l->pool.be[i];
@@ -885,12 +891,7 @@ void fwd_follow_config(struct loop *l, void *arg)
 void fwd_readdress(struct loop *l, unsigned idx, const struct wglb_addr *a)
 {
 	pool_set_addr(&l->pool, idx, a);
-	for (uint32_t i = 0; i < l->ft.cap; i++) {
-		struct flow *f = &l->ft.flows[i];
-		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
-		    connect(f->fd, &a->u.sa, a->len) == 0)
-			l->st.repins[REPIN_CHANGED]++;
-	}
+	reconnect_flows(l, idx, a);
 }
 
 bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
