@@ -741,11 +741,11 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 		seg = len;
 	/* A GRO train from one backend socket: one flow, datagram by datagram
 	 * (its flow may close on the way only through a send, never here). */
-	for (unsigned off = 0; off < len || off == 0; off += seg) {
+	unsigned off = 0;
+	do { /* once for an empty datagram (seg 0), to count and drop it, as for clients */
 		backend_segment(l, f, bid, payload + off, len - off < seg ? len - off : seg);
-		if (!seg)
-			break; /* an empty datagram, counted and dropped */
-	}
+		off += seg;
+	} while (off < len);
 recycle:
 	loop_recycle(l, bid);
 }
