@@ -263,6 +263,51 @@ static int evict_for(struct loop *l, const struct backend *b, uint16_t *port)
 	return upstream_open(l, b, port);
 }
 
+/* The oldest unconfirmed flow of each worker, by creation time. */
+struct oldest {
+	bool any[CONFIG_MAX_WORKERS];
+	uint32_t created[CONFIG_MAX_WORKERS];
+};
+
+static void find_oldest(struct loop *l, void *arg)
+{
+	struct oldest *o = arg;
+	const struct flow *v = flow_victim(&l->ft);
+
+	o->any[l->worker_id] = v != NULL;
+	if (v)
+		o->created[l->worker_id] = v->created;
+}
+
+static void give_way(struct loop *l, void *arg)
+{
+	struct flow *v = flow_victim(&l->ft);
+
+	(void)arg;
+	if (v) {
+		fwd_close_flow(l, v); /* its port and descriptor are free for any worker */
+		l->st.flows_evicted++;
+	}
+}
+
+void fwd_lend_sockets(struct loop *l)
+{
+	/* At most 16 a pass (160 a second): each costs a call on every worker. */
+	unsigned want = workers_sockets_wanted(l, 16), n = workers_count(l->ws);
+
+	while (want--) {
+		struct oldest o = {.any = {false}};
+		int best = -1;
+		workers_each(l, find_oldest, &o);
+		for (unsigned i = 0; i < n; i++)
+			if (o.any[i] && (best < 0 || (int32_t)(o.created[i] - o.created[best]) < 0))
+				best = (int)i;
+		if (best < 0)
+			return; /* every flow is confirmed: nothing may give way */
+		workers_call(l, (unsigned)best, give_way, NULL);
+	}
+}
+
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
 static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t h, int bi)
 {
@@ -294,6 +339,8 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 			log_exhaustion(l, &l->rl_table_full, "flow table full, new flow refused", 0);
 			return NULL;
 		}
+		if (fd == -ENOSPC)
+			workers_want_socket(l); /* no flow of its own to give way: another worker's */
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
 			log_exhaustion(l, &l->rl_no_socket, "cannot open an upstream socket",
@@ -329,6 +376,8 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 
 	if (from && from->addr.u.sa.sa_family != to->addr.u.sa.sa_family) {
 		int fd = upstream_open(l, to, &port);
+		if (fd == -ENOSPC)
+			workers_want_socket(l); /* no flow of its own to give way: another worker's */
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
 			fwd_close_flow(l, f);

@@ -640,6 +640,8 @@ static void timers(struct loop *l)
 	}
 	if (l->pool.dirty)
 		fwd_reconcile(l);
+	if (!l->worker_id)
+		fwd_lend_sockets(l);
 }
 
 int loop_run(struct loop *l)

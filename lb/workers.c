@@ -43,6 +43,7 @@ struct workers {
 	_Atomic uint64_t roam[SESSDIR_SLOTS];
 	struct worker *w[CONFIG_MAX_WORKERS]; /* [0] unused: the main loop */
 	_Atomic uint8_t poke[CONFIG_MAX_BACKENDS];
+	_Atomic uint32_t want_socket; /* asks for a flow of another worker to give way */
 	/* index -> (index << 32 | backend + 1); a collision forgets the older */
 	_Atomic uint64_t sess[SESSDIR_SLOTS];
 };
@@ -122,6 +123,23 @@ bool workers_poked(struct loop *main, unsigned backend)
 {
 	return main->ws && backend < CONFIG_MAX_BACKENDS &&
 	       atomic_exchange_explicit(&main->ws->poke[backend], 0, memory_order_relaxed);
+}
+
+void workers_want_socket(struct loop *w)
+{
+	if (w->ws)
+		atomic_fetch_add_explicit(&w->ws->want_socket, 1, memory_order_relaxed);
+}
+
+unsigned workers_sockets_wanted(struct loop *main, unsigned max)
+{
+	uint32_t n;
+
+	/* Read first: the main thread asks every batch, the workers rarely write. */
+	if (!main->ws || !atomic_load_explicit(&main->ws->want_socket, memory_order_relaxed))
+		return 0;
+	n = atomic_exchange_explicit(&main->ws->want_socket, 0, memory_order_relaxed);
+	return n < max ? n : max;
 }
 
 static void signal_fd(int fd)

@@ -30,6 +30,10 @@ void fwd_follow_pool(struct loop *l, void *pool);
  * thread's config (arg). */
 void fwd_follow_config(struct loop *l, void *cfg);
 void fwd_expire(struct loop *l);
+/* On the main thread: workers that could have no upstream socket asked for
+ * one (workers_want_socket); the oldest unconfirmed flows of all workers
+ * give way, as the oldest of one worker's does for its own newcomers. */
+void fwd_lend_sockets(struct loop *l);
 void fwd_close_flow(struct loop *l, struct flow *f);
 /* Re-pin one flow to Maglev's choice now. False if it stayed or closed. */
 bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why);

@@ -54,6 +54,13 @@ size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap);
 void workers_poke(struct loop *w, unsigned backend);
 bool workers_poked(struct loop *main, unsigned backend);
 
+/* Ports and descriptors are the process's, eviction is each worker's: a
+ * worker that can have no upstream socket and has no unconfirmed flow of
+ * its own to give way asks here; the main thread takes the count (capped)
+ * and has the oldest unconfirmed flows of all workers give way. */
+void workers_want_socket(struct loop *w);
+unsigned workers_sockets_wanted(struct loop *main, unsigned max);
+
 /* Which backend holds a WireGuard session, by the index its client puts in
  * transport data, across workers: a client whose new address lands on
  * another worker keeps its session. -1 when unknown. */

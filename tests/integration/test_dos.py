@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from wglbtest import (Backend, Client, Wglb, config, confirm, initiation, open_cookie,
-                      signed_initiation, transport, wait_until)
+                      signed_initiation, transport, wait_until, worker_of)
 
 VEC = os.path.join(os.path.dirname(__file__), "..", "unit", "vectors")
 with open(os.path.join(VEC, "server.pub")) as f:
@@ -124,12 +124,7 @@ class TestExhaustion(Base):
     backs off instead of spinning."""
 
     def test_ports_taken_by_others(self):
-        if os.environ.get("WGLB_TEST_WORKERS", "1") != "1":
-            # Seen failing (2 and 3 of 5 newcomers answered): the blind
-            # flows of one worker can hold all six ports, and the other
-            # worker has no flow of its own to evict. README, Workers.
-            self.skipTest("known gap with workers: a worker cannot evict another worker's "
-                          "unconfirmed flows when another program has taken the ports")
+        workers = int(os.environ.get("WGLB_TEST_WORKERS", "1"))
         lb = self.start("handshake_rate = 0\n")
         hog = []  # another program takes all but 6 of the range
         try:
@@ -142,24 +137,42 @@ class TestExhaustion(Base):
         for s in hog[:6]:
             s.close()
         self.addCleanup(lambda: [s.close() for s in hog])
-        blind = [self.client(f"127.0.5.{i + 1}") for i in range(60)]
+        # The attack on workers: every blind source on worker 0, which then
+        # holds every port left, and the newcomers on the last worker, which
+        # has no flow of its own to give way.
+        blind_ips = [ip for ip in (f"127.0.5.{i}" for i in range(1, 255))
+                     if worker_of(ip, workers) == 0][:60]
+        new_ips = [ip for ip in (f"127.0.6.{i}" for i in range(1, 255))
+                   if worker_of(ip, workers) == workers - 1][:5]
+        blind = [self.client(ip) for ip in blind_ips]
         for c in blind:  # forged transport from 60 sources: no mac1, no limit
             c.send(transport(40, silent=True))
         wait_until(lambda: lb.stats()["packets_in"] >= 60, 5, "the blind datagrams")
         answered = 0
         for i in range(5):
-            c = self.client(f"127.0.6.{i + 1}")
+            # A newcomer retries its initiation as WireGuard does (every
+            # 5 s; here every second, three times). With one worker the
+            # first is answered. With workers, a worker whose blind flows
+            # hold no port asks the others for one: the oldest unconfirmed
+            # flow of all workers gives way, and the retry gets in.
+            c = self.client(new_ips[i])
+            c.sock.settimeout(1)
             m = initiation()
-            try:
-                answered += c.roundtrip(m)[0] == m
-            except socket.timeout:
-                pass
+            for _ in range(3):
+                try:
+                    if c.roundtrip(m)[0] == m:
+                        answered += 1
+                        break
+                except socket.timeout:
+                    pass
         st = lb.stats()
-        print(f"\nports: 60 blind sources with 6 free ports: {st['flows_evicted']} evicted, "
-              f"{st['drops_in']['no_socket']} refused; {answered}/5 newcomers answered",
-              file=sys.stderr)
+        print(f"\nports: 60 blind sources with 6 free ports, {workers} workers: "
+              f"{st['flows_evicted']} evicted, {st['drops_in']['no_socket']} refused; "
+              f"{answered}/5 newcomers answered", file=sys.stderr)
         self.assertEqual(answered, 5, "real newcomers locked out")
-        self.assertEqual(st["drops_in"]["no_socket"], 0)
+        # One worker: never refused. Workers: at most each newcomer's first
+        # initiation, while another worker's flow gives way.
+        self.assertLessEqual(st["drops_in"]["no_socket"], 0 if workers == 1 else 5)
         self.assertGreaterEqual(st["flows_evicted"], 55)
         self.assertIn("max_flows 40 (ephemeral ports 40", lb.read_log(), "sized to the ports")
 

@@ -15,16 +15,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from wglbtest import (WGLB, Backend, Client, Wglb, config, confirm, free_port, initiation,
-                      transport, wait_until)
+                      transport, wait_until, worker_of)
 
 N = 2
-
-
-def worker_of(ip, n=N):
-    """The steering program's arithmetic (lb/workers.c, workers_steer_prog):
-    the IPv4 source address times 0x9e3779b1, its top 16 bits, modulo n."""
-    a = int.from_bytes(socket.inet_aton(ip), "big")
-    return (((a * 0x9e3779B1) & 0xFFFFFFFF) >> 16) % n
 
 
 def addresses(n, prefix="127.0.9."):
@@ -62,7 +55,7 @@ class Base(unittest.TestCase):
 class TestSpread(Base):
     def test_spread_sticky_and_seen_whole(self):
         ips = addresses(16)
-        want = [sum(worker_of(ip) == w for ip in ips) for w in range(N)]
+        want = [sum(worker_of(ip, N) == w for ip in ips) for w in range(N)]
         self.assertTrue(all(want), f"the test's addresses cover both workers: {want}")
         clients = [self.client(ip) for ip in ips]
         for c in clients:
@@ -71,7 +64,7 @@ class TestSpread(Base):
         # A second port of an address: the same worker (per-source state stays whole).
         extra = self.client(ips[0])
         confirm(extra)
-        want[worker_of(ips[0])] += 1
+        want[worker_of(ips[0], N)] += 1
         self.assertEqual(self.per_worker(), want)
         flows = self.lb.flows()
         self.assertEqual(len(flows), 17, "show flows lists every worker's flows")
@@ -100,7 +93,7 @@ class TestPoolChanges(Base):
         flows = self.lb.flows()
         on = {b: sum(f["backend"] == b for f in flows) for b in ("a", "b", "c")}
         victim = max(on, key=on.get)
-        vic = {worker_of(f["client"].split(":")[0]) for f in flows if f["backend"] == victim}
+        vic = {worker_of(f["client"].split(":")[0], N) for f in flows if f["backend"] == victim}
         self.assertEqual(len(vic), N, "the victim has flows on both workers")
         # disable: every flow on it moves now, on both workers
         self.lb.ctl(f"backend disable {victim}")
@@ -130,7 +123,7 @@ class TestPoolChanges(Base):
         on = {b: [k for k, f in flows.items() if f["backend"] == b] for b in ("a", "b", "c")}
         victim = max(on, key=lambda b: len(on[b]))
         moving = [k.split(":")[0] for k in on[victim]]
-        self.assertEqual(len({worker_of(ip) for ip in moving}), N,
+        self.assertEqual(len({worker_of(ip, N) for ip in moving}), N,
                          f"the drained backend has flows on both workers: {moving}")
         self.lb.ctl(f"backend drain {victim}")
         time.sleep(0.2)  # nothing moves on its own: a drain waits for initiations
@@ -159,14 +152,14 @@ class TestReload(Base):
         wait_until(lambda: self.lb.stats()["drops_in"]["not_allowed"] >= before + 6,
                    what="sources outside allow dropped")
         refused = {ip for ip in ips if ip not in allowed}
-        self.assertEqual(len({worker_of(ip) for ip in refused}), N,
+        self.assertEqual(len({worker_of(ip, N) for ip in refused}), N,
                          "refused on both workers")
 
 
 class TestRoaming(Base):
     def test_new_address_on_the_other_worker_keeps_the_backend(self):
-        first = next(ip for ip in addresses(40) if worker_of(ip) == 0)
-        later = next(ip for ip in addresses(40, "127.0.10.") if worker_of(ip) == 1)
+        first = next(ip for ip in addresses(40) if worker_of(ip, N) == 0)
+        later = next(ip for ip in addresses(40, "127.0.10.") if worker_of(ip, N) == 1)
         c = self.client(first)
         idx = confirm(c)
         backend = self.by_client()[f"{first}:{c.port}"]["backend"]

@@ -188,6 +188,14 @@ class LoopbackLb:
         return c
 
 
+def worker_of(ip, n):
+    """The worker that serves an IPv4 client address, by the steering
+    program's arithmetic (lb/workers.c, workers_steer_prog): the address
+    times 0x9e3779b1, its top 16 bits, modulo n."""
+    a = int.from_bytes(socket.inet_aton(ip), "big")
+    return (((a * 0x9e3779B1) & 0xFFFFFFFF) >> 16) % n
+
+
 def with_test_workers(text):
     """The suites run again with WGLB_TEST_WORKERS=2 (tests/meson.build):
     the first config of every wglb a test starts gets that many workers, at
