@@ -439,8 +439,15 @@ int ctl_open(struct loop *l)
 		ctl->admin_gid = g->gr_gid;
 		ctl->has_admin_gid = true;
 	}
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->control);
-	/* A socket left by a crashed wglb; never unlink anything else. */
+	/* A socket left by a crashed wglb is replaced; never anything else. */
+	if (lstat(cfg->control, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_err("control socket %s: exists and is not a socket", cfg->control);
+		return -EEXIST;
+	}
+	/* Bound and listening under a temporary name, then renamed into place:
+	 * a client that finds the path can connect (no moment between bind and
+	 * listen in which it is refused). */
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s.new", cfg->control);
 	if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(sun.sun_path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -448,20 +455,20 @@ int ctl_open(struct loop *l)
 		return -errno;
 	if (bind(ctl->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		log_err("control socket %s: %s", sun.sun_path, strerror(errno));
+		log_err("control socket %s: %s", cfg->control, strerror(errno));
 		return ret;
 	}
 	if (chmod(sun.sun_path, 0660) < 0 ||
-	    (gid != (gid_t)-1 && chown(sun.sun_path, (uid_t)-1, gid) < 0)) {
+	    (gid != (gid_t)-1 && chown(sun.sun_path, (uid_t)-1, gid) < 0) ||
+	    listen(ctl->fd, 64) < 0 || rename(sun.sun_path, cfg->control) < 0) {
 		ret = -errno;
-		log_err("control socket %s: %s", sun.sun_path, strerror(errno));
+		log_err("control socket %s: %s", cfg->control, strerror(errno));
+		unlink(sun.sun_path);
 		return ret;
 	}
-	if (listen(ctl->fd, 64) < 0)
-		return -errno;
 	if (watch_listener(l, false) < 0)
 		return -ENOSPC;
-	log_info("control socket on %s", sun.sun_path);
+	log_info("control socket on %s", cfg->control);
 	return cfg->metrics_listen.len ? http_open(l) : 0;
 }
 

@@ -49,7 +49,7 @@ struct wglb_config {
 	char path[4096];
 	struct wglb_addr listen[CONFIG_MAX_LISTEN];
 	unsigned n_listen;
-	char control[108]; /* sun_path */
+	char control[104]; /* sun_path (108) less ".new", where it is bound before it listens */
 	char control_group[64];
 	char admin_group[64];
 	struct wglb_addr metrics_listen; /* len 0: no HTTP metrics endpoint */

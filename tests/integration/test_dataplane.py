@@ -6,11 +6,13 @@ from the address the client used, bad reload keeps the running config."""
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, LoopbackLb, Wglb, config, confirm, free_port,
+from wglbtest import (WGLB, Backend, Client, LoopbackLb, Wglb, config, confirm, free_port,
                       initiation, transport, wait_until)
 
 
@@ -245,8 +247,6 @@ class TestWildcardAndLimits(unittest.TestCase):
             be.close()
 
     def test_bad_environment_clear_errors(self):
-        import subprocess
-        from wglbtest import WGLB
         be = Backend("a")
         port = free_port()
         first = Wglb(config([f"127.0.0.1:{port}"], [be])).start()
@@ -268,6 +268,35 @@ class TestWildcardAndLimits(unittest.TestCase):
         self.assertIn("control socket /nonexistent/control.sock: No such file or directory", r.stderr)
         self.assertEqual(first.stop(), 0)
         be.close()
+
+    def test_control_path_answers_once_it_exists(self):
+        # The socket is bound and listening under a temporary name, then
+        # renamed into place: a client that connects the moment the path
+        # appears is never refused (it was, once, between bind and listen).
+        be = Backend("a")
+        self.addCleanup(be.close)
+        for _ in range(5):
+            lb = Wglb(config([f"127.0.0.1:{free_port()}"], [be]))
+            lb.logf = open(lb.log, "ab")
+            lb.proc = subprocess.Popen([WGLB, "-c", lb.conf], stdout=lb.logf, stderr=lb.logf)
+            deadline = time.monotonic() + 5
+            while not os.path.exists(lb.sock):  # no sleep: the first instant it is there
+                self.assertIsNone(lb.proc.poll(), lb.read_log())
+                self.assertLess(time.monotonic(), deadline, "no control socket in 5 s")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(lb.sock)  # ConnectionRefusedError here is the bug
+            s.close()
+            self.assertFalse(os.path.exists(lb.sock + ".new"))
+            self.assertEqual(lb.stop(), 0)
+        # A file that is not a socket at the path is never replaced.
+        lb = Wglb(config([f"127.0.0.1:{free_port()}"], [be]))
+        with open(lb.sock, "w") as f:
+            f.write("operator's file\n")
+        r = subprocess.run([WGLB, "-c", lb.conf], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn(f"control socket {lb.sock}: exists and is not a socket", r.stderr)
+        with open(lb.sock) as f:
+            self.assertEqual(f.read(), "operator's file\n")
 
     def test_sigint_exits_cleanly_and_removes_socket(self):
         be = Backend("a")
