@@ -292,7 +292,8 @@ static void give_way(struct loop *l, void *arg)
 
 void fwd_lend_sockets(struct loop *l)
 {
-	/* At most 16 a pass (160 a second): each costs a call on every worker. */
+	/* Each scan (100 ms), at most 16 (each costs a call on every worker):
+	 * a spoofer that keeps asking cannot keep the main thread calling. */
 	unsigned want = workers_sockets_wanted(l, 16), n = workers_count(l->ws);
 
 	while (want--) {

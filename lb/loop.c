@@ -629,6 +629,8 @@ static void timers(struct loop *l)
 {
 	if (l->now_ms >= l->next_scan_ms) {
 		fwd_expire(l);
+		if (!l->worker_id)
+			fwd_lend_sockets(l); /* here: its calls are bounded per scan, not per batch */
 		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
 	}
 	for (unsigned i = 0; i < l->n_parts; i++)
@@ -640,8 +642,6 @@ static void timers(struct loop *l)
 	}
 	if (l->pool.dirty)
 		fwd_reconcile(l);
-	if (!l->worker_id)
-		fwd_lend_sockets(l);
 }
 
 int loop_run(struct loop *l)
