@@ -63,6 +63,13 @@ ecmp_up() {
 	for k in $(seq 1 "$N_LBS"); do ecmp_balancer "$k"; done
 	wait_for 20 "ECMP over $N_LBS balancers" sh -c "[ \$(ip -n $NS_LB route show $LB_PUBLIC | grep -c 'via 192.0.2') = $N_LBS ]" ||
 		{ ip -n "$NS_LB" route; birdc_rt show protocols all; die "the router has no ECMP route"; }
+	# Every balancer must pin a client where the others would (the same
+	# health view): its clients start only once each sees every backend up.
+	for k in $(seq 1 "$N_LBS"); do
+		wait_for 10 "balancer $k sees its backends up" sh -c \
+			"[ \$(ip netns exec $(ns_ecmp "$k") '$WGLBCTL' -s '$T/control-e$k.sock' show backends | grep -c ' up ') = ${WGLB_BACKENDS:-$N_BE} ]" ||
+			{ ctl_ecmp "$k" show backends; die "balancer $k: backends not up"; }
+	done
 	log "router: $LB_PUBLIC via $(rt_nexthops)"
 }
 
