@@ -32,7 +32,11 @@ STUB
 chmod +x "$T/wglbctl"
 be() { printf '%s\n' "$@" >"$T/backends"; } # lines: name admin health
 row() { echo "$1 10.0.0.1:51820 x $2 $3 0 100 -"; }
-announced() { ip -o addr show dev lo | grep -q " $ADDR/32 "; }
+announced() { # not "ip | grep -q": under pipefail, ip's SIGPIPE when grep quits early reads as "no"
+	local a
+	a=$(ip -o addr show dev lo) || die "ip addr"
+	[[ $a == *" $ADDR/32 "* ]]
+}
 calls() { wc -l <"$T/calls"; }
 checks_pass() { # wait until wglb-announce has asked N more times
 	local want=$(($(calls) + $1)) i
