@@ -21,9 +21,10 @@ wait_screen 60 "demo shows client1 on a backend" has_backend
 first=$(client1)
 echo "client1 on $first; pressing k"
 tmux send-keys -t "$S" k
-shows_killed() { screen | grep -q "killed WireGuard on $first"; }
+# Screens are read whole, then matched ("| grep -q" fails on SIGPIPE under pipefail).
+shows_killed() { grep -q "killed WireGuard on $first" <<<"$(screen)"; }
 wait_screen 10 "the kill shows in the events" shows_killed
-shows_down() { screen | grep -Eq "^$first +down"; }
+shows_down() { grep -Eq "^$first +down" <<<"$(screen)"; }
 wait_screen 15 "$first shown down" shows_down
 t_kill=$SECONDS
 moved() { local b; b=$(client1); [[ "$b" =~ ^b[1-3]$ ]] && [ "$b" != "$first" ]; }
@@ -37,7 +38,7 @@ recovers() {
 wait_screen 40 "client1's pings come back through the new backend" recovers
 echo "client1 moved $first -> $(client1) with pings flowing; pressing q"
 tmux send-keys -t "$S" q
-gone() { ! ip netns list | grep -q -- "-$ID"; }
+gone() { ! grep -q -- "-$ID" <<<"$(ip netns list)"; }
 wait_screen 20 "namespaces torn down" gone
 tmux kill-session -t "$S" 2>/dev/null
 echo "PASS: demo showed the failover and cleaned up"

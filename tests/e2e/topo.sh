@@ -292,7 +292,9 @@ ping_max_gap_after() { # i t0
 ping_replies() { grep -c 'bytes from' "$T/ping$1.log"; }
 pinging() { grep -q 'bytes from' "$T/ping$1.log"; }           # i
 replied_after() { [ -n "$(ping_first_reply_after "$1" "$2")" ]; } # i t0
-backend_state_is() { ctl show backends | grep -q "^$1 .* $2 "; }  # name state
+# name state. Read whole, then matched: "ctl | grep -q" fails under pipefail
+# when grep quits before ctl has written everything (SIGPIPE).
+backend_state_is() { local out; out=$(ctl show backends) && grep -q "^$1 .* $2 " <<<"$out"; }
 backend_flows() { ctl show backends | awk -v b="$1" '$1 == b { print $6 }'; }
 now() { date +%s.%N; }
 stat_json() { # python expression over the stats JSON as s
