@@ -6,7 +6,7 @@
 # configurations inside them by wglb --check.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-B=${WGLB_BUILD:-build}
+B=$(cd "${WGLB_BUILD:-build}" && pwd) || exit 1 # absolute: the units name binaries by full path
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
@@ -21,7 +21,7 @@ have systemd-analyze; have keepalived; have cloud-init; have python3
 # insists that ExecStart programs exist).
 mkdir -p "$T/units"
 for u in deploy/systemd/*.service; do
-	sed -e "s|/usr/sbin/wglb|$PWD/$B/lb/wglb|g" -e "s|/usr/sbin/wg-health|$PWD/$B/health/wg-health|g" \
+	sed -e "s|/usr/sbin/wglb|$B/lb/wglb|g" -e "s|/usr/sbin/wg-health|$B/health/wg-health|g" \
 		"$u" >"$T/units/$(basename "$u")"
 done
 # It must exit 0 and say nothing. (It once read "! verify | grep -v | grep -q .",
