@@ -377,8 +377,6 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 
 	if (from && from->addr.u.sa.sa_family != to->addr.u.sa.sa_family) {
 		int fd = upstream_open(l, to, &port);
-		if (fd == -ENOSPC)
-			workers_want_socket(l); /* no flow of its own to give way: another worker's */
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
 			fwd_close_flow(l, f);
