@@ -489,7 +489,8 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 	in->cookies = l->cookies;
 	in->under_load = fwd_under_load(l);
 	in->session_backend = -1;
-	if (wi->type == WG_T_INITIATION || wi->type == WG_T_RESPONSE) {
+	/* A response with no flow is dropped before its macs matter. */
+	if (wi->type == WG_T_INITIATION || (wi->type == WG_T_RESPONSE && f)) {
 		in->mac1_bad = l->check_mac1 && !mac1_valid(&l->mac1, p, len);
 		if (l->cookies && !in->mac1_bad) {
 			uint8_t src[COOKIE_SRC_MAX];

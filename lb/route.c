@@ -10,12 +10,14 @@ static struct route_out verdict(enum route_action a, enum drop why)
 /*
  * A client's handshake message at the edge, as a WireGuard server under
  * load would treat it: mac1 must be made for these servers; where cookies
- * are asked for, mac2 must prove the source receives at its address, or
- * the answer is a cookie reply. Initiations come at WireGuard's per-source
- * rate; a source past the budget of the address it claims must prove
- * itself (a spoofer cannot, so it cannot spend a victim's budget), and a
- * proven source has a budget of its own. Returns false with *o set when
- * the datagram goes no further.
+ * are asked for, an initiation's mac2 must prove the source receives at
+ * its address, or the answer is a cookie reply. A response reaches here
+ * only on a flow (it answers the backend's initiation there): it creates
+ * nothing, so it passes (instant failover under load). Initiations come at
+ * WireGuard's per-source rate; a source past the budget of the address it
+ * claims must prove itself (a spoofer cannot, so it cannot spend a
+ * victim's budget), and a proven source has a budget of its own. Returns
+ * false with *o set when the datagram goes no further.
  */
 static bool edge(const struct route_in *in, struct route_out *o)
 {
@@ -25,12 +27,11 @@ static bool edge(const struct route_in *in, struct route_out *o)
 		*o = verdict(ROUTE_DROP, DROP_BAD_MAC1);
 		return false;
 	}
+	if (in->type != WG_T_INITIATION)
+		return true;
 	o->note_load = in->cookies && !in->mac2_ok && !in->has_flow;
-	/* A response on a flow answers the backend's initiation there: it
-	 * creates nothing, so it passes (instant failover under load). */
-	ask = in->cookies && !in->mac2_ok && in->under_load &&
-	      !(in->has_flow && in->type == WG_T_RESPONSE);
-	if (!ask && in->type == WG_T_INITIATION) {
+	ask = in->cookies && !in->mac2_ok && in->under_load;
+	if (!ask) {
 		if (in->mac2_ok ? in->proven_budget : in->claimed_budget) {
 			o->spend = in->mac2_ok ? SPEND_PROVEN : SPEND_CLAIMED;
 		} else if (in->mac2_ok || !in->cookies) {
@@ -49,9 +50,10 @@ static bool edge(const struct route_in *in, struct route_out *o)
 	return true;
 }
 
-/* No flow for this source. A transport datagram may join the session it
- * names (a roaming client), once a second per index; anyone can send one
- * from anywhere, so under load nothing else opens a flow that way. */
+/* No flow for this source: an initiation past the edge, or transport. A
+ * transport datagram may join the session it names (a roaming client),
+ * once a second per index; anyone can send one from anywhere, so under
+ * load nothing else opens a flow that way. */
 static void new_source(const struct route_in *in, struct route_out *o)
 {
 	o->action = ROUTE_NEW;
@@ -80,6 +82,11 @@ struct route_out route_decide(const struct route_in *in)
 {
 	struct route_out o = verdict(ROUTE_FORWARD, DROP__COUNT);
 
+	/* A response answers the backend's initiation, a cookie reply the
+	 * backend's handshake, each sent on a flow: from a source with none
+	 * they are a spoofer's, and cost nothing but the receive. */
+	if (!in->has_flow && (in->type == WG_T_RESPONSE || in->type == WG_T_COOKIE))
+		return verdict(ROUTE_DROP, DROP_NO_FLOW);
 	if ((in->type == WG_T_INITIATION || in->type == WG_T_RESPONSE) && !edge(in, &o))
 		return o;
 	if (!in->has_flow) {

@@ -19,6 +19,7 @@ const char *stats_drop_name(enum drop d)
 		[DROP_RATE_LIMITED] = "rate_limited",
 		[DROP_NEEDS_COOKIE] = "needs_cookie",
 		[DROP_UNPROVEN] = "unproven",
+		[DROP_NO_FLOW] = "no_flow",
 	};
 	return (unsigned)d < DROP__COUNT ? names[d] : "invalid";
 }

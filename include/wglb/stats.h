@@ -25,6 +25,8 @@ enum drop {
 	DROP_NEEDS_COOKIE,    /* handshake without a valid mac2 when cookies are asked for:
 			       * answered with wglb's cookie reply, not forwarded */
 	DROP_UNPROVEN,        /* under load: transport from an unknown source, unknown index */
+	DROP_NO_FLOW,         /* a response or cookie reply from a source with no flow: both
+			       * answer a message sent on a flow, so they open nothing */
 	DROP__COUNT,
 };
 

@@ -118,6 +118,55 @@ class TestBlindConfirmation(Base):
         self.assertEqual(lb.stats()["drops_in"]["table_full"], 0)
 
 
+class TestNoFlowMessages(Base):
+    """A response or a cookie reply only answers a message sent on a flow
+    (the backend's initiation, the backend's cookie reply's trigger): from a
+    source with no flow it opens nothing, in every cookie mode. A type-3
+    datagram used to open a flow past every edge check: no mac1, no budget,
+    not counted as load."""
+
+    def flood(self, mode):
+        lb = self.start(f"server_public_key = {PUB}\nhandshake_cookies = {mode}\n"
+                        "max_flows = 1024\nhandshake_rate = 0\n")
+        sent = 0
+        for i in range(2000):  # 250 addresses x 8 ports, each sends once and never reads
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((f"127.0.14.{i % 250 + 1}", 21000 + i // 250))
+                if i % 2:
+                    s.sendto(b"\x03\0\0\0" + os.urandom(60), ("127.0.0.1", self.port))
+                else:  # a response with a valid mac1: anyone with the public key
+                    s.sendto(signed_initiation(PUB, size=92), ("127.0.0.1", self.port))
+                sent += 1
+            finally:
+                s.close()
+        st = wait_until(lambda: (lambda s: s if s["packets_in"] >= sent else None)(lb.stats()),
+                        10, "the flood")
+        print(f"\nno flow, cookies {mode}: {sent} responses and cookie replies: "
+              f"{st['flows_active']} flows, {st['drops_in'].get('no_flow')} dropped as no_flow",
+              file=sys.stderr)
+        self.assertEqual(st["flows_active"], 0, "a response or cookie reply opened a flow")
+        self.assertEqual(st["flows_new"], 0)
+        self.assertEqual(self.bes[0].count(), 0, "something reached the backend")
+        self.assertEqual(st["drops_in"]["no_flow"], sent)
+        self.assertEqual(st["edge"]["cookies_sent"], 0, "answered a spoofer")
+        # A real client still gets in, and its cookie reply on its flow passes.
+        c = self.client("127.0.15.1")
+        idx = confirm_signed(c)
+        m = b"\x03\0\0\0" + struct.pack("<I", idx) + os.urandom(56)
+        c.send(m)
+        wait_until(lambda: lb.stats()["messages_in"]["cookie"] >= 1, 5, "the cookie reply forwarded")
+
+    def test_cookies_always(self):
+        self.flood("always")
+
+    def test_cookies_auto(self):
+        self.flood("auto")
+
+    def test_cookies_off(self):
+        self.flood("off")
+
+
 class TestExhaustion(Base):
     """Finding 2: when no port or descriptor can be had, the oldest
     unconfirmed flow gives way (its socket is reused); a listener at EMFILE
@@ -290,9 +339,13 @@ class TestCookies(Base):
 
 
 def confirm_signed(c):
-    """confirm() with a valid-mac1 initiation (server_public_key set)."""
+    """confirm() with a valid-mac1 initiation (server_public_key set),
+    proving the source with wglb's cookie when it asks for one."""
     idx = struct.unpack("<I", os.urandom(4))[0]
-    c.roundtrip(signed_initiation(PUB, sender=idx))
+    m = signed_initiation(PUB, sender=idx)
+    got, _ = c.roundtrip(m)
+    if got[:4] == b"\x03\0\0\0" and got != m:
+        c.roundtrip(signed_initiation(PUB, sender=idx, cookie=open_cookie(PUB, got, m[116:132])))
     c.roundtrip(transport(48, receiver=idx))
     return idx
 

@@ -70,8 +70,11 @@ class TestMac1(Base):
         for bad in (bytes(forged), initiation(), resp[:60] + bytes(32)):
             c2.send(bad)
         c2.expect_nothing()
+        c.send(resp[:60] + bytes(32))  # on a flow, a response's mac1 is checked
+        c.expect_nothing()
         st = lb.stats()
         self.assertEqual(st["drops_in"]["bad_mac1"], 3)
+        self.assertEqual(st["drops_in"]["no_flow"], 1, "a response from no flow: dropped first")
         self.assertEqual(st["flows_active"], 1, "a forged handshake creates no flow")
         m = transport(64)  # transport is not a handshake: no mac1 to check
         self.assertEqual(c.roundtrip(m)[0], m)

@@ -77,8 +77,8 @@ static const struct row {
 	{"under load, a response on a flow passes (instant failover)",
 	 IN(.type = R, .cookies = true, .under_load = true, .has_flow = true, .flow_keeps = true),
 	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
-	{"under load, a response from a new source gets a cookie", IN(.type = R, .cookies = true, .under_load = true),
-	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"under load, a response from a new source opens nothing", IN(.type = R, .cookies = true, .under_load = true),
+	 ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
 	{"under load, unknown transport opens nothing", IN(.type = T, .cookies = true, .under_load = true),
 	 ROUTE_DROP, DROP_UNPROVEN, -1, SPEND_NONE, false, true},
 	{"not under load, unknown transport counts toward load", IN(.type = T, .cookies = true),
@@ -105,11 +105,48 @@ static const struct row {
 	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
 };
 
-static void test_rules(void **state)
+/*
+ * Every message type x (a flow / none) x the edge's three states (cookies
+ * off; cookies on, not under load; under load, which "always" is all the
+ * time), for a datagram whose mac1 is good and whose mac2 is absent, with
+ * budgets left and no session known: no type can slip past the edge.
+ */
+#define C WG_T_COOKIE
+#define OFF .cookies = false
+#define ON  .cookies = true
+#define LOAD .cookies = true, .under_load = true
+#define FLOW .has_flow = true, .flow_keeps = true
+static const struct row matrix[] = {
+	{"I, no flow, cookies off", IN(.type = I, OFF), ROUTE_NEW, NONE, -1, SPEND_CLAIMED, false, false},
+	{"I, no flow, cookies on", IN(.type = I, ON), ROUTE_NEW, NONE, -1, SPEND_CLAIMED, false, true},
+	{"I, no flow, under load", IN(.type = I, LOAD), ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"I, flow, cookies off", IN(.type = I, FLOW, OFF), ROUTE_FORWARD, NONE, -1, SPEND_CLAIMED, false, false},
+	{"I, flow, cookies on", IN(.type = I, FLOW, ON), ROUTE_FORWARD, NONE, -1, SPEND_CLAIMED, false, false},
+	{"I, flow, under load", IN(.type = I, FLOW, LOAD), ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, false},
+	{"R, no flow, cookies off", IN(.type = R, OFF), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"R, no flow, cookies on", IN(.type = R, ON), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"R, no flow, under load", IN(.type = R, LOAD), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"R, flow, cookies off", IN(.type = R, FLOW, OFF), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"R, flow, cookies on", IN(.type = R, FLOW, ON), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"R, flow, under load", IN(.type = R, FLOW, LOAD), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"C, no flow, cookies off", IN(.type = C, OFF), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"C, no flow, cookies on", IN(.type = C, ON), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"C, no flow, under load", IN(.type = C, LOAD), ROUTE_DROP, DROP_NO_FLOW, -1, SPEND_NONE, false, false},
+	{"C, flow, cookies off", IN(.type = C, FLOW, OFF), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"C, flow, cookies on", IN(.type = C, FLOW, ON), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"C, flow, under load", IN(.type = C, FLOW, LOAD), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"T, no flow, cookies off", IN(.type = T, OFF), ROUTE_NEW, NONE, -1, SPEND_NONE, false, false},
+	{"T, no flow, cookies on", IN(.type = T, ON), ROUTE_NEW, NONE, -1, SPEND_NONE, false, true},
+	{"T, no flow, under load", IN(.type = T, LOAD), ROUTE_DROP, DROP_UNPROVEN, -1, SPEND_NONE, false, true},
+	{"T, flow, cookies off", IN(.type = T, FLOW, OFF), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"T, flow, cookies on", IN(.type = T, FLOW, ON), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	{"T, flow, under load", IN(.type = T, FLOW, LOAD), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+};
+
+static void check(const struct row *t, size_t n)
 {
-	(void)state;
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		const struct row *r = &rows[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct row *r = &t[i];
 		struct route_out o = route_decide(&r->in);
 		bool ok = o.action == r->action && o.spend == r->spend && o.confirm == r->confirm &&
 			  o.note_load == r->note_load &&
@@ -122,10 +159,24 @@ static void test_rules(void **state)
 	}
 }
 
+static void test_matrix(void **state)
+{
+	(void)state;
+	_Static_assert(sizeof(matrix) / sizeof(matrix[0]) == 4 * 2 * 3, "every type x flow x edge");
+	check(matrix, sizeof(matrix) / sizeof(matrix[0]));
+}
+
+static void test_rules(void **state)
+{
+	(void)state;
+	check(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_matrix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
