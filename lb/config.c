@@ -80,6 +80,7 @@ static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
 		return 0;                                                                    \
 	}
 SET_U32(flow_idle_timeout, 1, 86400)
+SET_U32(backend_silence, 1, 255) /* counted in a flow's 8-bit scan counter */
 SET_U32(max_flows, 1, 1U << 24)
 SET_U32(handshake_rate, 0, 1000000)
 SET_U32(handshake_burst, 1, 1000000)
@@ -354,6 +355,7 @@ static const struct key_def {
 	{SEC_BALANCER, "control_group", set_control_group, 0},
 	{SEC_BALANCER, "admin_group", set_admin_group, 0},
 	{SEC_BALANCER, "flow_idle_timeout", set_flow_idle_timeout, 0},
+	{SEC_BALANCER, "backend_silence", set_backend_silence, 0},
 	{SEC_BALANCER, "max_flows", set_max_flows, 0},
 	{SEC_BALANCER, "allow", set_allow, K_REPEAT},
 	{SEC_BALANCER, "metrics_listen", set_metrics_listen, 0},
@@ -535,6 +537,9 @@ static void set_defaults(struct wglb_config *c)
 {
 	strcpy(c->control, "/run/wglb/control.sock");
 	c->flow_idle_timeout = 180; /* WireGuard's REJECT_AFTER_TIME */
+	/* A live session hears from its server at least at every handshake,
+	 * and a session older than REJECT_AFTER_TIME (180 s) is rekeyed. */
+	c->backend_silence = 180;
 	c->handshake_rate = 20; /* WireGuard's own per-source limit */
 	c->handshake_burst = 5;
 	c->handshake_cookies = COOKIE_AUTO;

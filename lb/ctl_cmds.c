@@ -242,12 +242,12 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
 		   (unsigned long long)s->flows_roamed,
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
-	ctl_printf(c, "\"flows_confirmed\": %llu, \"flows_unconfirmed\": %u, "
+	ctl_printf(c, "\"flows_confirmed\": %llu, \"flows_demoted\": %llu, \"flows_unconfirmed\": %u, "
 		      "\"unconfirmed_cap\": %u, \"edge\": {\"handshake_cookies\": \"%s\", "
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
 		      "\"cookies_sent\": %llu, \"mac2_valid\": %llu, \"mac2_invalid\": %llu}, ",
-		   (unsigned long long)s->flows_confirmed, t->unconfirmed, t->unconf_cap,
-		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "true" : "false",
+		   (unsigned long long)s->flows_confirmed, (unsigned long long)s->flows_demoted,
+		   t->unconfirmed, t->unconf_cap, cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "true" : "false",
 		   t->under_load ? "true" : "false",
 		   (unsigned long long)t->load_episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
@@ -329,8 +329,10 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	ctl_printf(c, "flows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
 		   t->flows, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
 		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
-	ctl_printf(c, "confirmed: %llu flows proved receipt; %u unconfirmed now (at most %u)\n",
-		   (unsigned long long)s->flows_confirmed, t->unconfirmed, t->unconf_cap);
+	ctl_printf(c, "confirmed: %llu flows proved receipt, %llu lost it (backend silent); "
+		      "%u unconfirmed now (at most %u)\n",
+		   (unsigned long long)s->flows_confirmed, (unsigned long long)s->flows_demoted,
+		   t->unconfirmed, t->unconf_cap);
 	ctl_printf(c, "edge: handshake_cookies %s%s, under load %s (%llu times); %llu cookies sent; "
 		      "mac2 %llu valid, %llu invalid\n",
 		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "" : " (inactive: no server_public_key)",

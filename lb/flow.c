@@ -147,6 +147,23 @@ void flow_confirm(struct flow_table *ft, struct flow *f)
 	f->flags |= FLOW_F_CONFIRMED;
 }
 
+void flow_demote(struct flow_table *ft, struct flow *f)
+{
+	uint32_t idx = flow_index(ft, f);
+
+	if (!(f->flags & FLOW_F_CONFIRMED))
+		return;
+	f->flags &= (uint8_t)~(FLOW_F_CONFIRMED | FLOW_F_PROOF);
+	f->uprev = FLOW_NONE;
+	f->unext = ft->uhead;
+	if (ft->uhead != FLOW_NONE)
+		ft->flows[ft->uhead].uprev = idx;
+	else
+		ft->utail = idx;
+	ft->uhead = idx;
+	ft->unconfirmed++;
+}
+
 void flow_remove(struct flow_table *ft, struct flow *f)
 {
 	uint32_t idx = flow_index(ft, f);

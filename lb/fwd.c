@@ -741,6 +741,7 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 	else if (wi.type == WG_T_INITIATION)
 		f->flags |= FLOW_F_SRV_INIT; /* the server rekeys this session, the client never will */
 	f->last_rx = loop_now_s(l);
+	f->quiet = 0;
 	f->pkts_out++;
 	f->bytes_out += len;
 	b->st.pkts_out++;
@@ -929,6 +930,7 @@ void fwd_follow_config(struct loop *l, void *arg)
 	const struct wglb_config *src = arg;
 
 	l->cfg.flow_idle_timeout = src->flow_idle_timeout;
+	l->cfg.backend_silence = src->backend_silence;
 	memcpy(l->cfg.allow, src->allow, sizeof(src->allow));
 	l->cfg.n_allow = src->n_allow;
 	if (fwd_configure(l, src, false) < 0)
@@ -962,6 +964,18 @@ static void expire_one(struct flow *f, void *ctx)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 		l->pool.be[f->backend].st.init_unanswered++;
 		probe_poke(l, f->backend);
+	}
+	/* Anyone who knows a departed client's address and port can keep its
+	 * flow alive with well-formed transport; only the backend's answers
+	 * show a live session. A confirmed flow whose backend said nothing
+	 * for backend_silence gives way to newcomers again, until its client
+	 * proves receipt anew (its next handshake). The hand comes by about
+	 * once a second. */
+	if (f->quiet < UINT8_MAX)
+		f->quiet++;
+	if ((f->flags & FLOW_F_CONFIRMED) && f->quiet >= l->cfg.backend_silence) {
+		flow_demote(&l->ft, f);
+		l->st.flows_demoted++;
 	}
 	/* Times are whole seconds: strictly more than the timeout, so that
 	 * a flow is never expired early (>= could cut it up to 1 s short). */

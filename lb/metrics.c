@@ -92,6 +92,9 @@ static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client
 	head(c, "wglb_flows_confirmed_total", "counter",
 	     "Flows whose client proved it receives (named the backend's session index).");
 	ctl_printf(c, "wglb_flows_confirmed_total %llu\n", (unsigned long long)s->flows_confirmed);
+	head(c, "wglb_flows_demoted_total", "counter",
+	     "Confirmed flows that lost their confirmation: their backend sent nothing for backend_silence seconds.");
+	ctl_printf(c, "wglb_flows_demoted_total %llu\n", (unsigned long long)s->flows_demoted);
 	head(c, "wglb_flows_unconfirmed", "gauge", "Flows open for sources not yet proven.");
 	ctl_printf(c, "wglb_flows_unconfirmed %u\n", t->unconfirmed);
 	head(c, "wglb_cookie_replies_total", "counter",

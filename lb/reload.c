@@ -88,6 +88,7 @@ int reload_apply(struct loop *l)
 
 	/* Keys that apply at once; the rest keep their running values. */
 	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
+	l->cfg.backend_silence = nc.backend_silence;
 	if (fwd_configure(l, &nc, false) < 0)
 		log_warn("reload: out of memory for the handshake limits; keeping the old ones");
 	memcpy(l->cfg.allow, nc.allow, sizeof(nc.allow));

@@ -58,6 +58,7 @@ struct wglb_config {
 	uint8_t handshake_cookies; /* enum cookie_mode (cookie.h) */
 	uint32_t under_load_rate;  /* unproven new sources per second that mean load */
 	uint32_t flow_idle_timeout;
+	uint32_t backend_silence; /* s: a confirmed flow whose backend says nothing this long is demoted */
 	bool udp_gro; /* coalesced receives and 64 KiB buffers (restart to change) */
 	uint32_t workers; /* forwarding threads as asked; 0 = auto, one per CPU */
 	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */

@@ -38,7 +38,7 @@ struct flow {
 	struct flow_key key;
 	uint8_t laddr[16]; /* local address the client sent to (IP_PKTINFO) */
 	uint8_t flags;
-	uint8_t pad;
+	uint8_t quiet; /* expiry scans (about seconds) since the backend last sent here; saturates */
 	uint16_t gen; /* bumped on every reuse, guards stale completions */
 	uint16_t backend;
 	uint16_t up_port; /* upstream socket's local port, host order */
@@ -86,6 +86,9 @@ void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port);
  * backend's report of its peers' endpoints to flows in O(1). */
 struct flow *flow_by_port(struct flow_table *ft, uint16_t port);
 void flow_confirm(struct flow_table *ft, struct flow *f);
+/* A confirmed flow loses its confirmation and its proof (it must prove
+ * receipt anew, at its next handshake): it goes first in eviction order. */
+void flow_demote(struct flow_table *ft, struct flow *f);
 static inline uint32_t flow_index(const struct flow_table *ft, const struct flow *f)
 {
 	return (uint32_t)(f - ft->flows);

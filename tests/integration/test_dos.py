@@ -167,6 +167,46 @@ class TestNoFlowMessages(Base):
         self.flood("off")
 
 
+class TestDepartedClients(Base):
+    """Anyone who knows a departed client's address and port can keep its
+    confirmed flow alive with well-formed transport. Only the backend's
+    answers show a live session: a confirmed flow whose backend said
+    nothing for backend_silence seconds gives way to newcomers again."""
+
+    def test_silent_confirmed_flows_give_way(self):
+        workers = int(os.environ.get("WGLB_TEST_WORKERS", "1"))
+        lb = self.start("max_flows = 8\nhandshake_rate = 0\nbackend_silence = 2\n")
+        cap = lb.json("show info")["max_flows"] // workers  # each worker's table
+        # Everyone on worker 0, whose table they fill.
+        ips = [ip for ip in (f"127.0.16.{i}" for i in range(1, 255)) if worker_of(ip, workers) == 0]
+        departed = [self.client(ip) for ip in ips[:cap]]
+        idx = [confirm(c) for c in departed]
+        self.assertEqual(lb.stats()["flows_confirmed"], cap)
+        self.bes[0].mute = True  # the clients left: their sessions are dead at the server
+        newcomer = self.client(ips[cap])
+        newcomer.send(initiation(silent=True))
+        wait_until(lambda: lb.stats()["drops_in"]["table_full"] >= 1, 5,
+                   "a full table of confirmed flows refusing the newcomer")
+        # The attacker keeps every dead flow alive with datagrams it can
+        # forge (their index too), and never hears an answer.
+        def demoted():
+            for c, i in zip(departed, idx):
+                c.send(transport(40, receiver=i))
+            return lb.stats()["flows_demoted"] >= cap
+        wait_until(demoted, 10, "the silent flows demoted")
+        for c, i in zip(departed, idx):  # naming the old index confirms nothing now
+            c.send(transport(40, receiver=i))
+        wait_until(lambda: lb.stats()["packets_in"] >= 3 * cap + 1 + 2 * cap, 5, "the forgeries")
+        self.bes[0].mute = False
+        m = initiation()
+        got, _ = newcomer.roundtrip(m)
+        self.assertEqual(got, m, "the newcomer got in")
+        st = lb.stats()
+        self.assertEqual(st["flows_confirmed"], cap, "a forged index confirmed a demoted flow again")
+        self.assertGreaterEqual(st["flows_evicted"], 1)
+        self.assertEqual(st["flows_active"], cap)
+
+
 class TestExhaustion(Base):
     """Finding 2: when no port or descriptor can be had, the oldest
     unconfirmed flow gives way (its socket is reused); a listener at EMFILE

@@ -35,6 +35,7 @@ static void test_good(void **state)
 			   "listen = [::]:51820\n"
 			   "control = /run/wglb/c.sock\n"
 			   "flow_idle_timeout = 120\n"
+			   "backend_silence = 60\n"
 			   "max_flows = 1000\n"
 			   "allow = 198.51.100.0/24\n"
 			   "\n"
@@ -57,6 +58,7 @@ static void test_good(void **state)
 	assert_int_equal(c.listen[1].u.sa.sa_family, AF_INET6);
 	assert_string_equal(c.control, "/run/wglb/c.sock");
 	assert_int_equal(c.flow_idle_timeout, 120);
+	assert_int_equal(c.backend_silence, 60);
 	assert_int_equal(c.max_flows, 1000);
 	assert_int_equal(c.n_allow, 1);
 	assert_int_equal(c.n_backends, 2);
@@ -82,6 +84,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.n_listen, 1); /* 0.0.0.0:51820 */
 	assert_int_equal(ntohs(c.listen[0].u.in4.sin_port), 51820);
 	assert_int_equal(c.flow_idle_timeout, 180);
+	assert_int_equal(c.backend_silence, 180);
 	assert_int_equal(c.max_flows, 0); /* auto: sized at start from ports and fds */
 	assert_string_equal(c.control, "/run/wglb/control.sock");
 	assert_false(c.health.enabled);

@@ -71,6 +71,21 @@ static void test_cap_and_confirmed_protection(void **state)
 	flow_confirm(&ft, n);
 	assert_null(flow_victim(&ft)); /* all confirmed: a new flow is refused */
 	assert_int_equal(ft.unconfirmed, 0);
+	/* A demoted flow (its backend fell silent) goes first, proof void;
+	 * demoting it twice changes nothing. */
+	fl[2]->flags |= FLOW_F_PROOF;
+	flow_demote(&ft, fl[2]);
+	flow_demote(&ft, fl[2]);
+	assert_int_equal(ft.unconfirmed, 1);
+	assert_ptr_equal(flow_victim(&ft), fl[2]);
+	assert_false(fl[2]->flags & (FLOW_F_CONFIRMED | FLOW_F_PROOF));
+	flow_demote(&ft, fl[0]);
+	assert_ptr_equal(flow_victim(&ft), fl[0]);
+	flow_remove(&ft, fl[0]);
+	assert_ptr_equal(flow_victim(&ft), fl[2]);
+	flow_remove(&ft, fl[2]);
+	assert_null(flow_victim(&ft));
+	assert_int_equal(ft.unconfirmed, 0);
 	flow_table_free(&ft);
 }
 
