@@ -423,10 +423,12 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 	addr_fmt(&sa, a, sizeof(a));
 	if (json)
 		ctl_printf(c, "%s{\"client\": \"%s\", \"backend\": \"%s\", \"upstream_port\": %u, "
-			      "\"age_s\": %u, \"idle_s\": %u, \"confirmed\": %s, \"packets_in\": %llu, "
+			      "\"age_s\": %u, \"idle_s\": %u, \"confirmed\": %s, "
+			      "\"server_initiated\": %s, \"packets_in\": %llu, "
 			      "\"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu}",
 			   first ? "" : ", ", a, be, f->up_port, now - f->created, now - f->last_rx,
 			   f->flags & FLOW_F_CONFIRMED ? "true" : "false",
+			   f->flags & FLOW_F_SRV_INIT ? "true" : "false",
 			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out,
 			   (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out);
 	else

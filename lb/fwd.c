@@ -599,10 +599,13 @@ static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t 
 	l->st.msgs_in[rx->wi.type]++;
 	if (v->action == ROUTE_NEW) {
 		f = flow_open(l, &rx->k, h, v->backend);
-		if (f && v->backend >= 0) {
-			session_set(l, f, rx->wi.receiver); /* the session's index moves with it */
+		/* A roamed flow joins its session's backend but leaves the index
+		 * entry with the flow that learned it from the backend: anyone
+		 * who knows an index can roam it from a forged source, and that
+		 * flow's expiry would take the entry with it. It gets an entry of
+		 * its own when its backend next answers a handshake on it. */
+		if (f && v->backend >= 0)
 			l->st.flows_roamed++;
-		}
 		return f;
 	}
 	if (v->action == ROUTE_REPIN) {
@@ -648,7 +651,6 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 		l->st.flows_confirmed++;
 	}
 	if (rx->wi.type == WG_T_INITIATION) {
-		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
 		if (!(f->flags & FLOW_F_INIT_PENDING))
 			f->init_ds = now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
@@ -736,8 +738,12 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 		session_set(l, f, wi.sender);
 		f->flags |= FLOW_F_PROOF;
 	}
+	/* The backend answered the client's initiation: the client holds
+	 * this session and rekeys it. Only the backend's answer says so (an
+	 * initiation from the client's address can be forged, and would leave
+	 * a server-initiated session that a drain never moves). */
 	if (wi.type == WG_T_RESPONSE)
-		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
+		f->flags &= (uint8_t)~(FLOW_F_INIT_PENDING | FLOW_F_SRV_INIT);
 	else if (wi.type == WG_T_INITIATION)
 		f->flags |= FLOW_F_SRV_INIT; /* the server rekeys this session, the client never will */
 	f->last_rx = loop_now_s(l);

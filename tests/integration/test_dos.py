@@ -409,6 +409,43 @@ class TestIndexRepeats(Base):
         m = transport(64, receiver=idx)
         self.assertEqual(real.roundtrip(m)[0], m, "the real client is unaffected")
 
+    def test_forged_roam_cannot_take_the_index(self):
+        """A forged roam of a known index used to take the session-index
+        entry, and its expiry removed it: the real client's next NAT change
+        then went by Maglev instead of to its session."""
+        lb = self.start("handshake_rate = 0\nflow_idle_timeout = 2\n")
+        real = self.client("127.0.18.1")
+        idx = confirm(real)
+        forger = self.client("127.0.18.2")
+        forger.send(transport(40, receiver=idx, silent=True))
+        wait_until(lambda: lb.stats()["flows_roamed"] == 1, 5, "the forged roam")
+
+        def forger_gone():  # the real client stays active meanwhile
+            real.roundtrip(transport(40, receiver=idx))
+            return lb.stats()["flows_expired"] >= 1
+        wait_until(forger_gone, 10, "the forged flow's expiry")
+        self.assertEqual(lb.stats()["flows_active"], 1)
+        moved = self.client("127.0.18.3")  # the real client's NAT changed
+        m = transport(64, receiver=idx)
+        self.assertEqual(moved.roundtrip(m)[0], m)
+        self.assertEqual(lb.stats()["flows_roamed"], 2, "the real client lost its session's index")
+
+    def test_forged_initiation_keeps_the_server_initiated_mark(self):
+        """A session the backend initiated is rekeyed by the backend only,
+        so a drain moves it (the agent); a forged initiation from the
+        client's address used to clear that mark."""
+        lb = self.start("handshake_rate = 0\n")
+        c = self.client("127.0.19.1")
+        c.roundtrip(initiation())  # the echo is the backend's initiation on this flow
+        self.assertTrue(lb.flows()[0]["server_initiated"])
+        self.bes[0].mute = True  # the backend cannot read a forgery: it never answers
+        c.send(initiation())
+        wait_until(lambda: self.bes[0].count() == 2, 5, "the forgery at the backend")
+        self.assertTrue(lb.flows()[0]["server_initiated"], "a forged initiation cleared it")
+        self.bes[0].mute = False
+        r = b"\x02\0\0\0" + os.urandom(88)  # echoed: the backend answers a client's initiation
+        self.assertEqual(c.roundtrip(r)[0], r)
+        self.assertFalse(lb.flows()[0]["server_initiated"], "the backend's response clears it")
 
 if __name__ == "__main__":
     private_netns()
