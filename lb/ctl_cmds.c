@@ -237,11 +237,14 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)s->gso_split);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
-		      "\"recv_buffer_exhausted\": %llu, ",
+		      "\"recv_buffer_exhausted\": %llu, \"ring_full\": %llu, \"cancel_failed\": %llu, "
+		      "\"move_errors\": %llu, ",
 		   t->flows, (unsigned long long)s->flows_new,
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
 		   (unsigned long long)s->flows_roamed,
-		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
+		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs,
+		   (unsigned long long)s->ring_full, (unsigned long long)s->cancel_failed,
+		   (unsigned long long)s->move_errors);
 	ctl_printf(c, "\"flows_confirmed\": %llu, \"flows_demoted\": %llu, \"flows_unconfirmed\": %u, "
 		      "\"unconfirmed_cap\": %u, \"edge\": {\"handshake_cookies\": \"%s\", "
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
@@ -344,8 +347,11 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		ctl_printf(c, " %s %llu", stats_repin_name((enum repin)i),
 			   (unsigned long long)s->repins[i]);
 	/* No blank line inside a reply: a blank line ends it (ctl.h). */
-	ctl_printf(c, "\nfail-open events: %llu; receive paused for buffers: %llu\n",
-		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs);
+	ctl_printf(c, "\nfail-open events: %llu; receive paused for buffers: %llu; ring full: %llu; "
+		      "cancels failed: %llu; flows lost moving: %llu\n",
+		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs,
+		   (unsigned long long)s->ring_full, (unsigned long long)s->cancel_failed,
+		   (unsigned long long)s->move_errors);
 	ctl_printf(c, "%-16s %10s %10s %12s %12s %8s %8s %8s %6s %6s\n", "BACKEND", "PKTS_IN",
 		   "PKTS_OUT", "BYTES_IN", "BYTES_OUT", "FLOWS", "REPIN_IN", "REPIN_OUT", "ICMP",
 		   "UNANS");

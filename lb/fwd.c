@@ -107,17 +107,6 @@ static uint64_t client_hash(const struct flow_key *k)
 	return maglev_client_hash(k->family, k->addr, k->port);
 }
 
-void fwd_arm_upstream(struct loop *l, struct flow *f)
-{
-	struct io_uring_sqe *sqe = loop_sqe(l);
-
-	f->flags &= (uint8_t)~FLOW_F_REARM;
-	io_uring_prep_recvmsg_multishot(sqe, f->fd, &l->up_rmsg, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 0;
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)));
-}
-
 static void defer_rearm(struct loop *l, struct flow *f)
 {
 	l->recv_starved = true;
@@ -126,6 +115,21 @@ static void defer_rearm(struct loop *l, struct flow *f)
 	f->flags |= FLOW_F_REARM;
 	if (l->n_rearm < l->ft.cap)
 		l->rearm[l->n_rearm++] = flow_index(&l->ft, f);
+}
+
+void fwd_arm_upstream(struct loop *l, struct flow *f)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	if (!sqe) { /* armed with the starved receives, after this batch */
+		defer_rearm(l, f);
+		return;
+	}
+	f->flags &= (uint8_t)~FLOW_F_REARM;
+	io_uring_prep_recvmsg_multishot(sqe, f->fd, &l->up_rmsg, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)));
 }
 
 /* A connected UDP socket toward the backend; its local port is the flow's
@@ -173,11 +177,20 @@ static void log_exhaustion(struct loop *l, struct ratelimit *rl, const char *wha
 static void upstream_cancel(struct loop *l, struct flow *f)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);
+	uint64_t ud = ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f));
 
 	/* The multishot receive holds its own reference to the socket:
-	 * cancel it, or the socket outlives close(). */
-	io_uring_prep_cancel64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)), 0);
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	 * cancel it, or the socket outlives close(). With no SQE to be had,
+	 * cancel it at once through the register call (6.0+). */
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, ud, 0);
+		io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	} else {
+		struct io_uring_sync_cancel_reg r = {.addr = ud, .timeout = {-1, -1}};
+		int e = io_uring_register_sync_cancel(&l->ring, &r);
+		if (e < 0 && e != -ENOENT && e != -EALREADY)
+			l->st.cancel_failed++;
+	}
 	/* Sends prepared for this socket must reach the kernel before its
 	 * descriptor number is reused, or it is pointed elsewhere. */
 	tx_sync(l);
@@ -830,14 +843,21 @@ static void move_flows(struct loop *l, const int why_of[], unsigned moved[], uns
 	}
 }
 
-/* Backend idx moved to address a (same family): its flows' sockets follow. */
+/* Backend idx moved to address a (same family): its flows' sockets follow.
+ * A socket that cannot closes its flow (counted): left connected to the
+ * old address it would send there. */
 static void reconnect_flows(struct loop *l, unsigned idx, const struct wglb_addr *a)
 {
 	for (uint32_t i = 0; i < l->ft.cap; i++) {
 		struct flow *f = &l->ft.flows[i];
-		if ((f->flags & FLOW_F_USED) && f->backend == idx &&
-		    connect(f->fd, &a->u.sa, a->len) == 0)
+		if (!(f->flags & FLOW_F_USED) || f->backend != idx)
+			continue;
+		if (connect(f->fd, &a->u.sa, a->len) == 0) {
 			l->st.repins[REPIN_CHANGED]++;
+		} else {
+			l->st.move_errors++;
+			fwd_close_flow(l, f);
+		}
 	}
 }
 

@@ -36,11 +36,14 @@ struct io_uring_sqe *loop_sqe(struct loop *l)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
-	if (!sqe) {
-		/* SQ full mid-batch: hand what we have to the kernel and go on. */
-		io_uring_submit(&l->ring);
-		sqe = io_uring_get_sqe(&l->ring);
-	}
+	/* SQ full mid-batch: hand what we have to the kernel and go on. The
+	 * kernel can refuse (-EBUSY while completions overflow, -EAGAIN):
+	 * then there is none, counted, and each caller has a way back. */
+	for (int i = 0; !sqe && i < 2; i++)
+		if (io_uring_submit(&l->ring) >= 0)
+			sqe = io_uring_get_sqe(&l->ring);
+	if (!sqe)
+		l->st.ring_full++;
 	return sqe;
 }
 
@@ -288,6 +291,11 @@ static void arm_listener(struct loop *l, unsigned i)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
+	if (!sqe) { /* tried again with the starved receives, after this batch */
+		l->lst[i].armed = false;
+		l->recv_starved = true;
+		return;
+	}
 	io_uring_prep_recvmsg_multishot(sqe, l->lst[i].fd, &l->lst[i].rmsg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
@@ -295,10 +303,24 @@ static void arm_listener(struct loop *l, unsigned i)
 	l->lst[i].armed = true;
 }
 
+/* A watch is one poll at a time, asked again after each: one that finds
+ * no SQE is asked after this batch (a lost signal watch would never stop). */
+static void arm_watch(struct loop *l, int i)
+{
+	struct watch *w = &l->watch[i];
+	struct io_uring_sqe *sqe = loop_sqe(l);
+
+	w->pending = !sqe;
+	if (!sqe) {
+		l->recv_starved = true;
+		return;
+	}
+	io_uring_prep_poll_add(sqe, w->fd, w->events);
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)i));
+}
+
 int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx)
 {
-	struct io_uring_sqe *sqe;
-
 	for (int i = 0; i < LOOP_MAX_WATCH; i++) {
 		struct watch *w = &l->watch[i];
 		if (w->used)
@@ -306,10 +328,10 @@ int loop_watch(struct loop *l, int fd, uint32_t events, watch_fn cb, void *ctx)
 		w->used = true;
 		w->cb = cb;
 		w->ctx = ctx;
+		w->fd = fd;
+		w->events = events;
 		w->gen++;
-		sqe = loop_sqe(l);
-		io_uring_prep_poll_add(sqe, fd, events);
-		io_uring_sqe_set_data64(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)i));
+		arm_watch(l, i);
 		return i;
 	}
 	return -ENOSPC;
@@ -323,9 +345,12 @@ void loop_unwatch(struct loop *l, int id)
 	if (id < 0 || id >= LOOP_MAX_WATCH || !l->watch[id].used)
 		return;
 	w = &l->watch[id];
-	sqe = loop_sqe(l);
-	io_uring_prep_poll_remove(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)id));
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	sqe = w->pending ? NULL : loop_sqe(l);
+	w->pending = false;
+	if (sqe) { /* without one the poll stays armed; its completion no longer matches */
+		io_uring_prep_poll_remove(sqe, ud_pack(OP_WATCH, w->gen, (uint32_t)id));
+		io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+	}
 	w->used = false;
 	w->gen++; /* a late completion of the removed poll no longer matches */
 }
@@ -599,12 +624,16 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	}
 }
 
-/* Receives that stopped for want of buffers resume once buffers are back. */
+/* Receives that stopped for want of buffers resume once buffers are back;
+ * they, and watches, that found no SQE are asked again. */
 static void rearm_starved(struct loop *l)
 {
 	if (!l->recv_starved)
 		return;
 	l->recv_starved = false;
+	for (int i = 0; i < LOOP_MAX_WATCH; i++)
+		if (l->watch[i].used && l->watch[i].pending)
+			arm_watch(l, i);
 	for (unsigned i = 0; i < l->n_lst; i++)
 		if (!l->lst[i].armed)
 			arm_listener(l, i);

@@ -111,6 +111,15 @@ static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client
 	head(c, "wglb_receive_buffer_exhausted_total", "counter",
 	     "Receives paused because every buffer was in flight.");
 	ctl_printf(c, "wglb_receive_buffer_exhausted_total %llu\n", (unsigned long long)s->enobufs);
+	head(c, "wglb_ring_full_total", "counter",
+	     "Operations that found no io_uring submission entry (retried or counted where they failed).");
+	ctl_printf(c, "wglb_ring_full_total %llu\n", (unsigned long long)s->ring_full);
+	head(c, "wglb_cancel_failed_total", "counter",
+	     "Upstream receives that could not be cancelled (their socket lingers).");
+	ctl_printf(c, "wglb_cancel_failed_total %llu\n", (unsigned long long)s->cancel_failed);
+	head(c, "wglb_move_errors_total", "counter",
+	     "Flows closed because their socket could not follow their backend's new address.");
+	ctl_printf(c, "wglb_move_errors_total %llu\n", (unsigned long long)s->move_errors);
 	head(c, "wglb_maglev_rebuilds_total", "counter", "Maglev table rebuilds.");
 	ctl_printf(c, "wglb_maglev_rebuilds_total %llu\n", (unsigned long long)s->rebuilds);
 	head(c, "wglb_maglev_rebuild_seconds", "gauge", "Duration of the last Maglev rebuild.");

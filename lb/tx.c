@@ -136,6 +136,10 @@ static void prep(struct loop *l, uint32_t gi)
 
 	if (g->flow != UINT32_MAX)
 		l->tx.by_flow[g->to_client][g->flow] = 0;
+	if (!sqe) { /* counted as a refused send: its buffers and group come back */
+		tx_done(l, gi, -EBUSY);
+		return;
+	}
 	if (g->segs == 1 && !g->to_client) {
 		io_uring_prep_send(sqe, g->fd, g->iov[0].iov_base, g->iov[0].iov_len, MSG_DONTWAIT);
 	} else {

@@ -52,8 +52,11 @@ typedef void (*watch_fn)(struct loop *l, void *ctx, uint32_t revents);
 struct watch {
 	watch_fn cb;
 	void *ctx;
+	int fd;
+	uint32_t events;
 	uint16_t gen;
 	bool used;
+	bool pending; /* no SQE when asked: armed after this batch */
 };
 
 struct ctl;

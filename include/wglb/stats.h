@@ -58,6 +58,9 @@ struct wglb_stats {
 	uint64_t mac2_valid, mac2_invalid; /* handshakes whose mac2 proved / failed to prove the source */
 	uint64_t failopen;   /* times the pool fell back to every non-disabled backend */
 	uint64_t enobufs;    /* receive paused: no free buffer (back-pressure) */
+	uint64_t ring_full;  /* no submission queue entry to be had: that operation failed or waits */
+	uint64_t cancel_failed; /* an upstream receive that could not be cancelled (its socket lingers) */
+	uint64_t move_errors;   /* flows closed: their socket could not follow their backend's new address */
 	uint64_t rebuilds;   /* Maglev table rebuilds */
 	uint64_t last_rebuild_us;
 };

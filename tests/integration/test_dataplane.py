@@ -132,6 +132,25 @@ class Family(LoopbackLb):
         self.assertEqual(flow2["upstream_port"], up_port, "a re-pin keeps the flow's source port")
         self.assertEqual(be.count(), 1)
 
+    def test_reload_readdress_that_cannot_connect_closes_the_flow(self):
+        """A flow whose socket cannot follow its backend's new address is
+        closed and counted: left connected to the old address, it would
+        go on sending there."""
+        c = self.client()
+        c.roundtrip(initiation())
+        be, _ = self.serving(c)
+        bad = "[ff02::1]:9" if self.family == socket.AF_INET6 else "255.255.255.255:9"
+        moved = [type("B", (), {"name": b.name, "address": bad if b is be else b.address})
+                 for b in self.backends]
+        self.lb.write_config(config([self.lb_listen(self.port)], moved,
+                                    balancer_extra="max_flows = 64\n"))
+        self.lb.hup()
+        st = wait_until(lambda: (lambda s: s if s["move_errors"] else None)(self.lb.stats()),
+                        what="the flow that could not follow")
+        self.assertEqual(st["move_errors"], 1)
+        self.assertEqual(st["flows_active"], 0)
+        self.assertEqual(st["repins"]["changed"], 0)
+
     def test_drain_moves_at_initiation_disable_moves_now(self):
         c = self.client()
         c.roundtrip(initiation())
