@@ -397,6 +397,23 @@ bool config_name_valid(const char *name)
 	return true;
 }
 
+const struct wglb_addr *config_exposed(const struct wglb_config *cfg)
+{
+	static const uint8_t v6_loopback[16] = {[15] = 1};
+
+	if (cfg->server_public_key[0])
+		return NULL;
+	for (unsigned i = 0; i < cfg->n_listen; i++) {
+		const union wglb_sa *a = &cfg->listen[i].u;
+		bool lo = a->sa.sa_family == AF_INET6
+				  ? !memcmp(&a->in6.sin6_addr, v6_loopback, 16)
+				  : (ntohl(a->in4.sin_addr.s_addr) >> 24) == 127;
+		if (!lo)
+			return &cfg->listen[i];
+	}
+	return NULL;
+}
+
 const struct backend_conf *config_backend(const struct wglb_config *cfg, const char *name)
 {
 	for (unsigned i = 0; i < cfg->n_backends; i++)

@@ -52,6 +52,7 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct wglb_config cfg;
 	static struct loop l; /* large: keep it off the stack */
+	const struct wglb_addr *exposed;
 	bool check = false;
 	int opt, ret;
 
@@ -94,8 +95,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %d error(s)\n", path, ret);
 		return EXIT_CONFIG;
 	}
+	exposed = config_exposed(&cfg);
+	if (exposed) {
+		char a[ADDR_STRLEN];
+		addr_fmt(&exposed->u, a, sizeof(a));
+		/* Said at every start and check, on stderr and in the log. */
+		log_warn("UNSAFE: listening on %s without server_public_key: anyone can open flows "
+			 "with forged handshakes and no cookie can be asked for. Set server_public_key "
+			 "(wg pubkey < server.key) in [balancer]", a);
+	}
 	if (check) {
-		printf("%s: ok (%u listeners, %u backends)\n", path, cfg.n_listen, cfg.n_backends);
+		printf("%s: ok (%u listeners, %u backends)%s\n", path, cfg.n_listen, cfg.n_backends,
+		       exposed ? ", UNSAFE: no server_public_key" : "");
 		config_free(&cfg);
 		return 0;
 	}

@@ -84,5 +84,10 @@ void config_free(struct wglb_config *cfg);
 int config_copy(struct wglb_config *dst, const struct wglb_config *src);
 const struct backend_conf *config_backend(const struct wglb_config *cfg, const char *name);
 bool config_name_valid(const char *name);
+/* The first listener that can face the internet (anything but loopback: on
+ * AWS an Elastic IP reaches the instance's private address) while no
+ * server_public_key lets the edge check mac1 and ask for cookies; NULL
+ * when none. */
+const struct wglb_addr *config_exposed(const struct wglb_config *cfg);
 
 #endif

@@ -90,6 +90,35 @@ class TestMac1Config(unittest.TestCase):
         self.assertIn("wglb.conf:2: server_public_key: not a base64 WireGuard public key", r.stderr)
 
 
+class TestUnsafeDefaults(unittest.TestCase):
+    """Facing the internet without server_public_key, anyone can open flows
+    with forged handshakes: wglb says so at every check and start."""
+
+    def check(self, balancer):
+        lb = Wglb(f"[balancer]\n{balancer}[backend a]\naddress = 127.0.0.1:9\n")
+        r = subprocess.run([os.path.join(BUILD, "lb", "wglb"), "--check", "-c", lb.conf],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout + r.stderr
+
+    def test_wildcard_or_private_without_key_warns(self):
+        for listen in ("0.0.0.0:51820", "[::]:51820", "10.0.0.5:51820"):
+            out = self.check(f"listen = {listen}\n")
+            self.assertIn(f"UNSAFE: listening on {listen} without server_public_key", out)
+            self.assertIn("ok (1 listeners, 1 backends), UNSAFE", out)
+
+    def test_key_or_loopback_is_quiet(self):
+        self.assertNotIn("UNSAFE", self.check(f"listen = 0.0.0.0:51820\nserver_public_key = {SERVER_PUB}\n"))
+        self.assertNotIn("UNSAFE", self.check("listen = 127.0.0.1:51820\n"))
+
+    def test_the_example_config_is_safe(self):
+        example = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "wglb.conf.example")
+        r = subprocess.run([os.path.join(BUILD, "lb", "wglb"), "--check", "-c", example],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("UNSAFE", r.stdout + r.stderr)
+
+
 class TestAllow(Base):
     def test_only_allowed_sources(self):
         lb = self.start(extra="allow = 127.0.0.2/32\nallow = 10.0.0.0/8\n")
