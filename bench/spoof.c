@@ -4,11 +4,13 @@
  * Sends WireGuard-shaped datagrams to wglb from forged IPv4 sources (a
  * raw socket, IP_HDRINCL) and never reads a reply: handshake initiations
  * with a valid mac1 (anyone with a client config can make them: the
- * servers' public key is all it takes) mixed with blind transport data.
+ * servers' public key is all it takes) mixed with blind transport data,
+ * or with -a the rest split evenly between responses (valid mac1 too),
+ * cookie replies and transport: every message type.
  * Bounded by a count and a duration; prints what it sent and its rate.
  * Only ever aim it at addresses in namespaces you made.
  *
- *   wglb-spoof -t IP:PORT -s 203.0.0.0/16 [-k PUBKEY] [-i PERCENT] [-n COUNT]
+ *   wglb-spoof -t IP:PORT -s 203.0.0.0/16 [-k PUBKEY] [-i PERCENT] [-a] [-n COUNT]
  *              [-d SECONDS] [-r PPS]
  */
 #include "wglb/mac.h"
@@ -31,7 +33,21 @@
 #include <unistd.h>
 
 #define BATCH 64
-#define POOL  1024 /* distinct initiations, each with a valid mac1 */
+#define POOL  1024 /* distinct initiations and responses, each with a valid mac1 */
+
+/* A handshake message of type t and size len with random content, a valid
+ * mac1 when k is given, and no mac2 (its sender never had a cookie). */
+static void handshake(uint8_t *m, uint8_t t, size_t len, const struct mac1_key *k)
+{
+	size_t mac1 = len - 2 * WG_MAC_LEN;
+
+	randombytes_buf(m, len);
+	memset(m, 0, 4);
+	m[0] = t;
+	if (k)
+		blake2s(m + mac1, m, k->k, WG_MAC_LEN, mac1, sizeof(k->k));
+	memset(m + mac1 + WG_MAC_LEN, 0, WG_MAC_LEN);
+}
 
 static double now_s(void)
 {
@@ -80,10 +96,11 @@ int main(int argc, char **argv)
 	const char *target = NULL, *prefix = NULL, *pub = NULL;
 	unsigned init_pct = 50;
 	unsigned long long count = 1000000, sent = 0, inits = 0;
+	bool all_types = false;
 	double dur = 10, pps = 0;
 	struct sockaddr_in to;
 	uint32_t net = 0, mask = 0;
-	static uint8_t pool[POOL][WG_INITIATION_SIZE];
+	static uint8_t pool[POOL][WG_INITIATION_SIZE], resp[POOL][WG_RESPONSE_SIZE];
 	static uint8_t pkt[BATCH][20 + 8 + WG_INITIATION_SIZE];
 	struct mmsghdr mm[BATCH];
 	struct iovec iov[BATCH];
@@ -91,17 +108,18 @@ int main(int argc, char **argv)
 	struct mac1_key k;
 	int opt, fd, one = 1;
 
-	while ((opt = getopt(argc, argv, "t:s:k:i:n:d:r:h")) != -1) {
+	while ((opt = getopt(argc, argv, "t:s:k:i:an:d:r:h")) != -1) {
 		switch (opt) {
 		case 't': target = optarg; break;
 		case 's': prefix = optarg; break;
 		case 'k': pub = optarg; break;
 		case 'i': init_pct = (unsigned)atoi(optarg); break;
+		case 'a': all_types = true; break;
 		case 'n': count = strtoull(optarg, NULL, 10); break;
 		case 'd': dur = atof(optarg); break;
 		case 'r': pps = atof(optarg); break;
 		default:
-			fprintf(stderr, "usage: wglb-spoof -t IP:PORT -s NET/BITS [-k PUBKEY] [-i INIT%%] "
+			fprintf(stderr, "usage: wglb-spoof -t IP:PORT -s NET/BITS [-k PUBKEY] [-i INIT%%] [-a] "
 					"[-n COUNT] [-d SECONDS] [-r PPS]\n");
 			return 2;
 		}
@@ -116,13 +134,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (unsigned i = 0; i < POOL; i++) {
-		uint8_t *m = pool[i];
-		randombytes_buf(m, WG_INITIATION_SIZE);
-		memset(m, 0, 4);
-		m[0] = WG_T_INITIATION;
-		if (pub)
-			blake2s(m + WG_INIT_MAC1_OFF, m, k.k, WG_MAC_LEN, WG_INIT_MAC1_OFF, sizeof(k.k));
-		memset(m + WG_INIT_MAC1_OFF + WG_MAC_LEN, 0, WG_MAC_LEN); /* no mac2: never had a cookie */
+		handshake(pool[i], WG_T_INITIATION, WG_INITIATION_SIZE, pub ? &k : NULL);
+		handshake(resp[i], WG_T_RESPONSE, WG_RESPONSE_SIZE, pub ? &k : NULL);
 	}
 	fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) < 0) {
@@ -151,14 +164,22 @@ int main(int argc, char **argv)
 			uint8_t *wg = p + 28;
 			uint32_t r = randombytes_random();
 			bool init = r % 100 < init_pct;
-			unsigned len = init ? WG_INITIATION_SIZE : 32 + (r >> 8) % 64;
+			unsigned other = all_types ? (r >> 20) % 3 : 2; /* response, cookie, transport */
+			unsigned len = init ? WG_INITIATION_SIZE
+				       : other == 0 ? WG_RESPONSE_SIZE
+				       : other == 1 ? WG_COOKIE_SIZE
+						    : 32 + (r >> 8) % 64;
 			is_init[i] = init;
 			if (init) {
-				memcpy(wg, pool[(r >> 8) % POOL], WG_INITIATION_SIZE);
+				memcpy(wg, pool[(r >> 8) % POOL], len);
+			} else if (other == 0) {
+				memcpy(wg, resp[(r >> 8) % POOL], len);
 			} else {
+				/* A cookie reply or transport: random, naming a
+				 * receiver index it cannot know. */
 				randombytes_buf(wg, len);
 				memset(wg, 0, 4);
-				wg[0] = WG_T_TRANSPORT; /* blind: a receiver index it cannot know */
+				wg[0] = other == 1 ? WG_T_COOKIE : WG_T_TRANSPORT;
 			}
 			memset(ip, 0, sizeof(*ip));
 			ip->version = 4;
