@@ -7,15 +7,16 @@
  * file exists: 503 "draining" with X-Wglb-Drain: 1, which an NLB treats
  * as down and wglb as a graceful drain. One thread, epoll, bounded
  * buffers and a deadline per connection (a probe's second on the health
- * port); never a connection that came through the tunnel (to one of the
- * WireGuard interface's own addresses: a VPN client, not a prober, even
- * when --listen is the wildcard); at most 64 per source address; a full table
- * sheds its oldest connection rather than the newcomer, so silent
- * connections cannot shut the probe out; replies never block. What the
+ * port); never a connection that arrived on a WireGuard interface (a VPN
+ * client, not a prober, whatever address it asked for; accept.c); at most
+ * 64 per source (an IPv4 address, an IPv6 /64); a full table sheds fairly
+ * (the largest source's oldest idle connection, never a --prober's), so
+ * silent connections cannot shut the probe out; replies never block. What the
  * thread does wait for is the interface itself: each health check asks
  * rtnetlink and the WireGuard interface (UAPI or genl, 2 s timeouts), so a
  * wedged wireguard-go delays answers by that much.
  */
+#include "wglb/accept.h"
 #include "wglb/addr.h"
 #include "wglb/agentcmd.h"
 #include "wglb/clock.h"
@@ -24,7 +25,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <ifaddrs.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,7 +38,8 @@
 #include <unistd.h>
 
 #define MAX_CONN     1024
-#define MAX_PER_SRC  64   /* connections one source address may hold (a prober needs one) */
+#define MAX_PER_SRC  64   /* connections one source (address, IPv6 /64) may hold (a prober needs one) */
+#define MAX_PROBERS  8
 #define REQ_MAX      4096
 #define HEALTH_TIMEOUT_MS 1000 /* a probe sends its request at once */
 #define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */
@@ -48,8 +49,7 @@ struct conn {
 	int fd;
 	bool agent; /* on the agent port: one signed command line */
 	size_t len;
-	uint64_t deadline, born;
-	uint8_t src[17]; /* family byte + address: the per-source cap */
+	uint64_t deadline;
 	char *out;       /* a reply still being sent (agent port), malloc'd */
 	size_t out_len, out_off;
 	char req[REQ_MAX];
@@ -62,14 +62,13 @@ struct wghealth {
 	struct agent_cmd *cmd; /* NULL without --agent-key */
 	bool agent_only;       /* no health port: the privileged half, run on its own */
 	struct conn *conns[MAX_CONN];
+	struct acc_slot slots[MAX_CONN]; /* conns[i]'s source, age, standing */
 	unsigned n;
+	struct wglb_cidr probers[MAX_PROBERS]; /* --prober: the balancer, never shed */
+	unsigned n_probers;
 	uint64_t paused_until[2]; /* [agent_port]: accept paused at EMFILE until then */
-	uint64_t shed, per_src_refused, emfile, via_tunnel;
-	/* The WireGuard interface's own addresses (refreshed each second): a
-	 * connection to one of them came through the tunnel, from a VPN client. */
-	union wglb_sa dev_addr[16];
-	unsigned n_dev_addr;
-	uint64_t dev_addr_ms;
+	uint64_t shed, per_src_refused, full_refused, emfile, via_tunnel, ingress_unknown;
+	struct acc_ifcache ifc;
 	volatile sig_atomic_t stop;
 };
 
@@ -120,6 +119,7 @@ static void conn_close(struct wghealth *a, unsigned i)
 	free(c->out);
 	free(c);
 	a->conns[i] = a->conns[--a->n];
+	a->slots[i] = a->slots[a->n];
 }
 
 static void respond(struct wghealth *a, struct conn *c, const char *status, const char *body,
@@ -135,6 +135,14 @@ static void respond(struct wghealth *a, struct conn *c, const char *status, cons
 	(void)a;
 	/* Small enough for any fresh socket buffer; a peer that is gone is fine. */
 	(void)!send(c->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* "METHOD PATH HTTP/1.x" has arrived: a prober's request, not an idle hold. */
+static bool request_line(const struct conn *c)
+{
+	const char *eol = memchr(c->req, '\n', c->len);
+
+	return eol && memmem(c->req, (size_t)(eol - c->req), " HTTP/1.", 8);
 }
 
 /* 1 when the request is complete and answered, 0 for more, -1 on garbage. */
@@ -165,77 +173,44 @@ static int handle(struct wghealth *a, struct conn *c)
 	return 1;
 }
 
-static void src_key(const union wglb_sa *sa, uint8_t key[17])
+/* Admit a connection from sa that arrived on ifindex, or refuse it (-1):
+ * through a WireGuard interface, unknown ingress (fail closed), per-source
+ * cap, a full table where the newcomer's source is already the largest.
+ * On admission *slot is its entry and a victim may have been closed. */
+static int admit(struct wghealth *a, int fd, const union wglb_sa *sa, struct acc_slot *slot)
 {
-	memset(key, 0, 17);
-	key[0] = (uint8_t)sa->sa.sa_family;
-	if (sa->sa.sa_family == AF_INET6)
-		memcpy(key + 1, &sa->in6.sin6_addr, 16);
-	else
-		memcpy(key + 1, &sa->in4.sin_addr, 4);
-}
-
-/* Room for a connection from src, or false to refuse it: a source holds at
- * most MAX_PER_SRC; a full table sheds its oldest connection. */
-static bool make_room(struct wghealth *a, const uint8_t src[17])
-{
-	unsigned same = 0, oldest = 0;
-
-	for (unsigned i = 0; i < a->n; i++) {
-		same += !memcmp(a->conns[i]->src, src, 17);
-		if (a->conns[i]->born < a->conns[oldest]->born)
-			oldest = i;
-	}
-	if (same >= MAX_PER_SRC) {
-		a->per_src_refused++;
-		return false;
-	}
-	if (a->n == MAX_CONN) {
-		a->shed++;
-		conn_close(a, oldest);
-	}
-	return true;
-}
-
-static bool same_ip(const union wglb_sa *x, const struct sockaddr *y)
-{
-	if (x->sa.sa_family != y->sa_family)
-		return false;
-	if (y->sa_family == AF_INET)
-		return x->in4.sin_addr.s_addr == ((const struct sockaddr_in *)(const void *)y)->sin_addr.s_addr;
-	return !memcmp(&x->in6.sin6_addr, &((const struct sockaddr_in6 *)(const void *)y)->sin6_addr, 16);
-}
-
-/* Did this connection arrive on an address of the WireGuard interface,
- * i.e. from a VPN client through the tunnel? Probes come from the
- * balancer on the server's own network, never that way. */
-static bool via_tunnel(struct wghealth *a, int fd)
-{
-	union wglb_sa local;
-	socklen_t sl = sizeof(local);
 	uint64_t now = clock_monotonic_ms();
-	struct ifaddrs *ifs;
+	unsigned victim;
+	bool tunnel;
+	int ifindex;
 
-	if (!a->dev_addr_ms || now - a->dev_addr_ms >= 1000) {
-		a->dev_addr_ms = now;
-		a->n_dev_addr = 0;
-		if (getifaddrs(&ifs) == 0) {
-			for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
-				if (i->ifa_addr && !strcmp(i->ifa_name, a->device) &&
-				    (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6) &&
-				    a->n_dev_addr < sizeof(a->dev_addr) / sizeof(a->dev_addr[0]))
-					memcpy(&a->dev_addr[a->n_dev_addr++], i->ifa_addr,
-					       i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-										: sizeof(struct sockaddr_in6));
-			freeifaddrs(ifs);
-		}
+	if (acc_ingress_ifindex(fd, sa, &ifindex) < 0 ||
+	    acc_ingress_is_tunnel(&a->ifc, a->device, ifindex, now, &tunnel) < 0) {
+		a->ingress_unknown++;
+		return -1;
 	}
-	if (!a->n_dev_addr || getsockname(fd, &local.sa, &sl) < 0)
-		return false;
-	for (unsigned i = 0; i < a->n_dev_addr; i++)
-		if (same_ip(&local, &a->dev_addr[i].sa))
-			return true;
-	return false;
+	if (tunnel) {
+		a->via_tunnel++;
+		return -1;
+	}
+	acc_key(sa, slot->key);
+	slot->flags = acc_is_prober(a->probers, a->n_probers, sa) ? ACC_F_PROBER : 0;
+	slot->born = now;
+	switch (acc_admit(a->slots, a->n, MAX_CONN, MAX_PER_SRC, slot, &victim)) {
+	case ACC_ADMIT:
+		return 0;
+	case ACC_SHED:
+		a->shed++;
+		conn_close(a, victim);
+		return 0;
+	case ACC_REFUSE_SOURCE:
+		a->per_src_refused++;
+		return -1;
+	case ACC_REFUSE_FULL:
+		break;
+	}
+	a->full_refused++;
+	return -1;
 }
 
 static void listener_watch(struct wghealth *a, bool agent_port, bool on)
@@ -254,30 +229,23 @@ static void on_accept(struct wghealth *a, bool agent_port)
 	while ((fd = accept4(agent_port ? a->afd : a->lfd, &sa.sa, &sl,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct epoll_event ev = {.events = EPOLLIN};
-		uint8_t src[17];
+		struct acc_slot slot;
 		struct conn *c;
 		sl = sizeof(sa);
-		src_key(&sa, src);
-		if (via_tunnel(a, fd)) {
-			a->via_tunnel++;
-			close(fd);
-			continue;
-		}
-		if (!make_room(a, src) || !(c = calloc(1, sizeof(*c)))) {
+		if (admit(a, fd, &sa, &slot) < 0 || !(c = calloc(1, sizeof(*c)))) {
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
 		c->agent = agent_port;
-		memcpy(c->src, src, sizeof(src));
-		c->born = clock_monotonic_ms();
-		c->deadline = c->born + (agent_port ? AGENT_TIMEOUT_MS : HEALTH_TIMEOUT_MS);
+		c->deadline = slot.born + (agent_port ? AGENT_TIMEOUT_MS : HEALTH_TIMEOUT_MS);
 		ev.data.ptr = c;
 		if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
+		a->slots[a->n] = slot;
 		a->conns[a->n++] = c;
 	}
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -357,9 +325,13 @@ static void on_data(struct wghealth *a, struct conn *c)
 			return;
 		if (!nl || agent_request(a, c, nl))
 			conn_close(a, i);
+		else
+			a->slots[i].flags |= ACC_F_REQUEST; /* answered, its reply still going out */
 		return;
 	}
 	r = handle(a, c);
+	if (r == 0 && request_line(c))
+		a->slots[i].flags |= ACC_F_REQUEST;
 	if (r < 0)
 		respond(a, c, "400 Bad Request", "bad request\n", false, false);
 	if (r != 0)
@@ -394,6 +366,7 @@ static int listen_on(const struct wglb_addr *addr, const char *spec)
 	int one = 1, fd = socket(addr->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    acc_listen_opts(fd, addr->u.sa.sa_family) < 0 ||
 	    bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, 512) < 0) {
 		fprintf(stderr, "wg-health: listen on %s: %s\n", spec, strerror(errno));
 		if (fd >= 0)
@@ -457,10 +430,12 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 	while (a->n)
 		conn_close(a, 0);
 	close(a->ep);
-	fprintf(stderr, "wg-health: connections: %llu oldest shed for room, %llu refused past %d per "
-		"source, %llu refused through the tunnel, %llu accept pauses at EMFILE\n",
+	fprintf(stderr, "wg-health: connections: %llu shed for room, %llu refused past %d per "
+		"source, %llu refused at a full table, %llu refused through the tunnel, %llu refused "
+		"with an unknown ingress, %llu accept pauses at EMFILE\n",
 		(unsigned long long)a->shed, (unsigned long long)a->per_src_refused, MAX_PER_SRC,
-		(unsigned long long)a->via_tunnel, (unsigned long long)a->emfile);
+		(unsigned long long)a->full_refused, (unsigned long long)a->via_tunnel,
+		(unsigned long long)a->ingress_unknown, (unsigned long long)a->emfile);
 	if (a->lfd >= 0)
 		close(a->lfd);
 	if (a->cmd) {
@@ -485,7 +460,7 @@ int main(int argc, char **argv)
 		{"test", no_argument, NULL, 't'},             {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{"agent-port", required_argument, NULL, 'A'}, {"agent-key", required_argument, NULL, 'K'},
-		{"agent-only", no_argument, NULL, 'O'},
+		{"agent-only", no_argument, NULL, 'O'},       {"prober", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long agent_port = 8081;
@@ -533,12 +508,20 @@ int main(int argc, char **argv)
 		case 'O':
 			agent_only = true;
 			break;
+		case 'P': /* the balancer's address(es): its connections are never shed */
+			if (a.n_probers == MAX_PROBERS || cidr_parse(optarg, &a.probers[a.n_probers]) < 0) {
+				fprintf(stderr, "wg-health: --prober wants an address or prefix, at most %d\n",
+					MAX_PROBERS);
+				return 2;
+			}
+			a.n_probers++;
+			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
 			return 0;
 		case 'h':
 			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
-			       "[--drain-file PATH] [--test]\n"
+			       "[--drain-file PATH] [--prober CIDR]... [--test]\n"
 			       "                 [--agent-port 8081 --agent-key PATH [--agent-only]]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n");

@@ -10,6 +10,7 @@ tells it apart from a refusal):
   source, do not shut the probe out; a listener at EMFILE does not spin.
 """
 import base64
+import ctypes
 import hashlib
 import hmac
 import os
@@ -169,6 +170,123 @@ class TestHealthPort(unittest.TestCase):
         self.assertGreaterEqual(closed, 100 - 64)
         self.assertTrue(self.probe().startswith("HTTP/1.1 503"))
         a.stop()
+
+    def fresh_netns(self):
+        """This thread into a network namespace of its own (wg-health and the
+        clients follow it): IPv6 /64s and many sources without touching the
+        machine's. Back to the old one at cleanup."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        old = os.open("/proc/self/ns/net", os.O_RDONLY)
+        if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+            os.close(old)
+            self.skipTest(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())} (needs root)")
+        self.addCleanup(lambda: (libc.setns(old, 0x40000000), os.close(old)))
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "-6", "addr", "add", "fd00:1::1/128", "dev", "lo", "nodad"],
+                    ["ip", "-6", "addr", "add", "fd00:2::1/128", "dev", "lo", "nodad"],
+                    # Every address of fd00:64::/64 is local: one host with a /64.
+                    ["ip", "-6", "route", "add", "local", "fd00:64::/64", "dev", "lo"]):
+            subprocess.run(cmd, check=True)
+
+    def agent_both(self, extra=()):
+        """Health port and agent port (its 5 s deadline outlives a flood on a
+        loaded machine: what closes a flood connection early is a refusal)."""
+        self.aport = free_tcp_port()
+        keyfile = os.path.join(tempfile.mkdtemp(prefix="wg-health-key-"), "agent.key")
+        with open(keyfile, "w") as f:
+            f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+        a = Agent(["--device", f"wgh{os.getpid()}", "--listen", "::", "--port", str(self.port),
+                   "--agent-port", str(self.aport), "--agent-key", keyfile, *extra])
+        self.addCleanup(a.stop)
+        return a.start(self.port)
+
+    @staticmethod
+    def closed_by_server(socks):
+        """How many of socks the server has closed (EOF or reset), without waiting."""
+        n = 0
+        for s in socks:
+            try:
+                n += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                n += 1
+        return n
+
+    def flood(self, n, src, port, family=socket.AF_INET, dst="127.0.0.1"):
+        """n idle connections, non-blocking, src(i) the source address of the i-th."""
+        socks = []
+        for i in range(n):
+            s = socket.socket(family)
+            s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND: any address of a local route
+            s.bind((src(i), 0))
+            s.setblocking(False)
+            try:
+                s.connect((dst, port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        self.addCleanup(lambda: [s.close() for s in socks])
+        return socks
+
+    def probe_from(self, src, family, dst):
+        s = socket.socket(family)
+        s.settimeout(3)
+        s.bind((src, 0))
+        s.connect((dst, self.port))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        out = b""
+        while (d := s.recv(4096)):
+            out += d
+        s.close()
+        return out.split(b"\r\n", 1)[0].decode()
+
+    def test_one_ipv6_64_is_one_source(self):
+        """The attack: one host with a /64 uses 300 of its addresses, one idle
+        connection each, to take slots a per-address cap would not stop. The
+        /64 must count as one source: all but 64 are closed at once, long
+        before the agent port's 5 s deadline could close any, and a prober
+        from another /64 is answered meanwhile."""
+        self.fresh_netns()
+        self.agent_both()
+        t0 = time.monotonic()
+        socks = self.flood(300, lambda i: f"fd00:64::{i + 1:x}", self.aport, socket.AF_INET6, "fd00:1::1")
+        open_now = lambda: len(socks) - self.closed_by_server(socks)  # noqa: E731
+        wait_until(lambda: open_now() <= 64 or time.monotonic() - t0 > 4, 6, "flood seen")
+        held = open_now()
+        self.assertLess(time.monotonic() - t0, 4.5, "measured before any deadline (5 s)")
+        self.assertLessEqual(held, 64, f"one /64 holds {held} slots")
+        self.assertGreater(held, 0, "the /64 was refused, not timed out")
+        self.assertTrue(self.probe_from("fd00:2::1", socket.AF_INET6, "fd00:1::1").startswith("HTTP/1.1 503"),
+                        "another source answered while the /64 holds its slots")
+        self.assertEqual(open_now(), held, "the flood still held its slots when the probe was answered")
+
+    def test_full_table_never_sheds_the_prober(self):
+        """The attack: the prober has connected and sent its request line; before
+        the rest of its request arrives, 20 sources open 1100 idle connections,
+        more than the table's 1024. Shedding 'the oldest' closed the prober's
+        own connection. The prober must be answered on the connection it has."""
+        self.fresh_netns()
+        self.agent_both()
+        prober = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+        prober.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        socks = self.flood(1100, lambda i: f"127.1.0.{i % 20 + 1}", self.aport)
+        # The table overflowed: 1100 + 1 - 1024 connections were closed for room.
+        wait_until(lambda: self.closed_by_server(socks) >= 1100 + 1 - 1024 - 1, 5, "table full")
+        if time.monotonic() - t0 >= 0.9:
+            self.skipTest("the flood took longer than the probe's own 1 s deadline here: "
+                          "its connection may have been closed for that, not shed")
+        prober.sendall(b"\r\n")
+        out = b""
+        try:
+            while (d := prober.recv(4096)):
+                out += d
+        except OSError as e:
+            self.fail(f"the prober's connection was shed: {e}")
+        self.assertTrue(out.startswith(b"HTTP/1.1 503"), f"the prober got {out[:40]!r}")
+        self.assertGreaterEqual(self.closed_by_server(socks), 1100 + 1 - 1024,
+                                "the flood, not the prober, made the room")
 
     def test_emfile_does_not_spin(self):
         a = self.agent(prefix=["prlimit", "--nofile=24:24"])
