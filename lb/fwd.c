@@ -31,6 +31,13 @@ _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_
  * gets no more. */
 #define ROAM_RATE  1
 #define ROAM_BURST 3
+/* Cookie replies to one address (IPv6: its /64), whatever its ports: an
+ * initiation "from" a victim must not make wglb a reflector at it. 20 a
+ * second (WireGuard's handshake rate per source) after a burst of 50 (a
+ * NAT address whose clients all ask at once when load begins); 64-byte
+ * replies, so at most 3.2 KB at once and 1.3 KB/s after. */
+#define COOKIE_REPLY_RATE  20
+#define COOKIE_REPLY_BURST 50
 
 static inline void drop_in(struct loop *l, enum drop d)
 {
@@ -67,6 +74,8 @@ int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
 	}
 	if (first && rl_init(&l->roam_limit, ROAM_RATE, ROAM_BURST) < 0)
 		return -ENOMEM;
+	if (first && rl_init(&l->cookie_limit, COOKIE_REPLY_RATE, COOKIE_REPLY_BURST) < 0)
+		return -ENOMEM;
 	if (key) {
 		if (nc != &l->cfg)
 			memcpy(l->cfg.server_public_key, nc->server_public_key,
@@ -93,6 +102,7 @@ void fwd_unconfigure(struct loop *l)
 	rl_free(&l->hs_limit);
 	rl_free(&l->hs_proven);
 	rl_free(&l->roam_limit);
+	rl_free(&l->cookie_limit);
 	sodium_memzero(&l->mac1, sizeof(l->mac1));
 	cookie_fini(&l->cookie);
 }
@@ -463,17 +473,24 @@ bool fwd_under_load(const struct loop *l)
 }
 
 /* Answer a handshake with wglb's cookie reply, built over the handshake
- * in its buffer and sent from the address the client sent to. */
-static void send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
-			unsigned bid, uint8_t *p, unsigned len)
+ * in its buffer and sent from the address the client sent to. Returns
+ * what the handshake counts as: answered (needs_cookie) or why not. */
+static enum drop send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
+			     unsigned bid, uint8_t *p, unsigned len)
 {
 	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE];
 	size_t sl = cookie_source(k->family, k->addr, k->port, src);
 
+	/* The source address may be a spoofed victim's: a bounded rate of
+	 * replies to it, whatever the ports and however many initiations. */
+	if (!rl_allow(&l->cookie_limit, k->family, k->addr, l->now_ms * 1000000ull))
+		return DROP_COOKIE_CAPPED;
 	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0)
-		return;
+		return DROP_COOKIE_UNSENT; /* not reached: the classifier passed a handshake */
 	memcpy(p, reply, sizeof(reply)); /* the reply is shorter than any handshake */
-	tx_reply(l, k, laddr, bid, p, sizeof(reply));
+	if (tx_reply(l, k, laddr, bid, p, sizeof(reply)) < 0)
+		return DROP_COOKIE_UNSENT;
+	return DROP_NEEDS_COOKIE;
 }
 
 /* What the decision needs about this datagram (route.h): only what the
@@ -589,10 +606,12 @@ static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t 
 {
 	int nb;
 
-	if (v->action == ROUTE_DROP || v->action == ROUTE_COOKIE) {
+	if (v->action == ROUTE_COOKIE) {
+		drop_in(l, send_cookie(l, &rx->k, rx->laddr, bid, rx->p, rx->len));
+		return NULL;
+	}
+	if (v->action == ROUTE_DROP) {
 		drop_in(l, v->why);
-		if (v->action == ROUTE_COOKIE)
-			send_cookie(l, &rx->k, rx->laddr, bid, rx->p, rx->len);
 		return NULL;
 	}
 	l->st.msgs_in[rx->wi.type]++;

@@ -19,6 +19,8 @@ const char *stats_drop_name(enum drop d)
 		[DROP_RATE_LIMITED] = "rate_limited",
 		[DROP_NEEDS_COOKIE] = "needs_cookie",
 		[DROP_UNPROVEN] = "unproven",
+		[DROP_COOKIE_CAPPED] = "cookie_capped",
+		[DROP_COOKIE_UNSENT] = "cookie_unsent",
 	};
 	return (unsigned)d < DROP__COUNT ? names[d] : "invalid";
 }

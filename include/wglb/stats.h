@@ -25,6 +25,10 @@ enum drop {
 	DROP_NEEDS_COOKIE,    /* handshake without a valid mac2 when cookies are asked for:
 			       * answered with wglb's cookie reply, not forwarded */
 	DROP_UNPROVEN,        /* under load: transport from an unknown source, unknown index */
+	DROP_COOKIE_CAPPED,   /* wanted a cookie, left unanswered: its source address had its
+			       * share of cookie replies (reflection at a spoofed victim) */
+	DROP_COOKIE_UNSENT,   /* wanted a cookie, left unanswered: the send groups replies may
+			       * use were taken (forwarding keeps the rest) */
 	DROP__COUNT,
 };
 

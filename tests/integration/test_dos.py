@@ -20,6 +20,7 @@ Clients bind ports outside that range so that they do not use it up.
 """
 import ctypes
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -315,6 +316,108 @@ class TestIndexRepeats(Base):
         self.assertGreaterEqual(st["drops_in"]["rate_limited"], 295)
         m = transport(64, receiver=idx)
         self.assertEqual(real.roundtrip(m)[0], m, "the real client is unaffected")
+
+
+UDP_SEGMENT = 103
+
+
+def gso_send(sock, segs, addr):
+    """One UDP GSO send: on loopback it reaches wglb's UDP_GRO listener as
+    one train (test_gro.py), as a NIC's GRO would hand it over."""
+    sock.sendmsg([b"".join(segs)], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("H", len(segs[0])))],
+                 0, addr)
+
+
+class TestCookieReplies(Base):
+    """Cookie replies to GRO trains of initiations (handshake_cookies =
+    always): they used to take one send group each, so ~64 trains in one
+    batch took all 4096 and forwarding in that batch failed as send_error;
+    and wglb answered every initiation spoofed "from" a victim."""
+
+    def test_trains_of_initiations_leave_forwarding_alone(self):
+        # Four listeners: a batch takes up to 32 receives from each (the
+        # kernel's multishot retry limit); 90 trains on three of them fill
+        # it past 64 trains before the real client's data on the fourth.
+        self.port = 30000 + os.getpid() % 1000
+        ports = [self.port + i for i in range(4)]
+        self.bes = [Backend("b0")]
+        self.lb = lb = Wglb(config([f"127.0.0.1:{p}" for p in ports], self.bes,
+                                   balancer_extra=f"server_public_key = {PUB}\n"
+                                   "handshake_cookies = always\nudp_gro = on\n")).start()
+        real = client(ports[3], "127.0.14.1")  # on the listener the batch reads last
+        self.addCleanup(real.close)
+        m = signed_initiation(PUB, sender=1)
+        cookie = open_cookie(PUB, real.roundtrip(m)[0], m[116:132])
+        m = signed_initiation(PUB, sender=2, cookie=cookie)
+        self.assertEqual(real.roundtrip(m)[0], m, "the real client passed the edge")
+        data = [transport(1200, receiver=2, silent=True) for _ in range(40)]
+        trains = []
+        for i in range(120):  # 120 sources x 64 initiations, a train each
+            s = self.client(f"127.0.15.{i + 1}")
+            trains.append((s, [signed_initiation(PUB) for _ in range(64)]))
+        # Stop wglb so that everything waits in its socket and is taken in
+        # one batch when it runs again: the trains, then the real traffic.
+        before = lb.stats()
+        lb.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i, (s, t) in enumerate(trains[:90]):
+                gso_send(s.sock, t, ("127.0.0.1", ports[i % 3]))
+            for d in data:
+                real.send(d)
+            for s, t in trains[90:]:
+                gso_send(s.sock, t, ("127.0.0.1", ports[3]))
+        finally:
+            lb.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: lb.stats()["packets_in"] - before["packets_in"] >= 120 * 64 + 40, 10,
+                   "the trains and the data")
+        wait_until(lambda: self.bes[0].count() >= 1 + 40 or
+                   lb.stats()["drops_in"]["send_error"], 5, "the data at the backend")
+        st = lb.stats()
+        self.assertEqual(st["drops_in"]["send_error"], 0, "forwarding starved by cookie replies")
+        self.assertEqual(self.bes[0].count(), 1 + 40, "every data datagram forwarded")
+        # Each reply counted as needs_cookie goes out (no silent loss).
+        wait_until(lambda: lb.stats()["edge"]["cookies_sent"] - before["edge"]["cookies_sent"] >=
+                   lb.stats()["drops_in"]["needs_cookie"] - before["drops_in"]["needs_cookie"],
+                   5, "the replies' sends to complete")
+        st = lb.stats()
+        self.assertGreaterEqual(st["edge"]["cookies_sent"] - before["edge"]["cookies_sent"], 120,
+                                "each train answered")
+        self.assertEqual(st["drops_out"]["send_error"], 0, "a reply's send failed")
+        # A train's replies (one GSO send of 64-byte segments) arrive as
+        # cookie replies, each one opened with its own initiation's mac1.
+        s, t = trains[0]
+        mac1 = {m[4:8]: m[116:132] for m in t}
+        got = [s.sock.recvfrom(2048)[0] for _ in range(50)]
+        self.assertTrue(all(open_cookie(PUB, r, mac1[r[4:8]]) for r in got))
+        # Every initiation is accounted for: answered, or unanswered by a named counter.
+        self.assertEqual(st["drops_in"]["needs_cookie"] + st["drops_in"]["cookie_capped"] +
+                         st["drops_in"]["cookie_unsent"] - before["drops_in"]["needs_cookie"],
+                         120 * 64)
+
+    def test_spoofed_victim_gets_a_bounded_number_of_replies(self):
+        lb = self.start(f"server_public_key = {PUB}\nhandshake_cookies = always\n"
+                        "handshake_rate = 0\n")
+        # The spoofer sends "from" eight of the victim's ports; the
+        # sockets bound there are the victim, counting what reaches it.
+        victim = [self.client("127.0.16.1") for _ in range(8)]
+        for i in range(1000):
+            victim[i % 8].send(signed_initiation(PUB))
+        wait_until(lambda: lb.stats()["packets_in"] >= 1000, 5, "the spoofed initiations")
+        st = lb.stats()
+        got = 0
+        for s in victim:
+            s.sock.settimeout(0.2)
+            try:
+                while True:
+                    s.sock.recvfrom(2048)
+                    got += 1
+            except socket.timeout:
+                pass
+        # Burst 50, then 20 a second, for the address as a whole.
+        self.assertLessEqual(st["edge"]["cookies_sent"], 80, "replies reflected at the victim")
+        self.assertLessEqual(got, 80)
+        self.assertGreaterEqual(st["drops_in"]["cookie_capped"], 900)
+        self.assertEqual(self.bes[0].count(), 0)
 
 
 if __name__ == "__main__":
