@@ -408,6 +408,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		from->st.repins_out++;
 	}
 	session_del(l, f); /* its session index belongs to the old backend */
+	f->edge &= (uint8_t)~FLOW_E_BE_COOKIE; /* and so did its cookie secret */
 	to->flows++;
 	to->st.repins_in++;
 	l->st.repins[why]++;
@@ -514,7 +515,8 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 			in->mac2_ok = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
 			if (in->mac2_ok)
 				l->st.mac2_valid++;
-			else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
+			in->mac2_set = !sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN);
+			if (!in->mac2_ok && in->mac2_set)
 				l->st.mac2_invalid++;
 		}
 		/* route_decide() reads the proven budget when mac2 proved the
@@ -530,6 +532,8 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 		in->flow_confirmed = f->flags & FLOW_F_CONFIRMED;
 		in->flow_proof = f->flags & FLOW_F_PROOF;
 		in->flow_srv_index = f->srv_index;
+		in->flow_backend_cookie = (f->edge & FLOW_E_BE_COOKIE) &&
+					  ((f->edge & FLOW_E_PROVEN) || (f->flags & FLOW_F_CONFIRMED));
 	} else if (wi->type == WG_T_TRANSPORT) {
 		const struct flow *g = srvidx_find(&l->si, &l->ft, wi->receiver);
 		int sb = g ? g->backend : workers_session_get(l, wi->receiver);
@@ -665,6 +669,8 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 		flow_confirm(&l->ft, f);
 		l->st.flows_confirmed++;
 	}
+	if (rx->wi.type == WG_T_INITIATION && in.mac2_ok)
+		f->edge |= FLOW_E_PROVEN; /* it read wglb's cookie at this address and port */
 	if (rx->wi.type == WG_T_INITIATION) {
 		f->flags &= (uint8_t)~FLOW_F_SRV_INIT;
 		if (!(f->flags & FLOW_F_INIT_PENDING))
@@ -754,6 +760,12 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 		session_set(l, f, wi.sender);
 		f->flags |= FLOW_F_PROOF;
 	}
+	/* The backend asks this client for its cookie: it judges mac2 here
+	 * until the handshake completes (route.c, backend_judges). */
+	if (wi.type == WG_T_COOKIE)
+		f->edge |= FLOW_E_BE_COOKIE;
+	if (wi.type == WG_T_RESPONSE)
+		f->edge &= (uint8_t)~FLOW_E_BE_COOKIE; /* done: its cookie did its work */
 	if (wi.type == WG_T_RESPONSE)
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 	else if (wi.type == WG_T_INITIATION)

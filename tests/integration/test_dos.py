@@ -29,8 +29,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, Wglb, config, confirm, initiation, open_cookie,
-                      signed_initiation, transport, wait_until, worker_of)
+from wglbtest import (Backend, Client, Wglb, _b2s, config, confirm, initiation, open_cookie,
+                      seal_cookie, signed_initiation, transport, wait_until, worker_of)
 
 VEC = os.path.join(os.path.dirname(__file__), "..", "unit", "vectors")
 with open(os.path.join(VEC, "server.pub")) as f:
@@ -418,6 +418,80 @@ class TestCookieReplies(Base):
         self.assertLessEqual(got, 80)
         self.assertGreaterEqual(st["drops_in"]["cookie_capped"], 900)
         self.assertEqual(self.bes[0].count(), 0)
+
+
+class LoadedServer(Backend):
+    """A WireGuard server under load, as far as cookies go (whitepaper
+    5.4.7): an initiation without a valid mac2 under its own secret gets
+    its own cookie reply, bound to the source it sees (wglb's upstream
+    socket); one with a valid mac2 is accepted (counted: this stand-in
+    holds no private key, so no handshake follows)."""
+
+    def __init__(self, name):
+        self.secret = os.urandom(32)
+        self.accepted = 0
+        self.cookies = 0
+        super().__init__(name)
+
+    def _run(self):
+        while self.running:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.received.append((src, data))
+            if len(data) != 148 or data[0] != 1:
+                continue
+            cookie = _b2s(socket.inet_aton(src[0]) + struct.pack(">H", src[1]), key=self.secret)
+            if data[132:] == _b2s(data[:132], key=cookie):
+                self.accepted += 1
+                continue
+            self.cookies += 1
+            self.sock.sendto(seal_cookie(PUB, data, cookie), src)
+
+
+class TestCookiePingPong(Base):
+    """wglb and its backend both under load, each with its own cookie: a
+    real wireguard-go client carried wglb's cookie to the backend (which
+    rejected it and sent its own), then the backend's to wglb (which
+    rejected it and sent its own), and so on: it never got through. Now
+    wglb leaves the judging to the backend once the backend speaks cookies
+    on a flow whose source passed wglb's edge."""
+
+    def test_real_client_gets_through_both_cookies(self):
+        if subprocess.run(["which", "wireguard-go"], capture_output=True).returncode:
+            self.skipTest("needs wireguard-go")
+        be = LoadedServer("loaded")
+        lb = self.start(f"server_public_key = {PUB}\nhandshake_cookies = always\n"
+                        "handshake_rate = 0\n", [be])
+        name = f"wgpp{os.getpid() % 100000}"
+        wg = subprocess.Popen(["wireguard-go", "-f", name], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        self.addCleanup(wg.wait)
+        self.addCleanup(wg.terminate)
+        wait_until(lambda: os.path.exists(f"/var/run/wireguard/{name}.sock"), 5, "wireguard-go")
+        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+        kf = os.path.join(lb.dir, "client.key")
+        with open(os.open(kf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(key)
+        subprocess.run(["wg", "set", name, "private-key", kf, "peer", PUB, "endpoint",
+                        f"127.0.0.1:{self.port}", "allowed-ips", "10.99.0.1/32"], check=True)
+        subprocess.run(["ip", "addr", "add", "10.99.0.2/24", "dev", name], check=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        # From 0 to a value: wireguard-go sends a keepalive at once, which
+        # starts a handshake; it retries every 5 s (REKEY_TIMEOUT).
+        subprocess.run(["wg", "set", name, "peer", PUB, "persistent-keepalive", "1"], check=True)
+        try:
+            wait_until(lambda: be.accepted, 17, "an initiation the backend accepts")
+        finally:
+            st = lb.stats()
+            print(f"\nping-pong: backend saw {be.count()} initiations, accepted {be.accepted}, "
+                  f"sent {be.cookies} cookie replies; wglb sent {st['edge']['cookies_sent']}, "
+                  f"mac2 valid {st['edge']['mac2_valid']} invalid {st['edge']['mac2_invalid']}",
+                  file=sys.stderr)
 
 
 if __name__ == "__main__":
