@@ -31,6 +31,13 @@ _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_
  * gets no more. */
 #define ROAM_RATE  1
 #define ROAM_BURST 3
+/* Cookie replies to one address (IPv6: its /64), whatever its ports: an
+ * initiation "from" a victim must not make wglb a reflector at it. 20 a
+ * second (WireGuard's handshake rate per source) after a burst of 50 (a
+ * NAT address whose clients all ask at once when load begins); 64-byte
+ * replies, so at most 3.2 KB at once and 1.3 KB/s after. */
+#define COOKIE_REPLY_RATE  20
+#define COOKIE_REPLY_BURST 50
 
 static inline void drop_in(struct loop *l, enum drop d)
 {
@@ -67,6 +74,8 @@ int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
 	}
 	if (first && rl_init(&l->roam_limit, ROAM_RATE, ROAM_BURST) < 0)
 		return -ENOMEM;
+	if (first && rl_init(&l->cookie_limit, COOKIE_REPLY_RATE, COOKIE_REPLY_BURST) < 0)
+		return -ENOMEM;
 	if (key) {
 		if (nc != &l->cfg)
 			memcpy(l->cfg.server_public_key, nc->server_public_key,
@@ -93,6 +102,7 @@ void fwd_unconfigure(struct loop *l)
 	rl_free(&l->hs_limit);
 	rl_free(&l->hs_proven);
 	rl_free(&l->roam_limit);
+	rl_free(&l->cookie_limit);
 	sodium_memzero(&l->mac1, sizeof(l->mac1));
 	cookie_fini(&l->cookie);
 }
@@ -411,6 +421,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		from->st.repins_out++;
 	}
 	session_del(l, f); /* its session index belongs to the old backend */
+	f->edge &= (uint8_t)~FLOW_E_BE_COOKIE; /* and so did its cookie secret */
 	to->flows++;
 	to->st.repins_in++;
 	l->st.repins[why]++;
@@ -476,17 +487,24 @@ bool fwd_under_load(const struct loop *l)
 }
 
 /* Answer a handshake with wglb's cookie reply, built over the handshake
- * in its buffer and sent from the address the client sent to. */
-static void send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
-			unsigned bid, uint8_t *p, unsigned len)
+ * in its buffer and sent from the address the client sent to. Returns
+ * what the handshake counts as: answered (needs_cookie) or why not. */
+static enum drop send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
+			     unsigned bid, uint8_t *p, unsigned len)
 {
 	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE];
 	size_t sl = cookie_source(k->family, k->addr, k->port, src);
 
+	/* The source address may be a spoofed victim's: a bounded rate of
+	 * replies to it, whatever the ports and however many initiations. */
+	if (!rl_allow(&l->cookie_limit, k->family, k->addr, l->now_ms * 1000000ull))
+		return DROP_COOKIE_CAPPED;
 	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0)
-		return;
+		return DROP_COOKIE_UNSENT; /* not reached: the classifier passed a handshake */
 	memcpy(p, reply, sizeof(reply)); /* the reply is shorter than any handshake */
-	tx_reply(l, k, laddr, bid, p, sizeof(reply));
+	if (tx_reply(l, k, laddr, bid, p, sizeof(reply)) < 0)
+		return DROP_COOKIE_UNSENT;
+	return DROP_NEEDS_COOKIE;
 }
 
 /* What the decision needs about this datagram (route.h): only what the
@@ -511,7 +529,8 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 			in->mac2_ok = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
 			if (in->mac2_ok)
 				l->st.mac2_valid++;
-			else if (!sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN))
+			in->mac2_set = !sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN);
+			if (!in->mac2_ok && in->mac2_set)
 				l->st.mac2_invalid++;
 		}
 		/* route_decide() reads the proven budget when mac2 proved the
@@ -527,6 +546,8 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 		in->flow_confirmed = f->flags & FLOW_F_CONFIRMED;
 		in->flow_proof = f->flags & FLOW_F_PROOF;
 		in->flow_srv_index = f->srv_index;
+		in->flow_backend_cookie = (f->edge & FLOW_E_BE_COOKIE) &&
+					  ((f->edge & FLOW_E_PROVEN) || (f->flags & FLOW_F_CONFIRMED));
 	} else if (wi->type == WG_T_TRANSPORT) {
 		const struct flow *g = srvidx_find(&l->si, &l->ft, wi->receiver);
 		int sb = g ? g->backend : workers_session_get(l, wi->receiver);
@@ -603,10 +624,12 @@ static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t 
 {
 	int nb;
 
-	if (v->action == ROUTE_DROP || v->action == ROUTE_COOKIE) {
+	if (v->action == ROUTE_COOKIE) {
+		drop_in(l, send_cookie(l, &rx->k, rx->laddr, bid, rx->p, rx->len));
+		return NULL;
+	}
+	if (v->action == ROUTE_DROP) {
 		drop_in(l, v->why);
-		if (v->action == ROUTE_COOKIE)
-			send_cookie(l, &rx->k, rx->laddr, bid, rx->p, rx->len);
 		return NULL;
 	}
 	l->st.msgs_in[rx->wi.type]++;
@@ -663,9 +686,11 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 		flow_confirm(&l->ft, f);
 		l->st.flows_confirmed++;
 	}
+	if (rx->wi.type == WG_T_INITIATION && in.mac2_ok)
+		f->edge |= FLOW_E_PROVEN; /* it read wglb's cookie at this address and port */
 	if (rx->wi.type == WG_T_INITIATION) {
 		if (!(f->flags & FLOW_F_INIT_PENDING))
-			f->init_ds = now_ds(l);
+			f->init_ds = (uint16_t)now_ds(l);
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
 	if (rx->wi.type == WG_T_RESPONSE)
@@ -751,14 +776,21 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 		session_set(l, f, wi.sender);
 		f->flags |= FLOW_F_PROOF;
 	}
-	/* The backend answered the client's initiation: the client holds
-	 * this session and rekeys it. Only the backend's answer says so (an
-	 * initiation from the client's address can be forged, and would leave
-	 * a server-initiated session that a drain never moves). */
-	if (wi.type == WG_T_RESPONSE)
+	if (wi.type == WG_T_COOKIE) {
+		/* The backend asks this client for its cookie: it judges mac2
+		 * here until the handshake completes (route.c, backend_judges). */
+		f->edge |= FLOW_E_BE_COOKIE;
+	} else if (wi.type == WG_T_RESPONSE) {
+		/* The backend answered the client's initiation: its cookie did
+		 * its work, and the client holds this session and rekeys it.
+		 * Only the backend's answer says so (an initiation from the
+		 * client's address can be forged, and would leave a
+		 * server-initiated session that a drain never moves). */
+		f->edge &= (uint8_t)~FLOW_E_BE_COOKIE;
 		f->flags &= (uint8_t)~(FLOW_F_INIT_PENDING | FLOW_F_SRV_INIT);
-	else if (wi.type == WG_T_INITIATION)
+	} else if (wi.type == WG_T_INITIATION) {
 		f->flags |= FLOW_F_SRV_INIT; /* the server rekeys this session, the client never will */
+	}
 	f->last_rx = loop_now_s(l);
 	f->quiet = 0;
 	f->pkts_out++;
@@ -985,7 +1017,7 @@ static void expire_one(struct flow *f, void *ctx)
 	struct loop *l = ctx;
 	uint32_t now = loop_now_s(l);
 
-	if ((f->flags & FLOW_F_INIT_PENDING) && now_ds(l) - f->init_ds >= INIT_UNANSWERED_DS) {
+	if ((f->flags & FLOW_F_INIT_PENDING) && (uint16_t)(now_ds(l) - f->init_ds) >= INIT_UNANSWERED_DS) {
 		/* WireGuard retries after REKEY_TIMEOUT: a hint that the backend is gone. */
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 		l->pool.be[f->backend].st.init_unanswered++;

@@ -21,7 +21,7 @@ static struct route_out verdict(enum route_action a, enum drop why)
  */
 static bool edge(const struct route_in *in, struct route_out *o)
 {
-	bool ask;
+	bool ask, backend_judges;
 
 	if (in->mac1_bad) {
 		*o = verdict(ROUTE_DROP, DROP_BAD_MAC1);
@@ -30,11 +30,16 @@ static bool edge(const struct route_in *in, struct route_out *o)
 	if (in->type != WG_T_INITIATION)
 		return true;
 	o->note_load = in->cookies && !in->mac2_ok && !in->has_flow;
-	ask = in->cookies && !in->mac2_ok && in->under_load;
+	/* Where the backend speaks cookies, an initiation whose mac2 was made
+	 * with some cookie goes to it to be judged: were wglb to judge it too,
+	 * each side's cookie would replace the other's in the client and it
+	 * would never get through. Only one side speaks cookies at a time. */
+	backend_judges = in->has_flow && in->flow_backend_cookie && in->mac2_set && !in->mac2_ok;
+	ask = in->cookies && !in->mac2_ok && in->under_load && !backend_judges;
 	if (!ask) {
 		if (in->mac2_ok ? in->proven_budget : in->claimed_budget) {
 			o->spend = in->mac2_ok ? SPEND_PROVEN : SPEND_CLAIMED;
-		} else if (in->mac2_ok || !in->cookies) {
+		} else if (in->mac2_ok || !in->cookies || backend_judges) {
 			o->action = ROUTE_DROP;
 			o->why = DROP_RATE_LIMITED;
 			return false;

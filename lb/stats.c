@@ -20,6 +20,8 @@ const char *stats_drop_name(enum drop d)
 		[DROP_NEEDS_COOKIE] = "needs_cookie",
 		[DROP_UNPROVEN] = "unproven",
 		[DROP_NO_FLOW] = "no_flow",
+		[DROP_COOKIE_CAPPED] = "cookie_capped",
+		[DROP_COOKIE_UNSENT] = "cookie_unsent",
 	};
 	return (unsigned)d < DROP__COUNT ? names[d] : "invalid";
 }

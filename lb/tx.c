@@ -13,6 +13,11 @@
 #endif
 #define GSO_MAX_BYTES 65507 /* the largest UDP payload over IPv4 (IPv6 allows 65527) */
 #define TX_GROUPS     4096  /* >= buffers: a group holds at least one */
+/* Groups that wglb's own replies may hold at once: one per GRO receive
+ * buffer (the replies to one train share a group). Forwarding keeps the
+ * rest, two per GRO buffer (a train that passes GSO_MAX_BYTES splits), so
+ * a flood of initiations that wants cookies never starves it. */
+#define TX_REPLY_GROUPS (TX_GROUPS / 4)
 
 int tx_init(struct loop *l)
 {
@@ -22,6 +27,9 @@ int tx_init(struct loop *l)
 	 * forwarding never runs dry (only splitting a refused GSO send, one
 	 * group per datagram, can; those are counted as send errors). */
 	_Static_assert(TX_GROUPS >= LOOP_NBUFS && TX_GROUPS >= LOOP_NBUFS_GRO, "a group per buffer");
+	_Static_assert(TX_REPLY_GROUPS >= LOOP_NBUFS_GRO &&
+			       TX_GROUPS - TX_REPLY_GROUPS >= 2 * LOOP_NBUFS_GRO,
+		       "replies get a group per train, forwarding keeps two per buffer");
 	t->ng = TX_GROUPS;
 	t->g = calloc(t->ng, sizeof(*t->g));
 	t->open = calloc(t->ng, sizeof(*t->open));
@@ -81,7 +89,7 @@ static struct txgroup *take_group(struct loop *l)
 	struct txgroup *g;
 
 	if (gi == UINT32_MAX)
-		return NULL; /* cannot happen: one group per buffer */
+		return NULL; /* only where a refused GSO send is split (resend_singly) */
 	g = &t->g[gi];
 	t->free_head = g->next;
 	memset(&g->msg, 0, sizeof(g->msg));
@@ -136,6 +144,8 @@ static void prep(struct loop *l, uint32_t gi)
 
 	if (g->flow != UINT32_MAX)
 		l->tx.by_flow[g->to_client][g->flow] = 0;
+	if (l->tx.reply_open == gi + 1)
+		l->tx.reply_open = 0;
 	if (!sqe) { /* counted as a refused send: its buffers and group come back */
 		tx_done(l, gi, -EBUSY);
 		return;
@@ -196,26 +206,43 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 	g->bytes += len;
 }
 
-void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
-	      uint8_t *p, unsigned len)
+int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
+	     uint8_t *p, unsigned len)
 {
-	struct txgroup *g = take_group(l);
+	struct tx *t = &l->tx;
+	struct txgroup *g = t->reply_open ? &t->g[t->reply_open - 1] : NULL;
 
-	if (!g)
-		return;
-	g->flow = UINT32_MAX; /* no flow: nothing joins it, it goes at once */
-	g->to_client = 1;
-	g->own = 1;
-	g->backend = UINT16_MAX;
-	to_client(l, g, k, laddr);
-	g->iov[0].iov_base = p;
-	g->iov[0].iov_len = len;
-	g->bids[0] = (uint16_t)bid;
+	/* The replies to one receive (a GRO train: one source, one local
+	 * address) ride one GSO send. Its buffer is held until the send
+	 * completes, so the same bid means the same receive. */
+	if (g && (g->bids[0] != bid || t->gso_off[1] || g->segs == TX_GSO_MAX || len != g->seg)) {
+		prep(l, t->reply_open - 1);
+		g = NULL;
+	}
+	if (!g) {
+		if (t->n_reply >= TX_REPLY_GROUPS)
+			return -ENOBUFS; /* the rest are forwarding's */
+		g = take_group(l);
+		if (!g)
+			return -ENOBUFS;
+		t->n_reply++;
+		g->flow = UINT32_MAX; /* no flow: only this receive's replies join it */
+		g->to_client = 1;
+		g->own = 1;
+		g->backend = UINT16_MAX;
+		g->seg = (uint16_t)len;
+		to_client(l, g, k, laddr);
+		t->reply_open = (uint32_t)(g - t->g) + 1;
+	}
+	/* One iovec each: a reply sits over its own initiation, not next to
+	 * the previous one. */
+	g->iov[g->n].iov_base = p;
+	g->iov[g->n].iov_len = len;
+	g->bids[g->n++] = (uint16_t)bid;
 	loop_buf_hold(l, bid);
-	g->n = 1;
-	g->segs = 1;
-	g->bytes = len;
-	prep(l, (uint32_t)(g - l->tx.g));
+	g->segs++;
+	g->bytes += len;
+	return 0;
 }
 
 void tx_flush(struct loop *l)
@@ -228,6 +255,8 @@ void tx_flush(struct loop *l)
 			prep(l, t->open[i]);
 	}
 	t->n_open = 0;
+	if (t->reply_open)
+		prep(l, t->reply_open - 1);
 }
 
 void tx_sync(struct loop *l)
@@ -245,11 +274,14 @@ static void resend_singly(struct loop *l, const struct txgroup *g)
 		size_t left = g->iov[i].iov_len;
 		while (left) {
 			unsigned len = left < g->seg ? (unsigned)left : g->seg;
-			struct txgroup *s = take_group(l);
+			struct txgroup *s = g->own && l->tx.n_reply >= TX_REPLY_GROUPS ? NULL
+											: take_group(l);
 			if (!s) {
 				(g->to_client ? l->st.drops_out : l->st.drops_in)[DROP_SEND_ERROR]++;
 			} else {
 				s->flow = UINT32_MAX;
+				s->own = g->own;
+				l->tx.n_reply += g->own;
 				s->to_client = g->to_client;
 				s->listener = g->listener;
 				s->backend = g->backend;
@@ -287,17 +319,19 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 	if (gi >= t->ng)
 		return;
 	g = &t->g[gi];
-	if (g->own) {
-		/* wglb's own reply (a cookie): not part of the forwarding counts. */
-		if (res >= 0)
-			l->st.cookies_sent++;
-	} else if (res == -EIO && g->segs > 1) {
+	if (res == -EIO && g->segs > 1) {
 		if (!t->gso_off[g->to_client]) {
 			t->gso_off[g->to_client] = true;
 			log_warn("UDP GSO refused by the kernel (%s path): sending datagrams one by one",
 				 g->to_client ? "client" : "backend");
 		}
 		resend_singly(l, g);
+	} else if (g->own) {
+		/* wglb's own replies (cookies): not part of the forwarding counts. */
+		if (res >= 0)
+			l->st.cookies_sent += g->segs;
+		else
+			l->st.drops_out[DROP_SEND_ERROR] += g->segs;
 	} else if (res < 0) {
 		if (g->to_client) {
 			l->st.drops_out[DROP_SEND_ERROR] += g->segs;
@@ -320,6 +354,8 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 	}
 	for (unsigned i = 0; i < g->n; i++)
 		loop_recycle(l, g->bids[i]);
+	t->n_reply -= g->own;
+	g->own = 0;
 	g->n = 0;
 	g->next = t->free_head;
 	t->free_head = gi;

@@ -27,6 +27,13 @@ enum {
 	FLOW_F_INDEXED = 1U << 7,      /* srv_index is in the session index (srvidx.h) */
 };
 
+/* A flow's cookie state (flow.edge): flags has no bit left. */
+enum {
+	FLOW_E_PROVEN = 1U << 0,    /* an initiation on it carried wglb's valid mac2 */
+	FLOW_E_BE_COOKIE = 1U << 1, /* its backend sent the client a cookie reply: it speaks
+				     * cookies on this flow (until a response, or a re-pin) */
+};
+
 struct flow_key {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
 	uint16_t port;    /* network byte order */
@@ -38,7 +45,7 @@ struct flow {
 	struct flow_key key;
 	uint8_t laddr[16]; /* local address the client sent to (IP_PKTINFO) */
 	uint8_t flags;
-	uint8_t quiet; /* expiry scans (about seconds) since the backend last sent here; saturates */
+	uint8_t edge; /* FLOW_E_*: what the edge learnt about the source's cookies */
 	uint16_t gen; /* bumped on every reuse, guards stale completions */
 	uint16_t backend;
 	uint16_t up_port; /* upstream socket's local port, host order */
@@ -47,7 +54,10 @@ struct flow {
 	uint32_t uprev, unext; /* unconfirmed list, oldest first (eviction order) */
 	uint32_t created; /* seconds, loop clock */
 	uint32_t last_rx; /* seconds, last datagram either way */
-	uint32_t init_ds; /* deciseconds: when the pending initiation was sent */
+	uint16_t init_ds; /* deciseconds, mod 2^16 (109 min; checked every second): when the
+			   * pending initiation was sent */
+	uint8_t quiet;    /* expiry scans (about seconds) since the backend last sent here; saturates */
+	uint8_t pad;
 	uint32_t srv_index; /* the backend session's index, when FLOW_F_INDEXED */
 	uint32_t pkts_in, pkts_out; /* in = client->backend; wrap after 2^32 (display only) */
 	uint64_t bytes_in, bytes_out;

@@ -112,6 +112,7 @@ struct loop {
 	 * sources that did (mac2): a spoofer can spend only the former. */
 	struct ratelimit_table hs_limit, hs_proven;
 	struct ratelimit_table roam_limit; /* roams per session index */
+	struct ratelimit_table cookie_limit; /* cookie replies per destination address */
 	struct mac1_key mac1;
 	bool check_mac1;
 	bool cookies; /* server_public_key set and handshake_cookies != off */

@@ -32,6 +32,10 @@ struct route_in {
 	bool flow_confirmed;
 	bool flow_proof;     /* it holds the index its backend chose (FLOW_F_PROOF) */
 	uint32_t flow_srv_index;
+	bool mac2_set;       /* the handshake's mac2 is not zero (made with some cookie) */
+	/* Its backend speaks cookies on it (sent a cookie reply) and its source
+	 * proved itself to the edge (wglb's mac2, or a confirmed flow). */
+	bool flow_backend_cookie;
 	/* No flow: a transport datagram's receiver index names a session we carry. */
 	int session_backend; /* that session's backend while it keeps flows, else -1 */
 	bool roam_budget;    /* that index may open another flow now */

@@ -27,6 +27,10 @@ enum drop {
 	DROP_UNPROVEN,        /* under load: transport from an unknown source, unknown index */
 	DROP_NO_FLOW,         /* a response or cookie reply from a source with no flow: both
 			       * answer a message sent on a flow, so they open nothing */
+	DROP_COOKIE_CAPPED,   /* wanted a cookie, left unanswered: its source address had its
+			       * share of cookie replies (reflection at a spoofed victim) */
+	DROP_COOKIE_UNSENT,   /* wanted a cookie, left unanswered: the send groups replies may
+			       * use were taken (forwarding keeps the rest) */
 	DROP__COUNT,
 };
 

@@ -53,6 +53,8 @@ struct tx {
 	uint32_t n_open;
 	uint32_t *by_flow[2]; /* per flow and direction: open group + 1, or 0 */
 	bool gso_off[2];      /* the kernel refused GSO on this path (-EIO): plain sends */
+	uint32_t reply_open;  /* the open group of wglb's own replies + 1, or 0 */
+	uint32_t n_reply;     /* groups wglb's own replies hold (at most TX_REPLY_GROUPS) */
 };
 
 int tx_init(struct loop *l);
@@ -61,10 +63,13 @@ void tx_fini(struct loop *l);
  * flow's backend or its client. */
 void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
 	      unsigned len);
-/* Send wglb's own reply (in buffer bid) to a client that has no flow,
- * from the local address laddr it sent to (wildcard listeners). */
-void tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
-	      uint8_t *p, unsigned len);
+/* Queue wglb's own reply (at p, in buffer bid) to a client that need have
+ * no flow, from the local address laddr it sent to (wildcard listeners).
+ * The replies to one receive (a GRO train) share one GSO send. 0, or
+ * -ENOBUFS when the groups replies may use are all taken: forwarding
+ * keeps the rest. */
+int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
+	     uint8_t *p, unsigned len);
 /* Prepare the sends of every open group (end of a batch). */
 void tx_flush(struct loop *l);
 /* Hand everything queued to the kernel now: before closing a socket, so

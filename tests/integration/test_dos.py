@@ -20,6 +20,7 @@ Clients bind ports outside that range so that they do not use it up.
 """
 import ctypes
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -28,8 +29,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wglbtest import (Backend, Client, Wglb, config, confirm, initiation, open_cookie,
-                      signed_initiation, transport, wait_until, worker_of)
+from wglbtest import (Backend, Client, Wglb, _b2s, config, confirm, initiation, open_cookie,
+                      seal_cookie, signed_initiation, transport, wait_until, worker_of)
 
 VEC = os.path.join(os.path.dirname(__file__), "..", "unit", "vectors")
 with open(os.path.join(VEC, "server.pub")) as f:
@@ -446,6 +447,182 @@ class TestIndexRepeats(Base):
         r = b"\x02\0\0\0" + os.urandom(88)  # echoed: the backend answers a client's initiation
         self.assertEqual(c.roundtrip(r)[0], r)
         self.assertFalse(lb.flows()[0]["server_initiated"], "the backend's response clears it")
+
+UDP_SEGMENT = 103
+
+
+def gso_send(sock, segs, addr):
+    """One UDP GSO send: on loopback it reaches wglb's UDP_GRO listener as
+    one train (test_gro.py), as a NIC's GRO would hand it over."""
+    sock.sendmsg([b"".join(segs)], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("H", len(segs[0])))],
+                 0, addr)
+
+
+class TestCookieReplies(Base):
+    """Cookie replies to GRO trains of initiations (handshake_cookies =
+    always): they used to take one send group each, so ~64 trains in one
+    batch took all 4096 and forwarding in that batch failed as send_error;
+    and wglb answered every initiation spoofed "from" a victim."""
+
+    def test_trains_of_initiations_leave_forwarding_alone(self):
+        # Four listeners: a batch takes up to 32 receives from each (the
+        # kernel's multishot retry limit); 90 trains on three of them fill
+        # it past 64 trains before the real client's data on the fourth.
+        self.port = 30000 + os.getpid() % 1000
+        ports = [self.port + i for i in range(4)]
+        self.bes = [Backend("b0")]
+        self.lb = lb = Wglb(config([f"127.0.0.1:{p}" for p in ports], self.bes,
+                                   balancer_extra=f"server_public_key = {PUB}\n"
+                                   "handshake_cookies = always\nudp_gro = on\n")).start()
+        real = client(ports[3], "127.0.14.1")  # on the listener the batch reads last
+        self.addCleanup(real.close)
+        m = signed_initiation(PUB, sender=1)
+        cookie = open_cookie(PUB, real.roundtrip(m)[0], m[116:132])
+        m = signed_initiation(PUB, sender=2, cookie=cookie)
+        self.assertEqual(real.roundtrip(m)[0], m, "the real client passed the edge")
+        data = [transport(1200, receiver=2, silent=True) for _ in range(40)]
+        trains = []
+        for i in range(120):  # 120 sources x 64 initiations, a train each
+            s = self.client(f"127.0.15.{i + 1}")
+            trains.append((s, [signed_initiation(PUB) for _ in range(64)]))
+        # Stop wglb so that everything waits in its socket and is taken in
+        # one batch when it runs again: the trains, then the real traffic.
+        before = lb.stats()
+        lb.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i, (s, t) in enumerate(trains[:90]):
+                gso_send(s.sock, t, ("127.0.0.1", ports[i % 3]))
+            for d in data:
+                real.send(d)
+            for s, t in trains[90:]:
+                gso_send(s.sock, t, ("127.0.0.1", ports[3]))
+        finally:
+            lb.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: lb.stats()["packets_in"] - before["packets_in"] >= 120 * 64 + 40, 10,
+                   "the trains and the data")
+        wait_until(lambda: self.bes[0].count() >= 1 + 40 or
+                   lb.stats()["drops_in"]["send_error"], 5, "the data at the backend")
+        st = lb.stats()
+        self.assertEqual(st["drops_in"]["send_error"], 0, "forwarding starved by cookie replies")
+        self.assertEqual(self.bes[0].count(), 1 + 40, "every data datagram forwarded")
+        # Each reply counted as needs_cookie goes out (no silent loss).
+        wait_until(lambda: lb.stats()["edge"]["cookies_sent"] - before["edge"]["cookies_sent"] >=
+                   lb.stats()["drops_in"]["needs_cookie"] - before["drops_in"]["needs_cookie"],
+                   5, "the replies' sends to complete")
+        st = lb.stats()
+        self.assertGreaterEqual(st["edge"]["cookies_sent"] - before["edge"]["cookies_sent"], 120,
+                                "each train answered")
+        self.assertEqual(st["drops_out"]["send_error"], 0, "a reply's send failed")
+        # A train's replies (one GSO send of 64-byte segments) arrive as
+        # cookie replies, each one opened with its own initiation's mac1.
+        s, t = trains[0]
+        mac1 = {m[4:8]: m[116:132] for m in t}
+        got = [s.sock.recvfrom(2048)[0] for _ in range(50)]
+        self.assertTrue(all(open_cookie(PUB, r, mac1[r[4:8]]) for r in got))
+        # Every initiation is accounted for: answered, or unanswered by a named counter.
+        self.assertEqual(st["drops_in"]["needs_cookie"] + st["drops_in"]["cookie_capped"] +
+                         st["drops_in"]["cookie_unsent"] - before["drops_in"]["needs_cookie"],
+                         120 * 64)
+
+    def test_spoofed_victim_gets_a_bounded_number_of_replies(self):
+        lb = self.start(f"server_public_key = {PUB}\nhandshake_cookies = always\n"
+                        "handshake_rate = 0\n")
+        # The spoofer sends "from" eight of the victim's ports; the
+        # sockets bound there are the victim, counting what reaches it.
+        victim = [self.client("127.0.16.1") for _ in range(8)]
+        for i in range(1000):
+            victim[i % 8].send(signed_initiation(PUB))
+        wait_until(lambda: lb.stats()["packets_in"] >= 1000, 5, "the spoofed initiations")
+        st = lb.stats()
+        got = 0
+        for s in victim:
+            s.sock.settimeout(0.2)
+            try:
+                while True:
+                    s.sock.recvfrom(2048)
+                    got += 1
+            except socket.timeout:
+                pass
+        # Burst 50, then 20 a second, for the address as a whole.
+        self.assertLessEqual(st["edge"]["cookies_sent"], 80, "replies reflected at the victim")
+        self.assertLessEqual(got, 80)
+        self.assertGreaterEqual(st["drops_in"]["cookie_capped"], 900)
+        self.assertEqual(self.bes[0].count(), 0)
+
+
+class LoadedServer(Backend):
+    """A WireGuard server under load, as far as cookies go (whitepaper
+    5.4.7): an initiation without a valid mac2 under its own secret gets
+    its own cookie reply, bound to the source it sees (wglb's upstream
+    socket); one with a valid mac2 is accepted (counted: this stand-in
+    holds no private key, so no handshake follows)."""
+
+    def __init__(self, name):
+        self.secret = os.urandom(32)
+        self.accepted = 0
+        self.cookies = 0
+        super().__init__(name)
+
+    def _run(self):
+        while self.running:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.received.append((src, data))
+            if len(data) != 148 or data[0] != 1:
+                continue
+            cookie = _b2s(socket.inet_aton(src[0]) + struct.pack(">H", src[1]), key=self.secret)
+            if data[132:] == _b2s(data[:132], key=cookie):
+                self.accepted += 1
+                continue
+            self.cookies += 1
+            self.sock.sendto(seal_cookie(PUB, data, cookie), src)
+
+
+class TestCookiePingPong(Base):
+    """wglb and its backend both under load, each with its own cookie: a
+    real wireguard-go client carried wglb's cookie to the backend (which
+    rejected it and sent its own), then the backend's to wglb (which
+    rejected it and sent its own), and so on: it never got through. Now
+    wglb leaves the judging to the backend once the backend speaks cookies
+    on a flow whose source passed wglb's edge."""
+
+    def test_real_client_gets_through_both_cookies(self):
+        if subprocess.run(["which", "wireguard-go"], capture_output=True).returncode:
+            self.skipTest("needs wireguard-go")
+        be = LoadedServer("loaded")
+        lb = self.start(f"server_public_key = {PUB}\nhandshake_cookies = always\n"
+                        "handshake_rate = 0\n", [be])
+        name = f"wgpp{os.getpid() % 100000}"
+        wg = subprocess.Popen(["wireguard-go", "-f", name], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        self.addCleanup(wg.wait)
+        self.addCleanup(wg.terminate)
+        wait_until(lambda: os.path.exists(f"/var/run/wireguard/{name}.sock"), 5, "wireguard-go")
+        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+        kf = os.path.join(lb.dir, "client.key")
+        with open(os.open(kf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(key)
+        subprocess.run(["wg", "set", name, "private-key", kf, "peer", PUB, "endpoint",
+                        f"127.0.0.1:{self.port}", "allowed-ips", "10.99.0.1/32"], check=True)
+        subprocess.run(["ip", "addr", "add", "10.99.0.2/24", "dev", name], check=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        # From 0 to a value: wireguard-go sends a keepalive at once, which
+        # starts a handshake; it retries every 5 s (REKEY_TIMEOUT).
+        subprocess.run(["wg", "set", name, "peer", PUB, "persistent-keepalive", "1"], check=True)
+        try:
+            wait_until(lambda: be.accepted, 17, "an initiation the backend accepts")
+        finally:
+            st = lb.stats()
+            print(f"\nping-pong: backend saw {be.count()} initiations, accepted {be.accepted}, "
+                  f"sent {be.cookies} cookie replies; wglb sent {st['edge']['cookies_sent']}, "
+                  f"mac2 valid {st['edge']['mac2_valid']} invalid {st['edge']['mac2_invalid']}",
+                  file=sys.stderr)
+
 
 if __name__ == "__main__":
     private_netns()

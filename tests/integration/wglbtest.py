@@ -399,3 +399,23 @@ def open_cookie(server_pub_b64, reply, mac1):
         out, ctypes.byref(outlen), None, ct, ctypes.c_ulonglong(len(ct)), mac1,
         ctypes.c_ulonglong(len(mac1)), reply[8:32], key)
     return out.raw if r == 0 and outlen.value == 16 else None
+
+
+def seal_cookie(server_pub_b64, msg, cookie):
+    """The cookie reply a WireGuard server under load sends to handshake msg:
+    cookie sealed under the cookie key, msg's mac1 as associated data."""
+    import ctypes
+    global _sodium
+    if _sodium is None:
+        _sodium = ctypes.CDLL("libsodium.so.23")
+        assert _sodium.sodium_init() >= 0
+    _, key = wg_keys(server_pub_b64)
+    nonce = os.urandom(24)
+    mac1 = msg[len(msg) - 32:len(msg) - 16]
+    out = ctypes.create_string_buffer(32)
+    outlen = ctypes.c_ulonglong(0)
+    r = _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, ctypes.byref(outlen), cookie, ctypes.c_ulonglong(16), mac1, ctypes.c_ulonglong(16),
+        None, nonce, key)
+    assert r == 0 and outlen.value == 32
+    return b"\x03\0\0\0" + msg[4:8] + nonce + out.raw

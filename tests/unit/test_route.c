@@ -85,6 +85,27 @@ static const struct row {
 	 ROUTE_NEW, NONE, -1, SPEND_NONE, false, true},
 	{"transport on a flow passes under load", IN(.type = T, .cookies = true, .under_load = true, .has_flow = true),
 	 ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
+	/* One side speaks cookies at a time (no ping-pong between wglb's and a backend's). */
+#define BE_COOKIE .cookies = true, .under_load = true, .has_flow = true, .flow_keeps = true, \
+		  .flow_backend_cookie = true
+	{"the backend speaks cookies: an initiation with its mac2 goes to it to judge",
+	 IN(.type = I, BE_COOKIE, .mac2_set = true), ROUTE_FORWARD, NONE, -1, SPEND_CLAIMED, false, false},
+	{"... within the source's budget only, and no cookie of wglb's past it",
+	 IN(.type = I, BE_COOKIE, .mac2_set = true, .claimed_budget = false),
+	 ROUTE_DROP, DROP_RATE_LIMITED, -1, SPEND_NONE, false, false},
+	{"... a zero mac2 (no cookie held) gets wglb's", IN(.type = I, BE_COOKIE),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, false},
+	{"... a bad mac1 is still dropped", IN(.type = I, BE_COOKIE, .mac2_set = true, .mac1_bad = true),
+	 ROUTE_DROP, DROP_BAD_MAC1, -1, SPEND_NONE, false, false},
+	{"... wglb's own valid mac2 passes as ever", IN(.type = I, BE_COOKIE, .mac2_set = true, .mac2_ok = true),
+	 ROUTE_FORWARD, NONE, -1, SPEND_PROVEN, false, false},
+	{"a backend cookie on a flow never proven (a spoofer's): wglb judges",
+	 IN(.type = I, .cookies = true, .under_load = true, .has_flow = true, .flow_keeps = true, .mac2_set = true),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, false},
+	{"no flow: wglb judges", IN(.type = I, .cookies = true, .under_load = true, .mac2_set = true),
+	 ROUTE_COOKIE, DROP_NEEDS_COOKIE, -1, SPEND_NONE, false, true},
+	{"the backend's rule is for initiations: a response on its flow passes as ever",
+	 IN(.type = R, BE_COOKIE, .mac2_set = true), ROUTE_FORWARD, NONE, -1, SPEND_NONE, false, false},
 	/* Proof of receipt. */
 	{"data naming the backend's index confirms",
 	 IN(.type = T, .has_flow = true, .flow_proof = true, .flow_srv_index = 77, .receiver = 77),
