@@ -8,6 +8,7 @@
  */
 #include "wglb/clock.h"
 #include "wglb/probe.h"
+#include "wglb/probe_verdict.h"
 #include "wglb/workers.h"
 #include "wglb/loop.h"
 #include "wglb/tcpreq.h"
@@ -28,7 +29,7 @@
 struct probe_be {
 	struct tcpreq req; /* busy while a probe is in flight */
 	uint64_t next_ms;
-	uint32_t ok_streak, fail_streak;
+	struct probe_streak streak;
 	uint32_t gen;     /* the backend's generation last seen (pool.h) */
 	struct probe_result last;
 };
@@ -36,51 +37,6 @@ struct probe_be {
 struct prober {
 	struct probe_be be[CONFIG_MAX_BACKENDS];
 };
-
-int probe_parse_status(const char *buf, size_t len, bool final, int *drain)
-{
-	static const char ver[] = "HTTP/1.";
-	const char *hdr_end, *p;
-	int status;
-
-	*drain = 0;
-	for (size_t i = 0; i < len && i < sizeof(ver) - 1; i++)
-		if (buf[i] != ver[i])
-			return -1;
-	if (len < 13)
-		return final ? -1 : 0;
-	if (!isdigit((unsigned char)buf[7]) || buf[8] != ' ' || !isdigit((unsigned char)buf[9]) ||
-	    !isdigit((unsigned char)buf[10]) || !isdigit((unsigned char)buf[11]) ||
-	    (buf[12] != ' ' && buf[12] != '\r'))
-		return -1;
-	status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-	if (status < 100 || status > 599)
-		return -1;
-	/* Headers are complete at the blank line; until then ask for more. */
-	hdr_end = NULL;
-	for (p = buf; p + 4 <= buf + len; p++)
-		if (!memcmp(p, "\r\n\r\n", 4)) {
-			hdr_end = p;
-			break;
-		}
-	if (!hdr_end)
-		return final ? status : 0; /* closed early: the status line decides */
-	for (p = buf; p + 17 <= hdr_end; p++) {
-		static const char h[] = "\r\nx-wglb-drain:";
-		size_t k;
-		for (k = 0; k < sizeof(h) - 1 && tolower((unsigned char)p[k]) == h[k]; k++)
-			;
-		if (k == sizeof(h) - 1) {
-			const char *v = p + k;
-			while (v < hdr_end && (*v == ' ' || *v == '\t'))
-				v++;
-			*drain = v < hdr_end && *v == '1';
-			break;
-		}
-	}
-	return status;
-}
-
 
 static void finish(struct loop *l, unsigned i, bool pass, const char *reason, int status,
 		   int drain)
@@ -95,23 +51,21 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->last.reason = reason;
 	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->req.started_ms);
 	pb->next_ms = pb->req.started_ms + hc->interval_ms;
-	if (pass) {
-		pb->fail_streak = 0;
-		pb->ok_streak++;
-		if (b->health != HEALTH_UP && pb->ok_streak >= hc->rise) {
-			log_info("backend %s: up (%s %d, %u passes)", b->name, reason, status,
-				 pb->ok_streak);
-			pool_set_health(&l->pool, i, HEALTH_UP);
-		}
-	} else {
-		pb->ok_streak = 0;
-		pb->fail_streak++;
+	if (!pass)
 		b->st.failed_probes++;
-		if (b->health != HEALTH_DOWN && pb->fail_streak >= hc->fall) {
-			log_warn("backend %s: down (%s%s%.0d, %u failures)", b->name, reason,
-				 status ? " " : "", status, pb->fail_streak);
-			pool_set_health(&l->pool, i, HEALTH_DOWN);
-		}
+	switch (probe_judge(&pb->streak, pass, b->health == HEALTH_UP, b->health == HEALTH_DOWN,
+			    hc->rise, hc->fall)) {
+	case PROBE_UP:
+		log_info("backend %s: up (%s %d, %u passes)", b->name, reason, status, pb->streak.ok);
+		pool_set_health(&l->pool, i, HEALTH_UP);
+		break;
+	case PROBE_DOWN:
+		log_warn("backend %s: down (%s%s%.0d, %u failures)", b->name, reason,
+			 status ? " " : "", status, pb->streak.fail);
+		pool_set_health(&l->pool, i, HEALTH_DOWN);
+		break;
+	case PROBE_SAME:
+		break;
 	}
 	/* The agent's drain header: graceful, unlike a failure. */
 	if (drain && !b->agent_drain && b->admin == ADMIN_ENABLED)
@@ -182,7 +136,7 @@ static void backend_changed(struct loop *l, unsigned i)
 	struct probe_be *pb = &l->prober->be[i];
 
 	tcpreq_cancel(l, &pb->req);
-	pb->ok_streak = pb->fail_streak = 0;
+	pb->streak = (struct probe_streak){0, 0};
 	pb->next_ms = l->now_ms;
 	if (!l->pool.be[i].in_use)
 		memset(&pb->last, 0, sizeof(pb->last));

@@ -30,12 +30,6 @@ struct probe_result {
 };
 const struct probe_result *probe_last(const struct loop *l, unsigned backend);
 
-/* Parse an HTTP/1.x response head at the start of buf. Returns the status
- * (100..599) once the headers are complete (or, when final, from the status
- * line alone), 0 when more bytes are needed, -1 when it is not HTTP.
- * *drain_header is set when the head carries "X-Wglb-Drain: 1". */
-int probe_parse_status(const char *buf, size_t len, bool final, int *drain_header);
-
 /* The part main.c attaches to the loop (open, tick, close above). */
 extern const struct loop_part probe_part;
 

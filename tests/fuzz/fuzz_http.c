@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "wglb/probe.h"
+#include "wglb/probe_verdict.h"
 
 #include <stdlib.h>
 

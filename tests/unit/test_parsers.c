@@ -2,7 +2,7 @@
 /* Small parsers: addresses and CIDRs, control commands, HTTP status lines. */
 #include "wglb/addr.h"
 #include "wglb/ctl.h"
-#include "wglb/probe.h"
+#include "wglb/probe_verdict.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
