@@ -381,8 +381,6 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 	f->fd = fd;
 	flow_set_port(&l->ft, f, port);
 	f->backend = (uint16_t)bi;
-	if (k->family == AF_INET6)
-		f->flags |= FLOW_F_V6;
 	b->flows++;
 	b->st.flows_new++;
 	l->st.flows_new++;

@@ -18,7 +18,7 @@
 enum {
 	FLOW_F_USED = 1U << 0,
 	FLOW_F_CONFIRMED = 1U << 1, /* the client proved it receives: never evicted */
-	FLOW_F_V6 = 1U << 2,
+	/* 1U << 2 is free: the family is in the key */
 	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
 	FLOW_F_PROOF = 1U << 5,        /* srv_index came from the backend's handshake on this flow:
@@ -27,7 +27,7 @@ enum {
 	FLOW_F_INDEXED = 1U << 7,      /* srv_index is in the session index (srvidx.h) */
 };
 
-/* A flow's cookie state (flow.edge): flags has no bit left. */
+/* A flow's cookie state (flow.edge). */
 enum {
 	FLOW_E_PROVEN = 1U << 0,    /* an initiation on it carried wglb's valid mac2 */
 	FLOW_E_BE_COOKIE = 1U << 1, /* its backend sent the client a cookie reply: it speaks
