@@ -143,6 +143,7 @@ void pool_set_addr(struct pool *p, unsigned idx, const struct wglb_addr *a)
 {
 	p->be[idx].addr = *a;
 	changed(p, &p->be[idx]); /* probe the new address from scratch */
+	p->dirty = true;         /* and the other workers' flows follow it */
 }
 
 void pool_set_health(struct pool *p, unsigned idx, enum be_health h)
