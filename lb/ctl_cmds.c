@@ -100,6 +100,7 @@ static void add_totals(struct loop *w, void *arg)
 	t->unconfirmed += w->ft.unconfirmed;
 	t->unconf_cap += w->unconf_cap;
 	t->worker_flows[w->worker_id] = w->ft.count;
+	t->worker_pkts_in[w->worker_id] = w->st.pkts_in;
 	t->load_episodes += w->load.episodes;
 	t->under_load |= fwd_under_load(w);
 	if (as) {
@@ -176,11 +177,16 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 			   t->flows, t->max_flows, l->pool.n, l->pool.failopen ? "true" : "false");
 		for (int i = 0; i < nf; i++)
 			ctl_printf(c, "%s\"%s\"", i ? ", " : "", feat[i]);
-		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, \"workers\": [",
-			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false");
+		/* The steering seed tells which worker serves an address: root-only
+		 * here, never in /metrics, whose readers are not authenticated. */
+		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, "
+			      "\"steer_seed\": \"%016llx\", \"workers\": [",
+			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false",
+			   (unsigned long long)workers_steer_seed(l->ws));
 		for (unsigned i = 0; i < l->n_workers; i++)
-			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u}", i ? ", " : "", i,
-				   t->worker_flows[i]);
+			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u, \"packets_in\": %llu}",
+				   i ? ", " : "", i, t->worker_flows[i],
+				   (unsigned long long)t->worker_pkts_in[i]);
 		ctl_printf(c, "]}\n");
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <linux/filter.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,12 @@ struct worker {
 
 struct workers {
 	unsigned n;
+	/* Steering's secret, drawn at start and kept for the process's life
+	 * (a reload keeps the listener groups, so it must keep their spread):
+	 * an address is XORed with key and multiplied by mult (odd). With a
+	 * public constant a spoofer could pick sources that all land on one
+	 * worker and exhaust its share of flows, ports and load budget. */
+	uint32_t steer_key, steer_mult;
 	/* Roams per session index, for all workers at once: a GCRA per slot,
 	 * index << 32 | theoretical arrival time (ms, 32 bits, wrapping). */
 	_Atomic uint64_t roam[SESSDIR_SLOTS];
@@ -251,14 +258,17 @@ static void stop_one(struct loop *l, void *arg)
 	l->stop = true;
 }
 
-size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap)
+size_t workers_steer_prog(int family, unsigned n, uint64_t seed, void *prog, size_t cap)
 {
 	/* The client's address (IPv6: its /64, the unit per-source limits
-	 * use), mixed by a multiplicative hash, modulo n: the index of the
-	 * socket in the group, in the order the workers bound them. */
+	 * use), keyed and mixed by a multiplicative hash (seed: key << 32 |
+	 * odd multiplier), its top 16 bits modulo n: the index of the socket
+	 * in the group, in the order the workers bound them. */
+	const uint32_t key = (uint32_t)(seed >> 32), mult = (uint32_t)seed | 1u;
 	const struct sock_filter v4[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
-		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_K, key),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, mult),
 		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
 		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
 		BPF_STMT(BPF_RET | BPF_A, 0),
@@ -268,7 +278,8 @@ size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap)
 		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
 		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
-		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_K, key),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, mult),
 		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
 		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
 		BPF_STMT(BPF_RET | BPF_A, 0),
@@ -282,13 +293,19 @@ size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap)
 	return len / sizeof(struct sock_filter);
 }
 
+uint64_t workers_steer_seed(const struct workers *ws)
+{
+	return ws ? (uint64_t)ws->steer_key << 32 | ws->steer_mult : 0;
+}
+
 static int steer(struct loop *main)
 {
 	for (unsigned i = 0; i < main->n_lst; i++) {
 		struct sock_filter code[16];
 		struct sock_fprog fp = {.filter = code};
 		fp.len = (unsigned short)workers_steer_prog(main->lst[i].addr.u.sa.sa_family,
-							    main->ws->n, code, sizeof(code));
+							    main->ws->n, workers_steer_seed(main->ws),
+							    code, sizeof(code));
 		if (setsockopt(main->lst[i].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp,
 			       sizeof(fp)) < 0) {
 			int e = errno;
@@ -378,8 +395,13 @@ struct workers *workers_new(unsigned n)
 	if (n < 2)
 		return NULL;
 	ws = calloc(1, sizeof(*ws));
-	if (ws)
-		ws->n = n;
+	if (!ws)
+		return NULL;
+	ws->n = n;
+	/* libsodium is initialised before the loop (main.c). */
+	randombytes_buf(&ws->steer_key, sizeof(ws->steer_key));
+	randombytes_buf(&ws->steer_mult, sizeof(ws->steer_mult));
+	ws->steer_mult |= 1u; /* odd: a bijection on 32 bits, no address class collapses */
 	return ws;
 }
 

@@ -22,6 +22,7 @@ struct ctl_totals {
 	uint32_t be_peers[CONFIG_MAX_BACKENDS]; /* peers the backend's agent reports behind flows */
 	uint32_t flows, max_flows, unconfirmed, unconf_cap;
 	uint32_t worker_flows[CONFIG_MAX_WORKERS];
+	uint64_t worker_pkts_in[CONFIG_MAX_WORKERS]; /* from clients: shows how steering spreads */
 	uint64_t load_episodes;
 	bool under_load; /* on any worker */
 	bool has_agent;

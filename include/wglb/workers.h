@@ -46,8 +46,11 @@ void workers_each(struct loop *main, worker_fn fn, void *arg);
 /* workers_call on every worker but the main one. */
 void workers_others(struct loop *main, worker_fn fn, void *arg);
 /* The classic BPF steering program for a listener of this family over n
- * sockets (also used by the unit test). Returns its length. */
-size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap);
+ * sockets with this seed (workers_steer_seed). Returns its length. */
+size_t workers_steer_prog(int family, unsigned n, uint64_t seed, void *prog, size_t cap);
+/* The random steering seed of this process (key << 32 | multiplier), for
+ * the control socket; 0 with one worker. */
+uint64_t workers_steer_seed(const struct workers *ws);
 
 /* A hint for the prober from any worker (ICMP unreachable, a handshake
  * left unanswered); the main thread takes it on its next batch. */

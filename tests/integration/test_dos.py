@@ -140,10 +140,11 @@ class TestExhaustion(Base):
         # The attack on workers: every blind source on worker 0, which then
         # holds every port left, and the newcomers on the last worker, which
         # has no flow of its own to give way.
+        seed = lb.steer_seed()  # the attack as the operator can stage it: root knows the seed
         blind_ips = [ip for ip in (f"127.0.5.{i}" for i in range(1, 255))
-                     if worker_of(ip, workers) == 0][:60]
+                     if worker_of(ip, workers, seed) == 0][:60]
         new_ips = [ip for ip in (f"127.0.6.{i}" for i in range(1, 255))
-                   if worker_of(ip, workers) == workers - 1][:5]
+                   if worker_of(ip, workers, seed) == workers - 1][:5]
         blind = [self.client(ip) for ip in blind_ips]
         for c in blind:  # forged transport from 60 sources: no mac1, no limit
             c.send(transport(40, silent=True))

@@ -33,6 +33,14 @@ class Base(unittest.TestCase):
         self.lb = Wglb(config([f"127.0.0.1:{self.port}"], self.bes,
                               balancer_extra=f"workers = {N}\nmax_flows = 256\n" + self.extra,
                               rate_limit="handshake_rate" in self.extra)).start()
+        self._seed = None
+
+    @property
+    def seed(self):
+        """The running wglb's steering seed, asked for when first needed."""
+        if self._seed is None:
+            self._seed = self.lb.steer_seed()
+        return self._seed
 
     def tearDown(self):
         rc = self.lb.stop()
@@ -45,6 +53,14 @@ class Base(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def balanced(self, n, prefix="127.0.9."):
+        """n addresses, n / N on each worker: the steering seed is random,
+        so a fixed list could put all of some subset on one worker."""
+        pool = addresses(250, prefix)
+        per = [[ip for ip in pool if worker_of(ip, N, self.seed) == w][:n // N] for w in range(N)]
+        self.assertTrue(all(len(p) == n // N for p in per), per)
+        return [ip for group in zip(*per) for ip in group]  # alternating workers
+
     def per_worker(self):
         return [w["flows"] for w in self.lb.json("show info")["workers"]]
 
@@ -55,7 +71,7 @@ class Base(unittest.TestCase):
 class TestSpread(Base):
     def test_spread_sticky_and_seen_whole(self):
         ips = addresses(16)
-        want = [sum(worker_of(ip, N) == w for ip in ips) for w in range(N)]
+        want = [sum(worker_of(ip, N, self.seed) == w for ip in ips) for w in range(N)]
         self.assertTrue(all(want), f"the test's addresses cover both workers: {want}")
         clients = [self.client(ip) for ip in ips]
         for c in clients:
@@ -64,7 +80,7 @@ class TestSpread(Base):
         # A second port of an address: the same worker (per-source state stays whole).
         extra = self.client(ips[0])
         confirm(extra)
-        want[worker_of(ips[0], N)] += 1
+        want[worker_of(ips[0], N, self.seed)] += 1
         self.assertEqual(self.per_worker(), want)
         flows = self.lb.flows()
         self.assertEqual(len(flows), 17, "show flows lists every worker's flows")
@@ -85,15 +101,66 @@ class TestSpread(Base):
         wait_until(lambda: self.lb.stats()["packets_in"] >= 34 + 16, what="data on every worker")
 
 
+class TestSteeringSeed(Base):
+    def test_steering_is_secret_and_differs_per_start(self):
+        """The attack: a spoofer who knows the steering arithmetic picks
+        sources that all land on one worker, which then goes under load at
+        under_load_rate / N and spends its share of flows and ports while the
+        others idle. With the old public multiplier these 16 addresses were
+        all worker 0's; seeded at start, they spread, and differently on
+        each start."""
+        def old_worker_of(ip):  # the former fixed arithmetic: no key, 0x9e3779b1
+            a = int.from_bytes(socket.inet_aton(ip), "big")
+            return (((a * 0x9e3779B1) & 0xFFFFFFFF) >> 16) % N
+
+        ips = [ip for ip in addresses(250, "127.0.12.") if old_worker_of(ip) == 0][:16]
+        self.assertEqual(len(ips), 16)
+
+        def landed(lb):
+            """Datagrams from clients per worker after one initiation from each ip."""
+            before = [w["flows"] for w in lb.json("show info")["workers"]]
+            for ip in ips:
+                c = Client(("127.0.0.1", lb_port[lb]), bind=(ip, 0))
+                self.addCleanup(c.close)
+                c.roundtrip(initiation())
+            after = [w["flows"] for w in lb.json("show info")["workers"]]
+            return [a - b for a, b in zip(after, before)]
+
+        lb_port = {self.lb: self.port}
+        first = landed(self.lb)
+        self.assertEqual(sum(first), 16)
+        self.assertLess(max(first), 16, f"the old arithmetic's worker-0 set spread: {first}")
+        # What landed is what the seed the control socket reports predicts.
+        self.assertEqual(first, [sum(worker_of(ip, N, self.seed) == w for ip in ips)
+                                 for w in range(N)])
+        packets = [w["packets_in"] for w in self.lb.json("show info")["workers"]]
+        self.assertEqual(packets, first, "one datagram from each address, on its worker")
+        # A second start draws another seed: the steering is not a constant.
+        port = free_port()
+        other = Wglb(config([f"127.0.0.1:{port}"], self.bes,
+                            balancer_extra=f"workers = {N}\nmax_flows = 256\n")).start()
+        self.addCleanup(other.stop)
+        lb_port[other] = port
+        seed2 = other.steer_seed()
+        self.assertNotEqual(seed2, self.seed, "a new seed for each start")
+        second = landed(other)
+        self.assertEqual(second, [sum(worker_of(ip, N, seed2) == w for ip in ips)
+                                  for w in range(N)])
+        # Over 200 addresses two independent seeds disagree about some.
+        many = addresses(200, "127.0.13.")
+        self.assertNotEqual([worker_of(ip, N, self.seed) for ip in many],
+                            [worker_of(ip, N, seed2) for ip in many])
+
+
 class TestPoolChanges(Base):
     def test_disable_drain_delete_on_every_worker(self):
-        clients = [self.client(ip) for ip in addresses(24)]
+        clients = [self.client(ip) for ip in self.balanced(24)]
         for c in clients:
             confirm(c)
         flows = self.lb.flows()
         on = {b: sum(f["backend"] == b for f in flows) for b in ("a", "b", "c")}
         victim = max(on, key=on.get)
-        vic = {worker_of(f["client"].split(":")[0], N) for f in flows if f["backend"] == victim}
+        vic = {worker_of(f["client"].split(":")[0], N, self.seed) for f in flows if f["backend"] == victim}
         self.assertEqual(len(vic), N, "the victim has flows on both workers")
         # disable: every flow on it moves now, on both workers
         self.lb.ctl(f"backend disable {victim}")
@@ -115,7 +182,7 @@ class TestPoolChanges(Base):
         self.assertNotIn(busy, [b["name"] for b in self.lb.json("show backends")["backends"]])
 
     def test_drain_moves_at_initiation_on_every_worker(self):
-        ips = addresses(24)
+        ips = self.balanced(24)
         clients = {ip: self.client(ip) for ip in ips}
         for c in clients.values():
             confirm(c)
@@ -123,7 +190,7 @@ class TestPoolChanges(Base):
         on = {b: [k for k, f in flows.items() if f["backend"] == b] for b in ("a", "b", "c")}
         victim = max(on, key=lambda b: len(on[b]))
         moving = [k.split(":")[0] for k in on[victim]]
-        self.assertEqual(len({worker_of(ip, N) for ip in moving}), N,
+        self.assertEqual(len({worker_of(ip, N, self.seed) for ip in moving}), N,
                          f"the drained backend has flows on both workers: {moving}")
         self.lb.ctl(f"backend drain {victim}")
         time.sleep(0.2)  # nothing moves on its own: a drain waits for initiations
@@ -136,7 +203,7 @@ class TestPoolChanges(Base):
 
 class TestReload(Base):
     def test_reload_reaches_every_worker(self):
-        ips = addresses(12)
+        ips = self.balanced(12)  # alternating workers: both allow and refuse on each
         allowed = ips[:6]
         for ip in ips:
             confirm(self.client(ip))
@@ -152,14 +219,14 @@ class TestReload(Base):
         wait_until(lambda: self.lb.stats()["drops_in"]["not_allowed"] >= before + 6,
                    what="sources outside allow dropped")
         refused = {ip for ip in ips if ip not in allowed}
-        self.assertEqual(len({worker_of(ip, N) for ip in refused}), N,
+        self.assertEqual(len({worker_of(ip, N, self.seed) for ip in refused}), N,
                          "refused on both workers")
 
 
 class TestRoaming(Base):
     def test_new_address_on_the_other_worker_keeps_the_backend(self):
-        first = next(ip for ip in addresses(40) if worker_of(ip, N) == 0)
-        later = next(ip for ip in addresses(40, "127.0.10.") if worker_of(ip, N) == 1)
+        first = next(ip for ip in addresses(40) if worker_of(ip, N, self.seed) == 0)
+        later = next(ip for ip in addresses(40, "127.0.10.") if worker_of(ip, N, self.seed) == 1)
         c = self.client(first)
         idx = confirm(c)
         backend = self.by_client()[f"{first}:{c.port}"]["backend"]
