@@ -167,7 +167,17 @@ static void run_http(struct loop *l, struct ctl_client *c)
 		return;
 	}
 	l->ctl->scrapes++;
-	metrics_write(l, c);
+	if (l->ctl->scrape_body && l->now_ms - l->ctl->scrape_ms < METRICS_CACHE_MS) {
+		ctl_printf(c, "%.*s", (int)l->ctl->scrape_len, l->ctl->scrape_body);
+	} else {
+		metrics_write(l, c, METRICS_CACHE_MS);
+		if (!c->overflow && (p = realloc(l->ctl->scrape_body, c->out_len ? c->out_len : 1))) {
+			memcpy(p, c->out, c->out_len);
+			l->ctl->scrape_body = p;
+			l->ctl->scrape_len = c->out_len;
+			l->ctl->scrape_ms = l->now_ms;
+		} /* else: rendered again next time */
+	}
 	if (c->overflow)
 		return;
 	body_len = c->out_len;
@@ -487,6 +497,7 @@ void ctl_close(struct loop *l)
 	}
 	if (ctl->http_fd >= 0)
 		close(ctl->http_fd);
+	free(ctl->scrape_body);
 	free(ctl);
 	l->ctl = NULL;
 }

@@ -45,6 +45,7 @@ struct ctl_stream {
 	unsigned worker;    /* the worker whose table is being listed */
 	uint32_t cursor;    /* next flow slot in it */
 	uint32_t remaining; /* limit left */
+	uint64_t stalled;   /* workers whose flows could not be listed (bit per worker) */
 };
 
 struct ctl_client {
@@ -70,6 +71,12 @@ struct ctl {
 	uint64_t paused_until_ms[2]; /* [http]: accept paused (EMFILE) until then; 0 = not */
 	struct ratelimit rl_emfile;
 	uint64_t commands, errors, denied, rejected, timeouts, scrapes;
+	/* The last /metrics body and when it was made: scrapes within
+	 * METRICS_CACHE_MS get it again, so that a storm of them costs the
+	 * loop (which forwards too) one rendering a second. */
+	char *scrape_body;
+	size_t scrape_len;
+	uint64_t scrape_ms;
 };
 
 int ctl_open(struct loop *l);
