@@ -153,6 +153,18 @@ static void run_line(struct loop *l, struct ctl_client *c, const char *line, siz
 	ctl_execute(l, c, &req);
 }
 
+/* GCRA over all scrapers: may one more get a full answer now? */
+static bool scrape_allowed(struct ctl *ctl, uint64_t now)
+{
+	const uint64_t interval = 1000 / CTL_SCRAPE_RATE;
+	uint64_t tat = ctl->scrape_tat_ms > now ? ctl->scrape_tat_ms : now;
+
+	if (tat - now > (CTL_SCRAPE_BURST - 1) * interval)
+		return false;
+	ctl->scrape_tat_ms = tat + interval;
+	return true;
+}
+
 /* A scrape: GET /metrics answered with the exposition, then close. */
 static void run_http(struct loop *l, struct ctl_client *c)
 {
@@ -164,6 +176,12 @@ static void run_http(struct loop *l, struct ctl_client *c)
 	if (c->in_len < 13 || memcmp(c->in, "GET /metrics ", 13)) {
 		ctl_printf(c, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
 			      "Content-Length: 23\r\nConnection: close\r\n\r\ntry GET /metrics here\r\n");
+		return;
+	}
+	if (!scrape_allowed(l->ctl, l->now_ms)) {
+		l->ctl->scrapes_refused++;
+		ctl_printf(c, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+			      "Content-Length: 0\r\nConnection: close\r\n\r\n");
 		return;
 	}
 	l->ctl->scrapes++;

@@ -116,6 +116,10 @@ static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 	ctl_printf(c, "wglb_control_commands_total %llu\n", (unsigned long long)l->ctl->commands);
 	head(c, "wglb_control_errors_total", "counter", "Control socket commands refused.");
 	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)l->ctl->errors);
+	head(c, "wglb_metrics_scrapes_refused_total", "counter",
+	     "Scrapes answered 429: more than 10 a second (burst 20) from all scrapers.");
+	ctl_printf(c, "wglb_metrics_scrapes_refused_total %llu\n",
+		   (unsigned long long)l->ctl->scrapes_refused);
 }
 
 /* A per-backend counter with an in and an out direction. */
