@@ -4,6 +4,7 @@
  * steering, and the little the workers share (workers.h).
  */
 #include "wglb/workers.h"
+#include "wglb/clock.h"
 #include "wglb/log.h"
 #include "wglb/loop.h"
 #include "wglb/totals.h"
@@ -19,7 +20,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SESSDIR_SLOTS (1u << 16)
@@ -215,14 +215,6 @@ static void on_call(struct loop *l, void *ctx, uint32_t revents)
 		log_err("worker %u: cannot watch for calls", w->id);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Still the heartbeat it had when a call went unanswered: do not wait again. */
 static bool hung(const struct worker *w)
 {
@@ -234,9 +226,11 @@ static bool hung(const struct worker *w)
 /* Wait for call seq until deadline (ms, CLOCK_MONOTONIC; 0: forever). */
 static bool wait_done(struct worker *w, uint64_t seq, uint64_t deadline)
 {
+	bool logged = false;
+
 	for (;;) {
 		struct pollfd p = {.fd = w->done_fd, .events = POLLIN};
-		uint64_t now = mono_ms();
+		uint64_t now = clock_monotonic_ms();
 		int left = 1000;
 
 		if (atomic_load_explicit(&w->done_seq, memory_order_acquire) == seq)
@@ -246,10 +240,12 @@ static bool wait_done(struct worker *w, uint64_t seq, uint64_t deadline)
 				return false;
 			left = (int)(deadline - now);
 		}
-		if (poll(&p, 1, left) > 0)
+		if (poll(&p, 1, left) > 0) {
 			drain_fd(w->done_fd);
-		else if (!deadline)
-			log_err("worker %u is still running a call it took", w->id);
+		} else if (!deadline && !logged) {
+			log_err("worker %u is still running a call it took late", w->id);
+			logged = true;
+		}
 	}
 }
 
@@ -275,7 +271,7 @@ int workers_call(struct loop *main, unsigned i, worker_fn fn, void *arg)
 	seq = atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1;
 	atomic_store_explicit(&w->call_seq, seq, memory_order_release);
 	signal_fd(w->call_fd);
-	if (wait_done(w, seq, mono_ms() + WORKERS_CALL_MS))
+	if (wait_done(w, seq, clock_monotonic_ms() + WORKERS_CALL_MS))
 		return 0;
 	prev = seq - 1;
 	if (atomic_compare_exchange_strong_explicit(&w->taken, &prev, seq, memory_order_acq_rel,
