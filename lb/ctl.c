@@ -153,6 +153,18 @@ static void run_line(struct loop *l, struct ctl_client *c, const char *line, siz
 	ctl_execute(l, c, &req);
 }
 
+/* GCRA over all scrapers: may one more get a full answer now? */
+static bool scrape_allowed(struct ctl *ctl, uint64_t now)
+{
+	const uint64_t interval = 1000 / CTL_SCRAPE_RATE;
+	uint64_t tat = ctl->scrape_tat_ms > now ? ctl->scrape_tat_ms : now;
+
+	if (tat - now > (CTL_SCRAPE_BURST - 1) * interval)
+		return false;
+	ctl->scrape_tat_ms = tat + interval;
+	return true;
+}
+
 /* A scrape: GET /metrics answered with the exposition, then close. */
 static void run_http(struct loop *l, struct ctl_client *c)
 {
@@ -166,8 +178,24 @@ static void run_http(struct loop *l, struct ctl_client *c)
 			      "Content-Length: 23\r\nConnection: close\r\n\r\ntry GET /metrics here\r\n");
 		return;
 	}
+	if (!scrape_allowed(l->ctl, l->now_ms)) {
+		l->ctl->scrapes_refused++;
+		ctl_printf(c, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+			      "Content-Length: 0\r\nConnection: close\r\n\r\n");
+		return;
+	}
 	l->ctl->scrapes++;
-	metrics_write(l, c);
+	if (l->ctl->scrape_body && l->now_ms - l->ctl->scrape_ms < METRICS_CACHE_MS) {
+		ctl_printf(c, "%.*s", (int)l->ctl->scrape_len, l->ctl->scrape_body);
+	} else {
+		metrics_write(l, c, METRICS_CACHE_MS);
+		if (!c->overflow && (p = realloc(l->ctl->scrape_body, c->out_len ? c->out_len : 1))) {
+			memcpy(p, c->out, c->out_len);
+			l->ctl->scrape_body = p;
+			l->ctl->scrape_len = c->out_len;
+			l->ctl->scrape_ms = l->now_ms;
+		} /* else: rendered again next time */
+	}
 	if (c->overflow)
 		return;
 	body_len = c->out_len;
@@ -487,6 +515,7 @@ void ctl_close(struct loop *l)
 	}
 	if (ctl->http_fd >= 0)
 		close(ctl->http_fd);
+	free(ctl->scrape_body);
 	free(ctl);
 	l->ctl = NULL;
 }

@@ -75,46 +75,27 @@ static int find_backend(struct loop *l, struct ctl_client *c, const struct ctl_r
 
 /* ---- commands ---- */
 
-#define ADD_U64S(dst, src)                                                            \
-	do {                                                                          \
-		_Static_assert(sizeof(*(dst)) % sizeof(uint64_t) == 0, "all counters");    \
-		uint64_t *d_ = (uint64_t *)(void *)(dst);                                \
-		const uint64_t *s_ = (const uint64_t *)(const void *)(src);              \
-		for (size_t k_ = 0; k_ < sizeof(*(dst)) / sizeof(uint64_t); k_++)         \
-			d_[k_] += s_[k_];                                                  \
-	} while (0)
-
-static void add_totals(struct loop *w, void *arg)
+const struct totals *ctl_totals(struct loop *l, unsigned max_age_ms)
 {
-	struct ctl_totals *t = arg;
-	const struct agent_stats *as = agent_stats(w);
+	static struct totals t, part; /* the main thread's, ~50 KiB each */
+	static uint64_t at_ms;
+	static bool have;
 
-	ADD_U64S(&t->st, &w->st);
-	for (unsigned i = 0; i < w->pool.n; i++) {
-		ADD_U64S(&t->be[i], &w->pool.be[i].st);
-		t->be_flows[i] += w->pool.be[i].flows;
-		t->be_peers[i] += agent_peers_known(w, i); /* behind this worker's flows */
-	}
-	t->flows += w->ft.count;
-	t->max_flows += w->ft.cap;
-	t->unconfirmed += w->ft.unconfirmed;
-	t->unconf_cap += w->unconf_cap;
-	t->worker_flows[w->worker_id] = w->ft.count;
-	t->load_episodes += w->load.episodes;
-	t->under_load |= fwd_under_load(w);
-	if (as) {
-		t->has_agent = true;
-		ADD_U64S(&t->agent, as);
-	}
-}
-
-const struct ctl_totals *ctl_totals(struct loop *l)
-{
-	static struct ctl_totals t; /* the main thread's, ~50 KiB */
-
+	if (have && max_age_ms && l->now_ms - at_ms < max_age_ms)
+		return &t;
 	memset(&t, 0, sizeof(t));
-	workers_each(l, add_totals, &t);
+	totals_add(&t, l); /* worker 0 is this thread */
+	for (unsigned i = 1; i < l->n_workers; i++) {
+		/* An error leaves the worker's last snapshot in part: its
+		 * counters still count, and the worker is reported below. */
+		(void)workers_totals(l, i, !max_age_ms, &part);
+		totals_merge(&t, &part);
+		t.worker_stalled[i] = workers_stalled(l, i);
+		t.stalled += t.worker_stalled[i];
+	}
 	t.st.last_rebuild_us = l->st.last_rebuild_us; /* the main thread rebuilds */
+	at_ms = l->now_ms;
+	have = true;
 	return &t;
 }
 
@@ -157,7 +138,7 @@ static void io_uring_features(const struct loop *l, const char *out[5], int *n)
 
 static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct ctl_totals *t = ctl_totals(l);
+	const struct totals *t = ctl_totals(l, 0);
 	const char *feat[5];
 	char a[ADDR_STRLEN];
 	int nf;
@@ -176,11 +157,18 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 			   t->flows, t->max_flows, l->pool.n, l->pool.failopen ? "true" : "false");
 		for (int i = 0; i < nf; i++)
 			ctl_printf(c, "%s\"%s\"", i ? ", " : "", feat[i]);
-		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, \"workers\": [",
-			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false");
+		/* The steering seed tells which worker serves an address: root-only
+		 * here, never in /metrics, whose readers are not authenticated. */
+		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, "
+			      "\"steer_seed\": \"%016llx\", \"workers\": [",
+			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false",
+			   (unsigned long long)workers_steer_seed(l->ws));
 		for (unsigned i = 0; i < l->n_workers; i++)
-			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u}", i ? ", " : "", i,
-				   t->worker_flows[i]);
+			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u, \"packets_in\": %llu, "
+				      "\"stalled\": %s}",
+				   i ? ", " : "", i, t->worker_flows[i],
+				   (unsigned long long)t->worker_pkts_in[i],
+				   t->worker_stalled[i] ? "true" : "false");
 		ctl_printf(c, "]}\n");
 		return;
 	}
@@ -194,6 +182,13 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 	for (unsigned i = 0; i < l->n_workers; i++)
 		ctl_printf(c, " %u", t->worker_flows[i]);
 	ctl_printf(c, ")\n");
+	if (t->stalled) {
+		ctl_printf(c, "stalled:   ");
+		for (unsigned i = 0; i < l->n_workers; i++)
+			if (t->worker_stalled[i])
+				ctl_printf(c, " worker %u", i);
+		ctl_printf(c, " (no heartbeat: counters as last published)\n");
+	}
 	ctl_printf(c, "failopen:   %s\n", l->pool.failopen ? "yes (no backend is up)" : "no");
 	ctl_printf(c, "io_uring:  ");
 	for (int i = 0; i < nf; i++)
@@ -222,7 +217,7 @@ static void stats_json_drops(struct ctl_client *c, const char *key, const uint64
 
 static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 {
-	const struct ctl_totals *t = ctl_totals(l);
+	const struct totals *t = ctl_totals(l, 0);
 	const struct wglb_stats *s = &t->st;
 
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
@@ -276,7 +271,11 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 			   (unsigned long long)as->timeouts, (unsigned long long)as->bad_replies,
 			   (unsigned long long)as->recovery_ms_sum);
 	}
-	ctl_printf(c, "\"backends\": {");
+	ctl_printf(c, "\"workers_stalled\": [");
+	for (unsigned i = 0, n = 0; i < l->n_workers; i++)
+		if (t->worker_stalled[i])
+			ctl_printf(c, "%s%u", n++ ? ", " : "", i);
+	ctl_printf(c, "], \"backends\": {");
 	for (unsigned i = 0, n = 0; i < l->pool.n; i++) {
 		const struct backend *b = &l->pool.be[i];
 		if (!b->in_use)
@@ -303,14 +302,14 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 
 static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct ctl_totals *t;
+	const struct totals *t;
 	const struct wglb_stats *s;
 
 	if (r->json) {
 		cmd_show_stats_json(l, c);
 		return;
 	}
-	t = ctl_totals(l);
+	t = ctl_totals(l, 0);
 	s = &t->st;
 	ctl_printf(c, "%-26s %14s %14s\n", "", "in (client)", "out (backend)");
 	ctl_printf(c, "%-26s %14llu %14llu\n", "packets received", (unsigned long long)s->pkts_in,
@@ -352,6 +351,13 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs,
 		   (unsigned long long)s->ring_full, (unsigned long long)s->cancel_failed,
 		   (unsigned long long)s->move_errors);
+	if (t->stalled) {
+		ctl_printf(c, "stalled workers (counters as last published):");
+		for (unsigned i = 0; i < l->n_workers; i++)
+			if (t->worker_stalled[i])
+				ctl_printf(c, " %u", i);
+		ctl_printf(c, "\n");
+	}
 	ctl_printf(c, "%-16s %10s %10s %12s %12s %8s %8s %8s %6s %6s\n", "BACKEND", "PKTS_IN",
 		   "PKTS_OUT", "BYTES_IN", "BYTES_OUT", "FLOWS", "REPIN_IN", "REPIN_OUT", "ICMP",
 		   "UNANS");
@@ -371,7 +377,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 
 static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct ctl_totals *t = ctl_totals(l);
+	const struct totals *t = ctl_totals(l, 0);
 	char a[ADDR_STRLEN], when[32];
 	unsigned n = 0;
 
@@ -477,7 +483,17 @@ void ctl_stream_more(struct loop *l, struct ctl_client *c)
 	struct chunk ch = {.c = c, .lines = 256, .slots = 8192};
 
 	while (ch.lines && ch.slots && s->worker < l->n_workers && s->remaining) {
-		workers_call(l, s->worker, stream_chunk, &ch);
+		ch.end = false;
+		if (workers_call(l, s->worker, stream_chunk, &ch) < 0) {
+			/* A stalled worker: its flows cannot be read; say so in
+			 * the listing's place and go on with the next worker. */
+			if (!s->json)
+				ctl_printf(c, "(worker %u stalled: its flows are not listed)\n",
+					   s->worker);
+			l->ctl->errors++;
+			s->stalled |= 1ull << s->worker;
+			ch.end = true;
+		}
 		if (ch.end) {
 			s->worker++;
 			s->cursor = 0;
@@ -485,6 +501,12 @@ void ctl_stream_more(struct loop *l, struct ctl_client *c)
 	}
 	if (s->worker >= l->n_workers || !s->remaining) {
 		s->active = false;
+		if (s->json) {
+			ctl_printf(c, "], \"workers_stalled\": [");
+			for (unsigned i = 0, n = 0; i < l->n_workers; i++)
+				if (s->stalled >> i & 1)
+					ctl_printf(c, "%s%u", n++ ? ", " : "", i);
+		}
 		ctl_printf(c, "%s\n", s->json ? "]}\n" : "");
 	}
 }
@@ -622,6 +644,7 @@ static void cmd_add(struct loop *l, struct ctl_client *c, const struct ctl_req *
 static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
 	bool force = r->argc == 2 && !strcmp(r->argv[1], "force");
+	const struct totals *t;
 	int i;
 
 	if (r->argc == 2 && !force) {
@@ -632,12 +655,20 @@ static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *
 	i = find_backend(l, c, r, r->argv[0]);
 	if (i < 0)
 		return;
-	if (ctl_totals(l)->be_flows[i] && !force) {
+	t = ctl_totals(l, 0);
+	if (t->stalled && !force) {
+		/* A stalled worker's flows are counted as last published. */
+		l->ctl->errors++;
+		ctl_error(c, r->json, "%u worker(s) stalled: their flows on backend %s are not "
+			  "known; add 'force' to remove it anyway", t->stalled, r->argv[0]);
+		return;
+	}
+	if (t->be_flows[i] && !force) {
 		l->ctl->errors++;
 		ctl_error(c, r->json,
 			  "backend %s still has %u flows: drain it first, or add 'force' to "
 			  "move them now",
-			  r->argv[0], ctl_totals(l)->be_flows[i]);
+			  r->argv[0], t->be_flows[i]);
 		return;
 	}
 	/* Its flows move, and its slot is freed, at the end of this batch. */
@@ -658,7 +689,7 @@ static void cmd_reload(struct loop *l, struct ctl_client *c, const struct ctl_re
 static void cmd_metrics(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
 	(void)r;
-	metrics_write(l, c);
+	metrics_write(l, c, 0); /* the control socket's users get exact counters */
 }
 
 static const struct ctl_cmd cmds[] = {

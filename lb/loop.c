@@ -660,6 +660,7 @@ static void timers(struct loop *l)
 		fwd_expire(l);
 		if (!l->worker_id)
 			fwd_lend_sockets(l); /* here: its calls are bounded per scan, not per batch */
+		workers_tick(l); /* heartbeat and counters, for the main thread to read */
 		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
 	}
 	for (unsigned i = 0; i < l->n_parts; i++)

@@ -20,7 +20,7 @@ static void head(struct ctl_client *c, const char *name, const char *type, const
 	ctl_printf(c, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
+static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 {
 	const struct wglb_stats *s = &t->st;
 	const uint64_t pk[2] = {s->pkts_in, s->pkts_out}, by[2] = {s->bytes_in, s->bytes_out};
@@ -105,7 +105,7 @@ static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client
 	ctl_printf(c, "wglb_mac2_total{result=\"invalid\"} %llu\n",
 		   (unsigned long long)s->mac2_invalid);
 	head(c, "wglb_under_load", "gauge", "1 while handshakes must prove their source (cookies).");
-	ctl_printf(c, "wglb_under_load %d\n", fwd_under_load(l));
+	ctl_printf(c, "wglb_under_load %d\n", t->under_load); /* any worker's, as show stats */
 	head(c, "wglb_failopen_total", "counter", "Times wglb entered fail-open.");
 	ctl_printf(c, "wglb_failopen_total %llu\n", (unsigned long long)s->failopen);
 	head(c, "wglb_receive_buffer_exhausted_total", "counter",
@@ -128,6 +128,10 @@ static void global(struct loop *l, const struct ctl_totals *t, struct ctl_client
 	ctl_printf(c, "wglb_control_commands_total %llu\n", (unsigned long long)l->ctl->commands);
 	head(c, "wglb_control_errors_total", "counter", "Control socket commands refused.");
 	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)l->ctl->errors);
+	head(c, "wglb_metrics_scrapes_refused_total", "counter",
+	     "Scrapes answered 429: more than 10 a second (burst 20) from all scrapers.");
+	ctl_printf(c, "wglb_metrics_scrapes_refused_total %llu\n",
+		   (unsigned long long)l->ctl->scrapes_refused);
 }
 
 /* A per-backend counter with an in and an out direction. */
@@ -142,7 +146,7 @@ static void pair(struct ctl_client *c, const char *name, const char *be, uint64_
 		for (const struct backend *b = &l->pool.be[_i]; b && b->in_use && !b->removing; \
 		     b = NULL)
 
-static void per_backend(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
+static void per_backend(struct loop *l, const struct totals *t, struct ctl_client *c)
 {
 	static const char *const states[] = {"up", "down", "checking", "draining", "disabled"};
 
@@ -193,7 +197,7 @@ static void per_backend(struct loop *l, const struct ctl_totals *t, struct ctl_c
 		   (unsigned long long)t->be[_i].failed_probes);
 }
 
-static void agent_metrics(struct loop *l, const struct ctl_totals *t, struct ctl_client *c)
+static void agent_metrics(struct loop *l, const struct totals *t, struct ctl_client *c)
 {
 	static const char *const le[AGENT_HIST] = {"0.5", "1", "1.5", "2", "3", "5", "10"};
 	const struct agent_stats *as = &t->agent;
@@ -218,11 +222,20 @@ static void agent_metrics(struct loop *l, const struct ctl_totals *t, struct ctl
 	ctl_printf(c, "wglb_agent_recovery_seconds_count %llu\n", (unsigned long long)as->completed);
 }
 
-void metrics_write(struct loop *l, struct ctl_client *c)
+static void worker_metrics(struct loop *l, const struct totals *t, struct ctl_client *c)
 {
-	const struct ctl_totals *t = ctl_totals(l); /* every worker's, summed */
+	head(c, "wglb_worker_stalled", "gauge",
+	     "1 while the forwarding worker has no heartbeat or left a call unanswered.");
+	for (unsigned i = 0; i < l->n_workers; i++)
+		ctl_printf(c, "wglb_worker_stalled{worker=\"%u\"} %d\n", i, t->worker_stalled[i]);
+}
+
+void metrics_write(struct loop *l, struct ctl_client *c, unsigned max_age_ms)
+{
+	const struct totals *t = ctl_totals(l, max_age_ms); /* every worker's, summed */
 
 	global(l, t, c);
+	worker_metrics(l, t, c);
 	per_backend(l, t, c);
 	agent_metrics(l, t, c);
 }

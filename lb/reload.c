@@ -95,7 +95,9 @@ int reload_apply(struct loop *l)
 	l->cfg.n_allow = nc.n_allow;
 	if (nc.health.enabled && l->cfg.health.enabled)
 		l->cfg.health = nc.health;
-	workers_others(l, fwd_follow_config, &l->cfg);
+	if (workers_others(l, fwd_follow_config, &l->cfg) < 0) /* a stalled worker (logged) */
+		log_warn("reload: a worker did not answer and keeps its old limits; reload again "
+			 "once it runs");
 	config_free(&l->cfg);
 	l->cfg.backends = nc.backends;
 	l->cfg.n_backends = nc.n_backends;

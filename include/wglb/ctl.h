@@ -37,6 +37,8 @@ int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **er
 #define CTL_MAX_CLIENTS 128
 #define CTL_MAX_HTTP    32  /* metrics scrapers hold at most this many slots */
 #define CTL_ACCEPT_PAUSE_MS 100 /* accept at EMFILE: wait this long, don't spin */
+#define CTL_SCRAPE_RATE  10 /* full /metrics answers a second, all scrapers together ... */
+#define CTL_SCRAPE_BURST 20 /* ... beyond a burst: Prometheus scrapes every 15 s or so */
 
 /* A `show flows` dump in progress: produced in chunks as the client reads. */
 struct ctl_stream {
@@ -45,6 +47,7 @@ struct ctl_stream {
 	unsigned worker;    /* the worker whose table is being listed */
 	uint32_t cursor;    /* next flow slot in it */
 	uint32_t remaining; /* limit left */
+	uint64_t stalled;   /* workers whose flows could not be listed (bit per worker) */
 };
 
 struct ctl_client {
@@ -70,6 +73,19 @@ struct ctl {
 	uint64_t paused_until_ms[2]; /* [http]: accept paused (EMFILE) until then; 0 = not */
 	struct ratelimit rl_emfile;
 	uint64_t commands, errors, denied, rejected, timeouts, scrapes;
+	/* The last /metrics body and when it was made: scrapes within
+	 * METRICS_CACHE_MS get it again, so that a storm of them costs the
+	 * loop (which forwards too) one rendering a second. */
+	char *scrape_body;
+	size_t scrape_len;
+	uint64_t scrape_ms;
+	/* Full answers to scrapes, for all scrapers at once (GCRA: the
+	 * theoretical arrival time, ms): past CTL_SCRAPE_RATE a second (burst
+	 * CTL_SCRAPE_BURST) a scrape gets a 429. Even from the cache, an answer
+	 * costs the loop ~15 KB of TCP through loopback, and a storm of them
+	 * took a fifth of worker 0's forwarding here. */
+	uint64_t scrape_tat_ms;
+	uint64_t scrapes_refused;
 };
 
 int ctl_open(struct loop *l);

@@ -9,26 +9,19 @@
 #include "wglb/config.h"
 #include "wglb/ctl.h"
 #include "wglb/stats.h"
+#include "wglb/totals.h"
 
 void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req);
 /* The next part of a streamed reply (show flows), as the client reads. */
 void ctl_stream_more(struct loop *l, struct ctl_client *c);
 
-/* What every worker adds up to: show stats, show info, metrics. */
-struct ctl_totals {
-	struct wglb_stats st;
-	struct backend_stats be[CONFIG_MAX_BACKENDS];
-	uint32_t be_flows[CONFIG_MAX_BACKENDS];
-	uint32_t be_peers[CONFIG_MAX_BACKENDS]; /* peers the backend's agent reports behind flows */
-	uint32_t flows, max_flows, unconfirmed, unconf_cap;
-	uint32_t worker_flows[CONFIG_MAX_WORKERS];
-	uint64_t load_episodes;
-	bool under_load; /* on any worker */
-	bool has_agent;
-	struct agent_stats agent;
-};
-/* Sum every worker's counters (the main thread waits for each in turn).
- * The result lives until the next call. */
-const struct ctl_totals *ctl_totals(struct loop *l);
+/* Every worker's counters summed (totals.h), from what each published: the
+ * main thread calls none of them and never waits on the packet path.
+ * max_age_ms: a sum that recent is answered again (/metrics: 1000, so a
+ * scrape storm costs one sum a second); 0: a new sum for which each worker
+ * first publishes (a bounded call: the control socket's exact counters).
+ * Stalled workers are marked; their last snapshot counts. The result
+ * lives until the next call. */
+const struct totals *ctl_totals(struct loop *l, unsigned max_age_ms);
 
 #endif

@@ -11,9 +11,11 @@
  * Worker 0 is the main thread: it forwards too, and runs the parts (control
  * socket, prober, reload) and owns the backend pool. The others learn of
  * changes through workers_call(), which runs a function on a worker's own
- * thread, with its loop, while the main thread waits: a worker copies the
- * pool and its Maglev table whole, re-pins its own flows, reports its
- * counters. Nothing on the packet path takes a lock; what the threads share
+ * thread, with its loop, while the main thread waits (a second at most): a
+ * worker copies the pool and its Maglev table whole, re-pins its own flows.
+ * Counters go the other way: each worker publishes them at its scan with a
+ * heartbeat, and the main thread reads them without calling it, so that a
+ * scrape never holds up the packet path and a stalled worker is noticed. Nothing on the packet path takes a lock; what the threads share
  * while they run is atomic (the session directory for clients that roam to
  * another worker, and the prober's hints).
  */
@@ -39,15 +41,35 @@ unsigned workers_count(const struct workers *ws);
 int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts);
 /* Stop and join the workers. */
 void workers_stop(struct loop *main);
-/* Run fn on worker i's thread with its loop and wait for it (i = 0: here). */
-void workers_call(struct loop *main, unsigned i, worker_fn fn, void *arg);
-/* workers_call on every worker, the main one first. */
-void workers_each(struct loop *main, worker_fn fn, void *arg);
-/* workers_call on every worker but the main one. */
-void workers_others(struct loop *main, worker_fn fn, void *arg);
+/* Run fn on worker i's thread with its loop and wait for it (i = 0: here).
+ * 0, or -ETIMEDOUT when the worker did not take the call within a second
+ * (logged once; fn has not run and never will), and at once while that
+ * worker's heartbeat has not moved since. Never waits forever, except for
+ * a call the worker took and is running (fn's arg is the caller's). */
+int workers_call(struct loop *main, unsigned i, worker_fn fn, void *arg);
+/* workers_call on every worker, the main one first: the first error. */
+int workers_each(struct loop *main, worker_fn fn, void *arg);
+/* workers_call on every worker but the main one: the first error. */
+int workers_others(struct loop *main, worker_fn fn, void *arg);
+
+/* At every scan (LOOP_SCAN_MS), on each loop: a worker bumps its heartbeat
+ * and publishes its counters; the main thread notes workers that stall or
+ * run again. */
+void workers_tick(struct loop *l);
+/* Worker i's (> 0) counters as it last published them, read without
+ * calling it; fresh: ask it to publish first (a bounded call). 0, or
+ * -errno with the last copy read (-ETIMEDOUT: it did not answer). */
+struct totals;
+int workers_totals(struct loop *main, unsigned i, bool fresh, struct totals *out);
+/* No heartbeat for two seconds, or a call to it went unanswered since its
+ * last one: it is stopped, starved, or its loop ended. */
+bool workers_stalled(struct loop *main, unsigned i);
 /* The classic BPF steering program for a listener of this family over n
- * sockets (also used by the unit test). Returns its length. */
-size_t workers_steer_prog(int family, unsigned n, void *prog, size_t cap);
+ * sockets with this seed (workers_steer_seed). Returns its length. */
+size_t workers_steer_prog(int family, unsigned n, uint64_t seed, void *prog, size_t cap);
+/* The random steering seed of this process (key << 32 | multiplier), for
+ * the control socket; 0 with one worker. */
+uint64_t workers_steer_seed(const struct workers *ws);
 
 /* A hint for the prober from any worker (ICMP unreachable, a handshake
  * left unanswered); the main thread takes it on its next batch. */

@@ -330,6 +330,30 @@ class TestControl(unittest.TestCase):
             self.assertGreaterEqual(loaded, 0.9 * base)
         c.close()
 
+    def test_scrape_budget(self):
+        """Even from the cache an answer costs the loop ~15 KB of TCP, so
+        full answers are budgeted: 10 a second after a burst of 20, for all
+        scrapers together; the rest get a 429 with no body."""
+        def scrape():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.mport}/metrics",
+                                            timeout=5) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        t = time.monotonic()
+        codes = [scrape() for _ in range(60)]
+        took = time.monotonic() - t
+        self.assertEqual(set(codes) - {200, 429}, set(), codes)
+        self.assertGreaterEqual(codes.count(200), 20, "the burst")
+        self.assertLessEqual(codes.count(200), 20 + 10 * took + 1, f"{codes} in {took:.2f} s")
+        self.assertIn(429, codes)
+        wait_until(lambda: scrape() == 200, 3, "the budget refilled")
+        text = self.lb.ctl("metrics")  # the control socket is not budgeted
+        refused = next(int(x.split()[1]) for x in text.splitlines()
+                       if x.startswith("wglb_metrics_scrapes_refused_total "))
+        self.assertGreaterEqual(refused, codes.count(429))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

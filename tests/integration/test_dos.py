@@ -179,7 +179,8 @@ class TestDepartedClients(Base):
         lb = self.start("max_flows = 8\nhandshake_rate = 0\nbackend_silence = 2\n")
         cap = lb.json("show info")["max_flows"] // workers  # each worker's table
         # Everyone on worker 0, whose table they fill.
-        ips = [ip for ip in (f"127.0.16.{i}" for i in range(1, 255)) if worker_of(ip, workers) == 0]
+        seed = lb.steer_seed()
+        ips = [ip for ip in (f"127.0.16.{i}" for i in range(1, 255)) if worker_of(ip, workers, seed) == 0]
         departed = [self.client(ip) for ip in ips[:cap]]
         idx = [confirm(c) for c in departed]
         self.assertEqual(lb.stats()["flows_confirmed"], cap)
@@ -230,10 +231,11 @@ class TestExhaustion(Base):
         # The attack on workers: every blind source on worker 0, which then
         # holds every port left, and the newcomers on the last worker, which
         # has no flow of its own to give way.
+        seed = lb.steer_seed()  # the attack as the operator can stage it: root knows the seed
         blind_ips = [ip for ip in (f"127.0.5.{i}" for i in range(1, 255))
-                     if worker_of(ip, workers) == 0][:60]
+                     if worker_of(ip, workers, seed) == 0][:60]
         new_ips = [ip for ip in (f"127.0.6.{i}" for i in range(1, 255))
-                   if worker_of(ip, workers) == workers - 1][:5]
+                   if worker_of(ip, workers, seed) == workers - 1][:5]
         blind = [self.client(ip) for ip in blind_ips]
         for c in blind:  # forged transport from 60 sources: no mac1, no limit
             c.send(transport(40, silent=True))
@@ -267,9 +269,18 @@ class TestExhaustion(Base):
         self.assertIn("max_flows 40 (ephemeral ports 40", lb.read_log(), "sized to the ports")
 
     def test_descriptors_at_the_limit_and_emfile(self):
+        workers = int(os.environ.get("WGLB_TEST_WORKERS", "1"))
         lb = self.start("handshake_rate = 0\n", prefix=["prlimit", "--nofile=64:64"])
-        for i in range(8):  # clients that never prove anything hold sockets
-            c = self.client(f"127.0.7.{200 + i}")
+        # Clients that never prove anything hold sockets, as many on each
+        # worker (the steering seed is random): a newcomer's own worker has
+        # an unconfirmed flow to give way. (Where it has none, the flow of
+        # another worker gives way at its retry: test_ports_taken_by_others.)
+        seed = lb.steer_seed()
+        holders = [ip for w in range(workers) for ip in
+                   [ip for ip in (f"127.0.7.{200 + i}" for i in range(50))
+                    if worker_of(ip, workers, seed) == w][:8 // workers]]
+        for ip in holders:
+            c = self.client(ip)
             m = initiation()
             self.assertEqual(c.roundtrip(m)[0], m)
         conns = []

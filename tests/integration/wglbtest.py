@@ -188,12 +188,14 @@ class LoopbackLb:
         return c
 
 
-def worker_of(ip, n):
+def worker_of(ip, n, seed):
     """The worker that serves an IPv4 client address, by the steering
-    program's arithmetic (lb/workers.c, workers_steer_prog): the address
-    times 0x9e3779b1, its top 16 bits, modulo n."""
+    program's arithmetic (lb/workers.c, workers_steer_prog) with the running
+    wglb's random seed (Wglb.steer_seed: key << 32 | multiplier): the
+    address XOR key, times the multiplier (odd), its top 16 bits, modulo n."""
     a = int.from_bytes(socket.inet_aton(ip), "big")
-    return (((a * 0x9e3779B1) & 0xFFFFFFFF) >> 16) % n
+    key, mult = seed >> 32, (seed & 0xFFFFFFFF) | 1
+    return ((((a ^ key) * mult) & 0xFFFFFFFF) >> 16) % n
 
 
 def with_test_workers(text):
@@ -278,6 +280,10 @@ class Wglb:
 
     def stats(self):
         return self.json("show stats")
+
+    def steer_seed(self):
+        """The seed this wglb drew for steering clients to workers (0 with one)."""
+        return int(self.json("show info")["steer_seed"], 16)
 
     def flows(self):
         return self.json("show flows")["flows"]

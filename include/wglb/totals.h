@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every worker adds up to (show stats, show info, metrics). Each
+ * worker adds its own part on its own thread (totals_add) and publishes it
+ * (workers.c); the control side merges the parts it reads. Types and pure
+ * arithmetic only: the workers reach no control code through it.
+ */
+#ifndef WGLB_TOTALS_H
+#define WGLB_TOTALS_H
+
+#include "wglb/agent.h"
+#include "wglb/config.h"
+#include "wglb/stats.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+
+struct totals {
+	struct wglb_stats st;
+	struct backend_stats be[CONFIG_MAX_BACKENDS];
+	uint32_t be_flows[CONFIG_MAX_BACKENDS];
+	uint32_t be_peers[CONFIG_MAX_BACKENDS]; /* peers the backend's agent reports behind flows */
+	uint32_t flows, max_flows, unconfirmed, unconf_cap;
+	uint32_t worker_flows[CONFIG_MAX_WORKERS];
+	uint64_t worker_pkts_in[CONFIG_MAX_WORKERS]; /* from clients: shows how steering spreads */
+	uint64_t load_episodes;
+	struct agent_stats agent;
+	bool under_load; /* on any worker */
+	bool has_agent;
+	/* Filled by the collector, not the workers: */
+	bool worker_stalled[CONFIG_MAX_WORKERS]; /* no heartbeat, or a call went unanswered */
+	unsigned stalled;                        /* how many are */
+};
+
+/* Add worker w's own counters to t (on w's thread: it reads w's loop). */
+void totals_add(struct totals *t, const struct loop *w);
+/* Add one worker's published part to t. */
+void totals_merge(struct totals *t, const struct totals *part);
+
+#endif
