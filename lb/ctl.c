@@ -140,11 +140,13 @@ static int flush(struct ctl_client *c)
 
 static void run_line(struct loop *l, struct ctl_client *c, const char *line, size_t len)
 {
+	size_t n_cmds;
+	const struct ctl_cmd *cmds = ctl_commands(&n_cmds);
 	struct ctl_req req;
 	const char *err;
 
 	l->ctl->commands++;
-	if (ctl_parse(line, len, &req, &err) < 0) {
+	if (ctl_parse(cmds, n_cmds, line, len, &req, &err) < 0) {
 		l->ctl->errors++;
 		ctl_error(c, req.json, "%s", err);
 		ctl_printf(c, "\n");

@@ -30,9 +30,26 @@ struct ctl_req {
 	const struct ctl_cmd *cmd;
 };
 
-/* Split a line and find its command. 0, or -EINVAL with *err set to a
- * message for the caller (unknown command, too many words, bad bytes). */
-int ctl_parse(const char *line, size_t len, struct ctl_req *req, const char **err);
+#define CMD_F_ADMIN  (1U << 0)
+#define CMD_F_STREAM (1U << 1) /* ends its reply itself, chunk by chunk */
+
+struct ctl_client;
+typedef void (*ctl_handler)(struct loop *l, struct ctl_client *c, const struct ctl_req *r);
+
+/* A command: one or two words, then min_args..max_args arguments. */
+struct ctl_cmd {
+	const char *words[2];
+	const char *usage;
+	ctl_handler fn;
+	unsigned flags;
+	int min_args, max_args;
+};
+
+/* Split a line and find its command in cmds (lb/ctl_parse.c, pure). 0, or
+ * -EINVAL with *err set to a message for the caller (unknown command, too
+ * many words, bad bytes, the command's usage when its arguments do not fit). */
+int ctl_parse(const struct ctl_cmd *cmds, size_t n_cmds, const char *line, size_t len,
+	      struct ctl_req *req, const char **err);
 
 #define CTL_MAX_CLIENTS 128
 #define CTL_MAX_HTTP    32  /* metrics scrapers hold at most this many slots */

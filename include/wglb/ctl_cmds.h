@@ -11,6 +11,8 @@
 #include "wglb/stats.h"
 #include "wglb/totals.h"
 
+/* The command table, for ctl_parse(). */
+const struct ctl_cmd *ctl_commands(size_t *n);
 void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req);
 /* The next part of a streamed reply (show flows), as the client reads. */
 void ctl_stream_more(struct loop *l, struct ctl_client *c);
