@@ -138,7 +138,8 @@ class TestAgentPort(unittest.TestCase):
             self.assertTrue(r.startswith("refused bad_mac"), f"{who}: {r!r}")
         r = self.ask(self.line(f"to b1 127.0.0.1:{self.port} peers"))
         self.assertIn("err wrong_target", r, "b2's own key, but meant for b1")
-        self.assertIn(" err wg_", self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9")),
+        # Past every check, the lookup of the (absent) interface answers.
+        self.assertIn(" err wg ", self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9")),
                       "b2's key passes every check")
 
     def test_name_is_required(self):
