@@ -2,13 +2,17 @@
 /*
  * wg-health's agent commands for wglb (instant failover), on their own
  * port so the health port can stay open to probes:
- *   to SELF peers                    -> "peer KEY ENDPOINT HANDSHAKE_S" lines, "end N"
- *   to SELF rehandshake KEY IP:PORT  -> "ok" or "err REASON"
- * SELF is the address and port the balancer connected to: a request meant
- * for another server sharing the key is refused (err wrong_target). Every
- * request and reply line is signed (agentproto.h); a request with a bad
- * MAC, a stale timestamp (or one from before this agent started), a
- * replayed nonce or bad words changes nothing and is counted.
+ *   to NAME SELF peers                  -> "peers", "peer KEY ENDPOINT HANDSHAKE_S"
+ *                                          lines, "end N": one message, one MAC
+ *   to NAME SELF rehandshake KEY IP:PORT -> "ok" or "err REASON"
+ * NAME is this backend's name in wglb.conf, SELF the address and port the
+ * balancer connected to: a request meant for another (misnamed or
+ * misaddressed) agent is refused (err wrong_target). The key is this
+ * backend's own, derived by wglb from its master and NAME, so another
+ * server's key signs nothing this agent accepts. Every request and reply
+ * is signed (agentproto.h); a request with a bad MAC, a stale timestamp (or
+ * one from before this agent started), a replayed nonce or bad words
+ * changes nothing and is counted.
  */
 #include "wglb/clock.h"
 #include "wglb/agentcmd.h"
@@ -37,6 +41,44 @@ static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const
 	return 0;
 }
 
+/* The peers report, signed whole: dropping, adding or moving a line breaks
+ * its MAC, and "end N" counts the peer lines (a report cut short for room
+ * says so in N and still verifies). */
+static int report(struct agent_cmd *a, const char *rn, char *out, size_t size)
+{
+	char head[64];
+	int n = wgdev_peers(a->ifname, a->peers, WGDEV_MAX_PEERS), len, shown = 0;
+	size_t off = 0;
+
+	if (n < 0) {
+		reply(a, out, size, &off, "re %s err wg_%d", rn, -n);
+		return (int)off;
+	}
+	snprintf(head, sizeof(head), "re %s peers", rn);
+	len = ap_head(clock_realtime_ms(), head, out, size, NULL);
+	if (len < 0)
+		return 0;
+	off = (size_t)len;
+	for (int i = 0; i < n; i++) {
+		char b64[64];
+		if (size - off < 2 * AP_MAX_LINE)
+			break; /* room for this line, "end N" and the MAC */
+		if (!a->peers[i].endpoint[0])
+			continue;
+		sodium_bin2base64(b64, sizeof(b64), a->peers[i].pub, 32, sodium_base64_VARIANT_ORIGINAL);
+		len = snprintf(out + off, size - off, "\npeer %s %s %llu", b64, a->peers[i].endpoint,
+			       (unsigned long long)a->peers[i].handshake_s);
+		if (len < 0 || (size_t)len >= AP_MAX_LINE)
+			return 0;
+		off += (size_t)len;
+		shown++;
+	}
+	off += (size_t)snprintf(out + off, size - off, "\nend %d", shown);
+	len = ap_seal(&a->key, out, off, size);
+	a->served++;
+	return len < 0 ? 0 : len;
+}
+
 int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, size_t len, char *out,
 		    size_t size)
 {
@@ -52,35 +94,21 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 		/* No signed reply: the sender is not who it claims to be. */
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(v));
 	}
+	if (m.body_len) { /* a request is one line; the caller cuts at the first newline */
+		a->refused[AP_BAD_FORMAT]++;
+		return snprintf(out, size, "refused %s\n", ap_verdict_name(AP_BAD_FORMAT));
+	}
 	snprintf(rn, sizeof(rn), "%016llx", (unsigned long long)m.nonce);
-	if (m.n < 3 || strcmp(m.word[0], "to") || strcmp(m.word[1], self)) {
+	if (m.n < 4 || strcmp(m.word[0], "to") || strcmp(m.word[1], a->name) ||
+	    strcmp(m.word[2], self)) {
 		a->wrong_target++;
 		reply(a, out, size, &off, "re %s err wrong_target", rn);
 		return (int)off;
 	}
-	m.n -= 2; /* the command's words follow the target */
-	memmove(m.word, m.word + 2, sizeof(m.word[0]) * (size_t)m.n);
-	if (!strcmp(m.word[0], "peers") && m.n == 1) {
-		int n = wgdev_peers(a->ifname, a->peers, WGDEV_MAX_PEERS), shown = 0;
-		if (n < 0) {
-			reply(a, out, size, &off, "re %s err wg_%d", rn, -n);
-			return (int)off;
-		}
-		for (int i = 0; i < n; i++) {
-			char b64[64];
-			if (!a->peers[i].endpoint[0])
-				continue;
-			sodium_bin2base64(b64, sizeof(b64), a->peers[i].pub, 32,
-					  sodium_base64_VARIANT_ORIGINAL);
-			if (reply(a, out, size, &off, "re %s peer %s %s %llu", rn, b64,
-				  a->peers[i].endpoint, (unsigned long long)a->peers[i].handshake_s) < 0)
-				break;
-			shown++;
-		}
-		reply(a, out, size, &off, "re %s end %d", rn, shown);
-		a->served++;
-		return (int)off;
-	}
+	m.n -= 3; /* the command's words follow the target */
+	memmove(m.word, m.word + 3, sizeof(m.word[0]) * (size_t)m.n);
+	if (!strcmp(m.word[0], "peers") && m.n == 1)
+		return report(a, rn, out, size);
 	if (!strcmp(m.word[0], "rehandshake") && m.n == 3) {
 		struct wglb_addr ep;
 		int r;

@@ -461,10 +461,12 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{"agent-port", required_argument, NULL, 'A'}, {"agent-key", required_argument, NULL, 'K'},
 		{"agent-only", no_argument, NULL, 'O'},       {"prober", required_argument, NULL, 'P'},
+		{"name", required_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long agent_port = 8081;
-	const char *agent_key = NULL;
+	const char *agent_key = NULL, *agent_name = NULL;
+	int ret;
 	bool agent_only = false;
 	struct wghealth a = {.device = "wg0", .lfd = -1, .afd = -1, .ep = -1};
 	const char *listen_spec = NULL;
@@ -516,13 +518,16 @@ int main(int argc, char **argv)
 			}
 			a.n_probers++;
 			break;
+		case 'N':
+			agent_name = optarg;
+			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
 			return 0;
 		case 'h':
 			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
 			       "[--drain-file PATH] [--prober CIDR]... [--test]\n"
-			       "                 [--agent-port 8081 --agent-key PATH [--agent-only]]\n"
+			       "                 [--agent-port 8081 --agent-key PATH --name NAME [--agent-only]]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n");
 			return 0;
@@ -541,6 +546,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wg-health: --agent-only needs --agent-key\n");
 		return 2;
 	}
+	if (agent_key && (!agent_name || !ap_name_valid(agent_name))) {
+		/* The key is this backend's own, derived from wglb's master and the
+		 * name wglb.conf gives it ([backend NAME]); requests carry that name. */
+		fprintf(stderr, "wg-health: --agent-key needs --name NAME: this server's [backend NAME] "
+			"in wglb.conf (1-%d of A-Z a-z 0-9 . _ -), the name its key was derived for "
+			"(wglb --agent-key-for NAME)\n", AP_NAME_MAX - 1);
+		return 2;
+	}
 	if (agent_key) {
 		/* Instant failover: wglb asks this server to re-handshake with a
 		 * failed server's clients. Needs the rights to change the WireGuard
@@ -548,19 +561,27 @@ int main(int argc, char **argv)
 		if (sodium_init() < 0 || !(a.cmd = calloc(1, sizeof(*a.cmd))))
 			return 3;
 		a.cmd->ifname = a.device;
+		a.cmd->name = agent_name;
 		/* Nothing signed before this start counts: a request captured
 		 * earlier cannot be replayed after a restart. */
 		a.cmd->replay.not_before_ms = clock_realtime_ms();
 		if (ap_key_load(agent_key, &a.cmd->key) < 0) {
 			fprintf(stderr, "wg-health: --agent-key %s: want 32 bytes as 64 hex digits or base64\n",
 				agent_key);
+			free(a.cmd);
 			return 2;
 		}
+		fprintf(stderr, "wg-health: agent for backend %s\n", agent_name);
 	}
 	sig_agent = &a;
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	a.agent_only = agent_only;
-	return serve(&a, listen_spec, (unsigned)port, (unsigned)agent_port);
+	ret = serve(&a, listen_spec, (unsigned)port, (unsigned)agent_port);
+	if (a.cmd) { /* the key leaves no copy in memory we give back */
+		sodium_memzero(&a.cmd->key, sizeof(a.cmd->key));
+		free(a.cmd);
+	}
+	return ret;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* wglb: flags, config check, start-up errors with clear exit codes. */
 #include "wglb/agent.h"
+#include "wglb/agentproto.h"
 #include "wglb/config.h"
 #include "wglb/ctl.h"
 #include "wglb/log.h"
@@ -22,14 +23,50 @@ enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wglb [-c FILE] [--check] [-v]\n"
+		"usage: wglb [-c FILE] [--check | --agent-key-for NAME] [-v]\n"
 		"  -c, --config FILE  configuration (default %s)\n"
 		"      --check        validate the configuration and exit: 0 valid, 1 errors\n"
+		"      --agent-key-for NAME\n"
+		"                     print backend NAME's agent key (for its wg-health\n"
+		"                     --agent-key), derived from [agent] key_file, and exit\n"
 		"  -v, --verbose      log debug lines too\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      print the version\n"
 		"Signals: HUP reloads the configuration, TERM and INT stop.\n",
 		CONFIG_DEFAULT_PATH);
+}
+
+/* Each backend's agent holds only its own key, derived from our master and
+ * its name: print it for the operator to install there. */
+static int print_agent_key(const struct wglb_config *cfg, const char *name)
+{
+	struct ap_key master, key;
+	char b64[sodium_base64_ENCODED_LEN(AP_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];
+	int ret;
+
+	if (!cfg->agent.key_file[0]) {
+		fprintf(stderr, "wglb: --agent-key-for: no [agent] key_file in the configuration\n");
+		return EXIT_CONFIG;
+	}
+	if (!config_backend(cfg, name))
+		fprintf(stderr, "wglb: note: no [backend %s] in the configuration (yet)\n", name);
+	ret = ap_key_load(cfg->agent.key_file, &master);
+	if (ret < 0) {
+		fprintf(stderr, "wglb: key_file %s: %s\n", cfg->agent.key_file, strerror(-ret));
+		return EXIT_CONFIG;
+	}
+	ret = ap_key_derive(&master, name, &key);
+	sodium_memzero(&master, sizeof(master));
+	if (ret < 0) {
+		fprintf(stderr, "wglb: --agent-key-for: '%s' is not a backend name (1-%d of A-Z a-z "
+			"0-9 . _ -)\n", name, AP_NAME_MAX - 1);
+		return EXIT_USAGE;
+	}
+	sodium_bin2base64(b64, sizeof(b64), key.k, sizeof(key.k), sodium_base64_VARIANT_ORIGINAL);
+	sodium_memzero(&key, sizeof(key));
+	ret = printf("%s\n", b64) < 0 || fflush(stdout) != 0 ? EXIT_RUNTIME : 0;
+	sodium_memzero(b64, sizeof(b64));
+	return ret;
 }
 
 static void print_error(void *ctx, const char *file, unsigned line, const char *msg)
@@ -47,8 +84,10 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+		{"version", no_argument, NULL, 'V'},      {"agent-key-for", required_argument, NULL, 'K'},
+		{NULL, 0, NULL, 0},
 	};
+	const char *agent_key_for = NULL;
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct wglb_config cfg;
 	static struct loop l; /* large: keep it off the stack */
@@ -63,6 +102,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			check = true;
+			break;
+		case 'K':
+			agent_key_for = optarg;
 			break;
 		case 'v':
 			log_set_level(LOG_DEBUG);
@@ -94,6 +136,11 @@ int main(int argc, char **argv)
 	if (ret > 0) {
 		fprintf(stderr, "%s: %d error(s)\n", path, ret);
 		return EXIT_CONFIG;
+	}
+	if (agent_key_for) {
+		ret = print_agent_key(&cfg, agent_key_for);
+		config_free(&cfg);
+		return ret;
 	}
 	exposed = config_exposed(&cfg);
 	if (exposed) {

@@ -12,7 +12,8 @@
 
 struct agent_cmd {
 	const char *ifname;
-	struct ap_key key;
+	const char *name;  /* this backend's name in wglb.conf: its key was derived for it */
+	struct ap_key key; /* that derived key, never wglb's master */
 	struct ap_replay replay;
 	struct wgdev_peer peers[WGDEV_MAX_PEERS];
 	uint64_t refused[5]; /* by enum ap_verdict */

@@ -36,14 +36,16 @@ awk -v m="$max" 'BEGIN { exit !(m < 3) }' || die "a recovery took ${max}s (limit
 # Bad agent commands: nothing changes, everything is counted.
 key=$(cat "$T/client1.pub")
 ep0=$(wg show "$(wg_be 1)" endpoints | awk -v k="$key" '$1 == k { print $2 }')
-ip netns exec "$NS_LB" python3 - "$T/agent.key" "$key" <<'PY' || die "bad commands were not refused"
+ip netns exec "$NS_LB" python3 - "$T/agent-b1.key" "$key" "$T/agent-b2.key" "$T/agent.key" <<'PY' || die "bad commands were not refused"
 import base64, hashlib, hmac, os, socket, sys, time
-key = base64.b64decode(open(sys.argv[1]).read().strip())
+key = base64.b64decode(open(sys.argv[1]).read().strip())  # b1's own
 peer = sys.argv[2]
+b2_key = base64.b64decode(open(sys.argv[3]).read().strip())
+master = base64.b64decode(open(sys.argv[4]).read().strip())
 def mac(k, body):  # crypto_auth = HMAC-SHA-512 truncated to 32 bytes
     return hmac.new(k, body.encode(), hashlib.sha512).digest()[:32].hex()
 def line(k, words, t=None, nonce=None):
-    body = f"v1 {t if t is not None else int(time.time() * 1000)} {nonce or os.urandom(8).hex()} {words}"
+    body = f"v2 {t if t is not None else int(time.time() * 1000)} {nonce or os.urandom(8).hex()} {words}"
     return f"{body} {mac(k, body)}\n"
 def ask(text):
     s = socket.create_connection(("10.10.10.11", 8081), timeout=3)
@@ -55,18 +57,22 @@ def ask(text):
         out += d
     return out.decode(errors="replace")
 ep = "10.10.10.1:9"
-to = "to 10.10.10.11:8081"
+to = "to b1 10.10.10.11:8081"
 r = ask(line(os.urandom(32), f"{to} rehandshake {peer} {ep}")); assert r.startswith("refused bad_mac"), r
+# Backend b2's server broken into: its key (or the master) moves nobody on b1.
+r = ask(line(b2_key, f"{to} rehandshake {peer} {ep}")); assert r.startswith("refused bad_mac"), r
+r = ask(line(master, f"{to} rehandshake {peer} {ep}")); assert r.startswith("refused bad_mac"), r
 good = line(key, f"{to} peers")
-assert " end " in ask(good)
+r = ask(good); assert "\nend " in r and r.count(" ") >= 1 and r.startswith("v2 "), r
 r = ask(good); assert r.startswith("refused replay"), r
 r = ask(line(key, f"{to} rehandshake {peer} {ep}", t=int(time.time() * 1000) - 120000)); assert r.startswith("refused stale"), r
-r = ask(line(key, f"to 10.10.10.12:8081 rehandshake {peer} {ep}")); assert "err wrong_target" in r, r
+r = ask(line(key, f"to b1 10.10.10.12:8081 rehandshake {peer} {ep}")); assert "err wrong_target" in r, r
+r = ask(line(key, f"to b2 10.10.10.11:8081 rehandshake {peer} {ep}")); assert "err wrong_target" in r, r
 r = ask(os.urandom(64).replace(b"\n", b"x") + b"\n"); assert r.startswith("refused bad_format"), r
 unknown = base64.b64encode(os.urandom(32)).decode()
 r = ask(line(key, f"{to} rehandshake {unknown} {ep}")); assert "err unknown_peer" in r, r
 r = ask(line(key, f"{to} rehandshake {peer} nonsense")); assert "err bad_arguments" in r, r
-print("agent refused: bad MAC, replay, stale, another target, garbage; unknown peer and bad arguments answered as errors")
+print("agent refused: bad MAC, another backend's key, the master key, replay, stale, another target, garbage; unknown peer and bad arguments answered as errors")
 PY
 ep1=$(wg show "$(wg_be 1)" endpoints | awk -v k="$key" '$1 == k { print $2 }')
 [ "$ep0" = "$ep1" ] || die "a refused command changed the peer's endpoint ($ep0 -> $ep1)"

@@ -101,6 +101,12 @@ kill_backend_wg() { # j: the server dies (its wireguard-go and interface vanish)
 	rm -f "$T/wg-backend$1.pid" "/var/run/wireguard/$(wg_be "$1").sock"
 }
 
+agent_key_for() { # NAME: a backend's agent key from $T/agent.key, as ap_key_derive makes it
+	python3 -c 'import base64, hashlib, sys
+m = base64.b64decode(open(sys.argv[1]).read().strip())
+print(base64.b64encode(hashlib.blake2b(b"wglb agent key v2\0" + sys.argv[2].encode(), key=m, digest_size=32).digest()).decode())' "$T/agent.key" "$1"
+}
+
 write_wglb_conf() { # extra lines for [balancer]
 	{
 		echo "[balancer]"
@@ -174,8 +180,13 @@ topo_up() {
 	 for i in $(seq 1 "$N_CL"); do
 		wg genkey >"$T/client$i.key" && wg pubkey <"$T/client$i.key" >"$T/client$i.pub"
 	 done
-	 # The balancer <-> agent key (instant failover): 32 random bytes, base64.
-	 wg genkey >"$T/agent.key") || die "keys"
+	 # The balancer <-> agent master key (instant failover): 32 random bytes,
+	 # base64. Each backend's agent gets only its own key, derived from it
+	 # and the backend's name as wglb does (wglb --agent-key-for bJ).
+	 wg genkey >"$T/agent.key" &&
+	 for j in $(seq 1 "$N_BE"); do
+		agent_key_for "b$j" >"$T/agent-b$j.key" || exit 1
+	 done) || die "keys"
 
 	mkns "$NS_LB"; mkns "$NS_APP"
 	ip -n "$NS_LB" link add brc type bridge && ip -n "$NS_LB" link set brc up
@@ -199,7 +210,7 @@ topo_up() {
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
 			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" \
-			${AGENT:+--agent-port 8081 --agent-key "$T/agent.key"}
+			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j"}
 	done
 	for i in $(seq 1 "$N_CL"); do
 		local ns; ns=$(ns_cl "$i")

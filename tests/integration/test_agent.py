@@ -4,8 +4,10 @@ loopback with no WireGuard interface (a request that passes every check
 is answered with a signed "err wg_..." from the interface lookup, which
 tells it apart from a refusal):
 
-- the agent port: a captured request replayed, sent to another server
-  sharing the key, or replayed after the agent restarts, is refused;
+- the agent port: a captured request replayed, sent to another server,
+  or replayed after the agent restarts, is refused; a request signed with
+  another backend's key (a server broken into) or the master key is
+  refused (security finding "agent channel": one key per backend);
 - the health port: a thousand silent connections, or many from one
   source, do not shut the probe out; a listener at EMFILE does not spin.
 """
@@ -68,24 +70,34 @@ class Agent:
             self.proc.wait(5)
 
 
+def derive(master, name):
+    """A backend's agent key, as wglb derives it (crypto_generichash)."""
+    return hashlib.blake2b(b"wglb agent key v2\0" + name.encode(), key=master,
+                           digest_size=32).digest()
+
+
 class TestAgentPort(unittest.TestCase):
+    NAME = "b2"
+
     def setUp(self):
-        self.key = os.urandom(32)
+        self.master = os.urandom(32)
+        self.key = derive(self.master, self.NAME)  # all this agent holds
         self.keyfile = os.path.join(tempfile.mkdtemp(prefix="wg-health-key-"), "agent.key")
         with open(self.keyfile, "w") as f:
             f.write(base64.b64encode(self.key).decode() + "\n")
         self.port = free_tcp_port()
-        self.to = f"to 127.0.0.1:{self.port}"
+        self.to = f"to {self.NAME} 127.0.0.1:{self.port}"
 
-    def agent(self):
+    def agent(self, name=NAME):
         a = Agent(["--device", f"wgh{os.getpid()}", "--agent-only", "--listen", "127.0.0.1",
-                   "--agent-port", str(self.port), "--agent-key", self.keyfile])
+                   "--agent-port", str(self.port), "--agent-key", self.keyfile]
+                  + (["--name", name] if name else []))
         self.addCleanup(a.stop)
         return a.start(self.port)
 
-    def line(self, words, t=None):
-        body = f"v1 {t if t is not None else int(time.time() * 1000)} {os.urandom(8).hex()} {words}"
-        mac = hmac.new(self.key, body.encode(), hashlib.sha512).digest()[:32].hex()
+    def line(self, words, t=None, key=None):
+        body = f"v2 {t if t is not None else int(time.time() * 1000)} {os.urandom(8).hex()} {words}"
+        mac = hmac.new(key or self.key, body.encode(), hashlib.sha512).digest()[:32].hex()
         return f"{body} {mac}\n"
 
     def ask(self, text):
@@ -103,8 +115,8 @@ class TestAgentPort(unittest.TestCase):
         r = self.ask(req)
         self.assertIn(" err wg_", r, "a good request passes every check")
         self.assertTrue(self.ask(req).startswith("refused replay"), "replayed at once")
-        r = self.ask(self.line(f"to 127.0.0.2:{self.port} peers"))
-        self.assertIn("err wrong_target", r, "meant for another server sharing the key")
+        r = self.ask(self.line(f"to {self.NAME} 127.0.0.2:{self.port} peers"))
+        self.assertIn("err wrong_target", r, "meant for another address")
         r = self.ask(self.line("peers"))
         self.assertIn("err wrong_target", r, "a request that names no target")
         captured = self.line(f"{self.to} rehandshake {base64.b64encode(os.urandom(32)).decode()} "
@@ -115,6 +127,29 @@ class TestAgentPort(unittest.TestCase):
         self.assertTrue(self.ask(captured).startswith("refused stale"),
                         "a request signed before the agent started")
         self.assertIn(" err wg_", self.ask(self.line(f"{self.to} peers")), "fresh ones pass")
+
+    def test_key_of_another_backend_is_refused(self):
+        """Backend b1's server was broken into: its agent key signs nothing b2 accepts."""
+        self.agent()
+        peer = base64.b64encode(os.urandom(32)).decode()
+        stolen = derive(self.master, "b1")
+        for key, who in ((stolen, "b1's key"), (self.master, "the master key"),
+                         (os.urandom(32), "a random key")):
+            r = self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9", key=key))
+            self.assertTrue(r.startswith("refused bad_mac"), f"{who}: {r!r}")
+        r = self.ask(self.line(f"to b1 127.0.0.1:{self.port} peers"))
+        self.assertIn("err wrong_target", r, "b2's own key, but meant for b1")
+        # Past every check, the lookup of the (absent) interface answers.
+        self.assertIn(" err wg ", self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9")),
+                      "b2's key passes every check")
+
+    def test_name_is_required(self):
+        """An agent without its name cannot tell which key it holds: it refuses to start."""
+        p = subprocess.run([WG_HEALTH, "--device", "wgh0", "--agent-only", "--agent-port",
+                            str(self.port), "--agent-key", self.keyfile],
+                           capture_output=True, text=True, timeout=5)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--name", p.stderr)
 
 
 class TestHealthPort(unittest.TestCase):

@@ -121,13 +121,13 @@ rm -f "$T/log"
 # Not through under(): $! must be wg-health itself, not a subshell.
 FAKE_GENL_LOG=$T/log FAKE_GENL_DUMP=$vec/dump.bin LD_PRELOAD=$shim "$B/health/wg-health" \
 	--device wgk0 --agent-only --listen 127.0.0.1 --agent-port "$port" \
-	--agent-key "$T/agent.key" >/dev/null 2>"$T/agent.err" &
+	--agent-key "$T/agent.key" --name b1 >/dev/null 2>"$T/agent.err" &
 agent_pid=$!
 python3 - "$T/agent.key" "$port" "$(key 1)" "$(key 7)" <<'PY' || die "agent: $(cat "$T/agent.err")"
 import base64, hashlib, hmac, os, socket, sys, time
 key, port, peer, unknown = base64.b64decode(open(sys.argv[1]).read().strip()), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def line(words):
-    body = f"v1 {int(time.time() * 1000)} {os.urandom(8).hex()} {words}"
+    body = f"v2 {int(time.time() * 1000)} {os.urandom(8).hex()} {words}"
     return f"{body} {hmac.new(key, body.encode(), hashlib.sha512).digest()[:32].hex()}\n"
 def ask(text):
     for _ in range(100):  # bounded: the agent may still be starting
@@ -141,9 +141,9 @@ def ask(text):
     while (d := s.recv(4096)):
         out += d
     return out.decode()
-to = f"to 127.0.0.1:{port}"
+to = f"to b1 127.0.0.1:{port}"
 r = ask(line(f"{to} peers"))
-assert f" peer {peer} 10.0.0.1:40001 1764000000 " in r and " end 3 " in r, r  # peer 3 has no endpoint
+assert f"\npeer {peer} 10.0.0.1:40001 1764000000\n" in r and "\nend 3 " in r, r  # peer 3 has no endpoint
 r = ask(line(f"{to} rehandshake {peer} 10.0.0.2:41001")); assert " ok " in r, r
 r = ask(line(f"{to} rehandshake {unknown} 10.0.0.2:41001")); assert "err unknown_peer" in r, r
 print("ok: agent lists the kernel interface's peers and re-handshakes over netlink")

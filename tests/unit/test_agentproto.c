@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* The balancer <-> agent channel: signed lines, refused when forged,
- * tampered with, stale, replayed or malformed. */
+/* The balancer <-> agent channel: signed messages, refused when forged,
+ * tampered with, stale, replayed or malformed; one key per backend; peers
+ * reports signed whole. */
 #include "wglb/agentproto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,7 +98,7 @@ static void test_signed_but_malformed(void **state)
 	/* A valid MAC over words that are not "v1 TIME NONCE ...": still refused. */
 	uint8_t mac[crypto_auth_BYTES];
 	char hex[2 * crypto_auth_BYTES + 1];
-	const char *body = "v2 4000000 0011223344556677 peers";
+	const char *body = "v1 4000000 0011223344556677 peers"; /* the old version */
 	crypto_auth(mac, (const uint8_t *)body, strlen(body), key.k);
 	sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
 	snprintf(line, sizeof(line), "%s %s", body, hex);
@@ -144,6 +149,188 @@ static void test_replay_window(void **state)
 	assert_int_equal(ap_verify(&key, &r, t + 6000, line, strcspn(line, "\n"), &m), AP_OK);
 }
 
+/* Security finding "agent channel" 1: every backend's agent held the one
+ * key wglb signs with, so a server that was broken into could sign
+ * "rehandshake" (or anything) for every other server. Now each backend's
+ * key is derived from the master and its name; A's key is refused by B. */
+static void test_key_per_backend(void **state)
+{
+	struct ap_key master, ka, kb, again;
+	char line[AP_MAX_LINE], hex[2 * AP_KEY_LEN + 1];
+	struct ap_msg m;
+	static struct ap_replay rb;
+
+	(void)state;
+	for (unsigned i = 0; i < AP_KEY_LEN; i++)
+		master.k[i] = (uint8_t)i;
+	assert_int_equal(ap_key_derive(&master, "b1", &ka), 0);
+	/* The same as Python's hashlib.blake2b(b"wglb agent key v2\0b1",
+	 * key=master, digest_size=32): operators and tests derive it so. */
+	sodium_bin2hex(hex, sizeof(hex), ka.k, sizeof(ka.k));
+	assert_string_equal(hex, "c394a4e60856bfa4b51781b05372b12ee7c74a7f47949e07f56af7645c0fba5a");
+	assert_int_equal(ap_key_derive(&master, "az-a-1", &ka), 0);
+	assert_int_equal(ap_key_derive(&master, "az-a-2", &kb), 0);
+	assert_int_equal(ap_key_derive(&master, "az-a-1", &again), 0);
+	assert_memory_equal(ka.k, again.k, AP_KEY_LEN);
+	assert_memory_not_equal(ka.k, kb.k, AP_KEY_LEN);
+	assert_memory_not_equal(ka.k, master.k, AP_KEY_LEN);
+	/* What backend A's agent could sign, sent to backend B. */
+	memset(&rb, 0, sizeof(rb));
+	ap_sign(&ka, 6000000, "to az-a-2 10.0.0.2:8081 rehandshake KEY 10.0.0.1:5000", line,
+		sizeof(line), NULL);
+	assert_int_equal(ap_verify(&kb, &rb, 6000000, line, strcspn(line, "\n"), &m), AP_BAD_MAC);
+	/* Nor is the master an agent key (an agent given it by mistake). */
+	ap_sign(&master, 6000000, "to az-a-2 10.0.0.2:8081 peers", line, sizeof(line), NULL);
+	assert_int_equal(ap_verify(&kb, &rb, 6000000, line, strcspn(line, "\n"), &m), AP_BAD_MAC);
+	ap_sign(&kb, 6000000, "to az-a-2 10.0.0.2:8081 peers", line, sizeof(line), NULL);
+	assert_int_equal(ap_verify(&kb, &rb, 6000000, line, strcspn(line, "\n"), &m), AP_OK);
+	/* Names as wglb.conf allows them, and nothing else. */
+	assert_int_equal(ap_key_derive(&master, "", &ka), -EINVAL);
+	assert_int_equal(ap_key_derive(&master, "a b", &ka), -EINVAL);
+	assert_int_equal(ap_key_derive(&master, "a\nb", &ka), -EINVAL);
+	assert_int_equal(ap_key_derive(&master, "0123456789012345678901234567890", &ka), 0);
+	assert_int_equal(ap_key_derive(&master, "01234567890123456789012345678901", &ka), -EINVAL);
+}
+
+/* A report as the agent writes it: "re RN peers", lines, then the last. */
+static int report(const struct ap_key *k, const char *rn, const char *const *lines, unsigned n,
+		  const char *last, char *out, size_t size)
+{
+	char head[64];
+	int len;
+
+	snprintf(head, sizeof(head), "re %s peers", rn);
+	len = ap_head(7000000, head, out, size, NULL);
+	assert_true(len > 0);
+	for (unsigned i = 0; i < n; i++)
+		len += snprintf(out + len, size - (size_t)len, "\n%s", lines[i]);
+	len += snprintf(out + len, size - (size_t)len, "\n%s", last);
+	return ap_seal(k, out, (size_t)len, size);
+}
+
+/* The balancer's parser: the whole reply, bound to the request's nonce,
+ * and a report whose count is right. */
+static enum ap_verdict parse(const char *text, size_t len, const char *rn, unsigned *n)
+{
+	struct ap_msg m;
+	enum ap_verdict v = ap_reply_verify(&key, 7000000, rn, text, len, &m);
+
+	if (v != AP_OK)
+		return v;
+	if (m.n != 3 || strcmp(m.word[2], "peers"))
+		return AP_BAD_FORMAT;
+	return ap_report_check(&m, n);
+}
+
+static const char *const peers3[] = {
+	"peer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= 10.0.0.1:40001 1",
+	"peer BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA= 10.0.0.1:40002 2",
+	"peer CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA= 10.0.0.1:40003 3",
+};
+
+/* Security finding "agent channel" 2: reports were signed line by line and
+ * "end N" was not checked, so a man in the middle could drop the lines of
+ * peers it wanted wglb to forget. One MAC covers the report now. */
+static void test_report_signed_whole(void **state)
+{
+	char text[4096], cut[4096];
+	const char *rn = "00112233aabbccdd";
+	struct ap_msg m, line;
+	unsigned n = 99, seen = 0;
+	size_t pos = 0;
+	int len;
+
+	(void)state;
+	len = report(&key, rn, peers3, 3, "end 3", text, sizeof(text));
+	assert_true(len > 0 && text[len - 1] == '\n');
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(ap_reply_verify(&key, 7000000, rn, text, (size_t)len, &m), AP_OK);
+	assert_int_equal(ap_report_check(&m, &n), AP_OK);
+	while (ap_report_next(&m, &pos, &line)) {
+		char joined[AP_MAX_LINE];
+		assert_int_equal(line.n, 4);
+		snprintf(joined, sizeof(joined), "%s %s %s %s", line.word[0], line.word[1],
+			 line.word[2], line.word[3]);
+		assert_string_equal(joined, peers3[seen]);
+		seen++;
+	}
+	assert_int_equal(seen, 3);
+	/* The second peer line cut out on the way. */
+	{
+		const char *l2 = strstr(text, "\npeer BBB"), *l3 = strstr(text, "\npeer CCC");
+		size_t a = (size_t)(l2 - text);
+		memcpy(cut, text, a);
+		memcpy(cut + a, l3, (size_t)len - (size_t)(l3 - text));
+		assert_int_not_equal(parse(cut, (size_t)len - (size_t)(l3 - l2), rn, &n), AP_OK);
+	}
+	/* Signed, but "end N" does not count the lines (too many, too few, none, junk). */
+	len = report(&key, rn, peers3, 2, "end 3", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+	len = report(&key, rn, peers3, 3, "end 2", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+	len = report(&key, rn, peers3, 3, "peer DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDA= 10.0.0.1:4 4",
+		     text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+	len = report(&key, rn, peers3, 3, "end 3x", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+	len = report(&key, rn, peers3, 3, "end -1", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+	len = report(&key, rn, peers3, 0, "end 0", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_OK);
+	assert_int_equal(n, 0);
+	/* A line that is not a peer line, or an empty one. */
+	{
+		static const char *const odd[] = {"peer X 10.0.0.1:1", "", "ok"};
+		for (unsigned i = 0; i < 3; i++) {
+			len = report(&key, rn, &odd[i], 1, "end 1", text, sizeof(text));
+			assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_FORMAT);
+		}
+	}
+	/* A good report, but for another request (an old one replayed). */
+	len = report(&key, rn, peers3, 3, "end 3", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, "00112233aabbccde", &n), AP_BAD_FORMAT);
+	/* Signed by another backend's key. */
+	len = report(&other, rn, peers3, 3, "end 3", text, sizeof(text));
+	assert_int_equal(parse(text, (size_t)len, rn, &n), AP_BAD_MAC);
+	/* Anything after the signed message, or no final newline. */
+	len = report(&key, rn, peers3, 3, "end 3", text, sizeof(text));
+	memcpy(text + len, "x\n", 3);
+	assert_int_not_equal(parse(text, (size_t)len + 2, rn, &n), AP_OK);
+	assert_int_not_equal(parse(text, (size_t)len - 1, rn, &n), AP_OK);
+	/* The old format, each line signed on its own: refused. */
+	{
+		char old[AP_MAX_LINE * 2];
+		int a = ap_sign(&key, 7000000, "re 00112233aabbccdd peer K 10.0.0.1:1 1", old,
+				sizeof(old), NULL);
+		ap_sign(&key, 7000000, "re 00112233aabbccdd end 1", old + a, sizeof(old) - (size_t)a,
+			NULL);
+		assert_int_not_equal(parse(old, strlen(old), rn, &n), AP_OK);
+	}
+}
+
+/* Security finding "agent channel" 3: nothing of a refused key file stays. */
+static void test_key_load(void **state)
+{
+	char path[] = "/tmp/test_agentproto_keyXXXXXX";
+	struct ap_key k;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", 45), 45);
+	assert_int_equal(ap_key_load(path, &k), 0);
+	assert_int_equal(k.k[31], 31);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==\n", 45, 0), 45);
+	assert_int_equal(ap_key_load(path, &k), -EINVAL); /* 31 bytes */
+	for (unsigned i = 0; i < AP_KEY_LEN; i++)
+		assert_int_equal(k.k[i], 0);
+	close(fd);
+	unlink(path);
+	assert_int_equal(ap_key_load(path, &k), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +340,9 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_signed_but_malformed),
 		cmocka_unit_test(test_replay_window),
+		cmocka_unit_test(test_key_per_backend),
+		cmocka_unit_test(test_report_signed_whole),
+		cmocka_unit_test(test_key_load),
 	};
 	if (sodium_init() < 0)
 		return 1;
