@@ -192,10 +192,13 @@ def worker_of(ip, n, seed):
     """The worker that serves an IPv4 client address, by the steering
     program's arithmetic (lb/workers.c, workers_steer_prog) with the running
     wglb's random seed (Wglb.steer_seed: key << 32 | multiplier): the
-    address XOR key, times the multiplier (odd), its top 16 bits, modulo n."""
+    address XOR key, times the multiplier (odd), XOR itself shifted right
+    16, times the multiplier again, its top 16 bits, modulo n."""
     a = int.from_bytes(socket.inet_aton(ip), "big")
     key, mult = seed >> 32, (seed & 0xFFFFFFFF) | 1
-    return ((((a ^ key) * mult) & 0xFFFFFFFF) >> 16) % n
+    x = ((a ^ key) * mult) & 0xFFFFFFFF
+    x = ((x ^ (x >> 16)) * mult) & 0xFFFFFFFF
+    return (x >> 16) % n
 
 
 def with_test_workers(text):
