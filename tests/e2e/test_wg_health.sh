@@ -21,7 +21,7 @@ wg set "$IFN" listen-port 51820 private-key "$T/k"
 ip -n "$NS" link set "$IFN" up
 head -c 32 /dev/urandom | base64 >"$T/agent.key"
 bg "$NS" health "$WGHEALTH" --device "$IFN" --port 18080 --listen 127.0.0.1 --drain-file "$T/drain" \
-	--agent-port 18090 --agent-key "$T/agent.key"
+	--agent-port 18090 --agent-key "$T/agent.key" --name b1
 probe() { ip netns exec "$NS" curl -s --max-time 2 -o "$T/body" -D "$T/head" -w '%{http_code}' "$@" http://127.0.0.1:18080/; }
 is() { [ "$(probe)" = "$1" ] && grep -q "$2" "$T/body"; }
 wait_for 5 "agent answers" is 200 healthy || die "not healthy while up"

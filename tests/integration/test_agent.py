@@ -231,7 +231,8 @@ class TestHealthPort(unittest.TestCase):
         with open(keyfile, "w") as f:
             f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
         a = Agent(["--device", f"wgh{os.getpid()}", "--listen", "::", "--port", str(self.port),
-                   "--agent-port", str(self.aport), "--agent-key", keyfile, *extra])
+                   "--agent-port", str(self.aport), "--agent-key", keyfile, "--name", "b1",
+                   *extra])
         self.addCleanup(a.stop)
         return a.start(self.port)
 
