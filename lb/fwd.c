@@ -5,11 +5,9 @@
  * expire idle flows. Every drop has a named counter; nothing here logs
  * per packet (table-full and socket exhaustion are rate limited).
  */
-#include "wglb/agent.h"
 #include "wglb/fwd.h"
 #include "wglb/loop.h"
 #include "wglb/maglev.h"
-#include "wglb/probe.h"
 #include "wglb/route.h"
 #include "wglb/wgmsg.h"
 #include "wglb/workers.h"
@@ -17,7 +15,10 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_DROP_BAD_LENGTH - 1,
@@ -39,6 +40,52 @@ _Static_assert(DROP_TOO_SHORT == WG_DROP_TOO_SHORT - 1 && DROP_BAD_LENGTH == WG_
 #define COOKIE_REPLY_RATE  20
 #define COOKIE_REPLY_BURST 50
 
+/* Tell the subscribers (the agent client) of a flow's event. */
+#define EMIT(l, dp, what, f)                                                   \
+	do {                                                                   \
+		for (unsigned s_ = 0; s_ < (dp)->n_sub; s_++)                  \
+			if ((dp)->sub[s_].ev->what)                             \
+				(dp)->sub[s_].ev->what(l, (dp)->sub[s_].ctx, f); \
+	} while (0)
+
+int fwd_subscribe(struct loop *l, const struct flow_events *ev, void *ctx)
+{
+	struct fwd *dp = fwd_of(l);
+
+	if (!dp || dp->n_sub == FWD_MAX_SUBSCRIBERS)
+		return -ENOSPC;
+	dp->sub[dp->n_sub].ev = ev;
+	dp->sub[dp->n_sub].ctx = ctx;
+	dp->n_sub++;
+	return 0;
+}
+
+/* A hint for the prober: probe backend i soon (the main thread's prober
+ * takes it with fwd_hint_take; other workers hand it over atomically). */
+void fwd_hint(struct loop *l, unsigned i)
+{
+	struct fwd *dp = fwd_of(l);
+
+	if (i >= CONFIG_MAX_BACKENDS)
+		return;
+	if (l->worker_id)
+		workers_poke(l, i);
+	else
+		dp->hint[i] = 1;
+}
+
+bool fwd_hint_take(struct loop *l, unsigned i)
+{
+	struct fwd *dp = fwd_of(l);
+	bool mine;
+
+	if (i >= CONFIG_MAX_BACKENDS)
+		return false;
+	mine = dp->hint[i];
+	dp->hint[i] = 0;
+	return workers_poked(l, i) || mine;
+}
+
 static inline void drop_in(struct loop *l, enum drop d)
 {
 	l->st.drops_in[d]++;
@@ -51,6 +98,7 @@ static inline void drop_out(struct loop *l, enum drop d)
 
 int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
 {
+	struct fwd *dp = fwd_of(l);
 	bool rates = first || nc->handshake_rate != l->cfg.handshake_rate ||
 		     nc->handshake_burst != l->cfg.handshake_burst;
 	bool key = first || strcmp(nc->server_public_key, l->cfg.server_public_key);
@@ -64,47 +112,48 @@ int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first)
 			return -ENOMEM;
 		}
 		if (!first) {
-			rl_free(&l->hs_limit);
-			rl_free(&l->hs_proven);
+			rl_free(&dp->hs_limit);
+			rl_free(&dp->hs_proven);
 		}
-		l->hs_limit = claimed;
-		l->hs_proven = proven;
+		dp->hs_limit = claimed;
+		dp->hs_proven = proven;
 		l->cfg.handshake_rate = nc->handshake_rate;
 		l->cfg.handshake_burst = nc->handshake_burst;
 	}
-	if (first && rl_init(&l->roam_limit, ROAM_RATE, ROAM_BURST) < 0)
+	if (first && rl_init(&dp->roam_limit, ROAM_RATE, ROAM_BURST) < 0)
 		return -ENOMEM;
-	if (first && rl_init(&l->cookie_limit, COOKIE_REPLY_RATE, COOKIE_REPLY_BURST) < 0)
+	if (first && rl_init(&dp->cookie_limit, COOKIE_REPLY_RATE, COOKIE_REPLY_BURST) < 0)
 		return -ENOMEM;
 	if (key) {
 		if (nc != &l->cfg)
 			memcpy(l->cfg.server_public_key, nc->server_public_key,
 			       sizeof(nc->server_public_key));
-		l->check_mac1 = l->cfg.server_public_key[0] &&
-				mac1_key_from_base64(l->cfg.server_public_key, &l->mac1) == 0;
+		dp->check_mac1 = l->cfg.server_public_key[0] &&
+				mac1_key_from_base64(l->cfg.server_public_key, &dp->mac1) == 0;
 		/* A new key: cookies given under the old one are void. */
-		if (!l->check_mac1 || cookie_init(&l->cookie, l->cfg.server_public_key) < 0)
-			cookie_fini(&l->cookie);
+		if (!dp->check_mac1 || cookie_init(&dp->cookie, l->cfg.server_public_key) < 0)
+			cookie_fini(&dp->cookie);
 	}
 	l->cfg.handshake_cookies = nc->handshake_cookies;
 	l->cfg.under_load_rate = nc->under_load_rate;
 	/* A flood from many addresses spreads over the workers: each judges
 	 * load against its share of the rate. */
-	l->load.rate = l->n_workers > 1 ? nc->under_load_rate / l->n_workers : nc->under_load_rate;
-	if (!l->load.rate)
-		l->load.rate = 1;
-	l->cookies = l->check_mac1 && l->cfg.handshake_cookies != COOKIE_OFF;
+	dp->load.rate = l->n_workers > 1 ? nc->under_load_rate / l->n_workers : nc->under_load_rate;
+	if (!dp->load.rate)
+		dp->load.rate = 1;
+	dp->cookies = dp->check_mac1 && l->cfg.handshake_cookies != COOKIE_OFF;
 	return 0;
 }
 
 void fwd_unconfigure(struct loop *l)
 {
-	rl_free(&l->hs_limit);
-	rl_free(&l->hs_proven);
-	rl_free(&l->roam_limit);
-	rl_free(&l->cookie_limit);
-	sodium_memzero(&l->mac1, sizeof(l->mac1));
-	cookie_fini(&l->cookie);
+	struct fwd *dp = fwd_of(l);
+	rl_free(&dp->hs_limit);
+	rl_free(&dp->hs_proven);
+	rl_free(&dp->roam_limit);
+	rl_free(&dp->cookie_limit);
+	sodium_memzero(&dp->mac1, sizeof(dp->mac1));
+	cookie_fini(&dp->cookie);
 }
 
 static uint32_t now_ds(const struct loop *l)
@@ -119,16 +168,18 @@ static uint64_t client_hash(const struct flow_key *k)
 
 static void defer_rearm(struct loop *l, struct flow *f)
 {
+	struct fwd *dp = fwd_of(l);
 	l->recv_starved = true;
 	if (f->flags & FLOW_F_REARM)
 		return;
 	f->flags |= FLOW_F_REARM;
-	if (l->n_rearm < l->ft.cap)
-		l->rearm[l->n_rearm++] = flow_index(&l->ft, f);
+	if (dp->n_rearm < dp->ft.cap)
+		dp->rearm[dp->n_rearm++] = flow_index(&dp->ft, f);
 }
 
-void fwd_arm_upstream(struct loop *l, struct flow *f)
+static void fwd_arm_upstream(struct loop *l, struct flow *f)
 {
+	struct fwd *dp = fwd_of(l);
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe) { /* armed with the starved receives, after this batch */
@@ -136,10 +187,10 @@ void fwd_arm_upstream(struct loop *l, struct flow *f)
 		return;
 	}
 	f->flags &= (uint8_t)~FLOW_F_REARM;
-	io_uring_prep_recvmsg_multishot(sqe, f->fd, &l->up_rmsg, 0);
+	io_uring_prep_recvmsg_multishot(sqe, f->fd, &dp->up_rmsg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f)));
+	io_uring_sqe_set_data64(sqe, ud_pack(dp->op_up, f->gen, flow_index(&dp->ft, f)));
 }
 
 /* A connected UDP socket toward the backend; its local port is the flow's
@@ -175,19 +226,21 @@ static int upstream_open(const struct loop *l, const struct backend *b, uint16_t
 
 static void log_exhaustion(struct loop *l, struct ratelimit *rl, const char *what, int err)
 {
+	struct fwd *dp = fwd_of(l);
 	uint64_t sup;
 
 	if (ratelimit_ok(rl, l->now_ms, 10000, &sup))
 		log_warn("%s (%s); %llu more refused since the last report; %u flows open", what,
 			 err ? strerror(err) : "all flows confirmed", (unsigned long long)sup,
-			 l->ft.count);
+			 dp->ft.count);
 }
 
 /* Stop receiving on a flow's upstream socket, before closing or reusing it. */
 static void upstream_cancel(struct loop *l, struct flow *f)
 {
+	struct fwd *dp = fwd_of(l);
 	struct io_uring_sqe *sqe = loop_sqe(l);
-	uint64_t ud = ud_pack(OP_RECV_UP, f->gen, flow_index(&l->ft, f));
+	uint64_t ud = ud_pack(dp->op_up, f->gen, flow_index(&dp->ft, f));
 
 	/* The multishot receive holds its own reference to the socket:
 	 * cancel it, or the socket outlives close(). With no SQE to be had,
@@ -203,7 +256,7 @@ static void upstream_cancel(struct loop *l, struct flow *f)
 	}
 	/* Sends prepared for this socket must reach the kernel before its
 	 * descriptor number is reused, or it is pointed elsewhere. */
-	tx_sync(l);
+	tx_sync(&fwd_of(l)->tx, l);
 }
 
 /* Flow f's session answers to index idx: in this worker's index, and in
@@ -211,29 +264,32 @@ static void upstream_cancel(struct loop *l, struct flow *f)
  * worker's share of addresses keeps its backend). */
 static void session_set(struct loop *l, struct flow *f, uint32_t idx)
 {
-	srvidx_set(&l->si, &l->ft, f, idx);
+	struct fwd *dp = fwd_of(l);
+	srvidx_set(&dp->si, &dp->ft, f, idx);
 	workers_session_put(l, idx, f->backend);
 }
 
 static void session_del(struct loop *l, struct flow *f)
 {
+	struct fwd *dp = fwd_of(l);
 	if (f->flags & FLOW_F_INDEXED)
 		workers_session_forget(l, f->srv_index, f->backend);
-	srvidx_del(&l->si, &l->ft, f);
+	srvidx_del(&dp->si, &dp->ft, f);
 }
 
 /* Forget a flow; hand back its upstream socket, receive cancelled. */
 static int flow_retire(struct loop *l, struct flow *f)
 {
+	struct fwd *dp = fwd_of(l);
 	int fd = f->fd;
 
 	upstream_cancel(l, f);
 	f->fd = -1;
 	if (f->backend < l->pool.n && l->pool.be[f->backend].flows)
 		l->pool.be[f->backend].flows--;
-	agent_flow_closed(l, f);
+	EMIT(l, dp, closed, f);
 	session_del(l, f);
-	flow_remove(&l->ft, f);
+	flow_remove(&dp->ft, f);
 	l->st.flows_closed++;
 	return fd;
 }
@@ -272,7 +328,8 @@ static int upstream_reuse(int fd, const struct backend *b, uint16_t *port)
  * confirmed, or -errno. */
 static int evict_for(struct loop *l, const struct backend *b, uint16_t *port)
 {
-	struct flow *v = flow_victim(&l->ft);
+	struct fwd *dp = fwd_of(l);
+	struct flow *v = flow_victim(&dp->ft);
 	int fd;
 
 	if (!v)
@@ -294,8 +351,9 @@ struct oldest {
 
 static void find_oldest(struct loop *l, void *arg)
 {
+	struct fwd *dp = fwd_of(l);
 	struct oldest *o = arg;
-	const struct flow *v = flow_victim(&l->ft);
+	const struct flow *v = flow_victim(&dp->ft);
 
 	o->any[l->worker_id] = v != NULL;
 	if (v)
@@ -304,7 +362,8 @@ static void find_oldest(struct loop *l, void *arg)
 
 static void give_way(struct loop *l, void *arg)
 {
-	struct flow *v = flow_victim(&l->ft);
+	struct fwd *dp = fwd_of(l);
+	struct flow *v = flow_victim(&dp->ft);
 
 	(void)arg;
 	if (v) {
@@ -313,7 +372,7 @@ static void give_way(struct loop *l, void *arg)
 	}
 }
 
-void fwd_lend_sockets(struct loop *l)
+static void fwd_lend_sockets(struct loop *l)
 {
 	/* Each scan (100 ms), at most 16 (each costs a call on every worker):
 	 * a spoofer that keeps asking cannot keep the main thread calling. */
@@ -335,6 +394,7 @@ void fwd_lend_sockets(struct loop *l)
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
 static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t h, int bi)
 {
+	struct fwd *dp = fwd_of(l);
 	struct flow *f;
 	struct backend *b;
 	int fd;
@@ -348,9 +408,9 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 		return NULL;
 	}
 	b = &l->pool.be[bi];
-	if (l->cookies && l->ft.unconfirmed >= l->unconf_cap / 2)
-		cookie_load_pressure(&l->load, l->now_ms); /* unproven sources fill the table */
-	full = l->ft.count == l->ft.cap || l->ft.unconfirmed >= l->unconf_cap;
+	if (dp->cookies && dp->ft.unconfirmed >= dp->unconf_cap / 2)
+		cookie_load_pressure(&dp->load, l->now_ms); /* unproven sources fill the table */
+	full = dp->ft.count == dp->ft.cap || dp->ft.unconfirmed >= dp->unconf_cap;
 	fd = full ? -ENOSPC : upstream_open(l, b, &port);
 	if (fd < 0) {
 		/* A full table, the unconfirmed share used up, or no socket or
@@ -360,26 +420,26 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
 		fd = evict_for(l, b, &port);
 		if (fd == -ENOSPC && full) {
 			drop_in(l, DROP_TABLE_FULL);
-			log_exhaustion(l, &l->rl_table_full, "flow table full, new flow refused", 0);
+			log_exhaustion(l, &dp->rl_table_full, "flow table full, new flow refused", 0);
 			return NULL;
 		}
 		if (fd == -ENOSPC)
 			workers_want_socket(l); /* no flow of its own to give way: another worker's */
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
-			log_exhaustion(l, &l->rl_no_socket, "cannot open an upstream socket",
+			log_exhaustion(l, &dp->rl_no_socket, "cannot open an upstream socket",
 				       fd == -ENOSPC ? -err : -fd);
 			return NULL;
 		}
 	}
-	f = flow_insert(&l->ft, k, h, loop_now_s(l));
+	f = flow_insert(&dp->ft, k, h, loop_now_s(l));
 	if (!f) { /* not reached: a flow was evicted or there was room */
 		close(fd);
 		drop_in(l, DROP_TABLE_FULL);
 		return NULL;
 	}
 	f->fd = fd;
-	flow_set_port(&l->ft, f, port);
+	flow_set_port(&dp->ft, f, port);
 	f->backend = (uint16_t)bi;
 	b->flows++;
 	b->st.flows_new++;
@@ -392,6 +452,7 @@ static struct flow *flow_open(struct loop *l, const struct flow_key *k, uint32_t
  * port) when the address family allows. False if the flow had to close. */
 static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 {
+	struct fwd *dp = fwd_of(l);
 	struct backend *to = &l->pool.be[nb];
 	struct backend *from = f->backend < l->pool.n ? &l->pool.be[f->backend] : NULL;
 	uint16_t port;
@@ -407,7 +468,7 @@ static bool repin(struct loop *l, struct flow *f, unsigned nb, enum repin why)
 		close(f->fd);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
-		flow_set_port(&l->ft, f, port);
+		flow_set_port(&dp->ft, f, port);
 		fwd_arm_upstream(l, f);
 	} else if (connect(f->fd, &to->addr.u.sa, to->addr.len) < 0) {
 		drop_in(l, DROP_SEND_ERROR);
@@ -480,8 +541,9 @@ static bool allowed(const struct loop *l, const struct flow_key *k)
 
 bool fwd_under_load(const struct loop *l)
 {
-	return l->cookies && (l->cfg.handshake_cookies == COOKIE_ALWAYS ||
-			      cookie_under_load(&l->load, l->now_ms));
+	struct fwd *dp = fwd_of(l);
+	return dp->cookies && (l->cfg.handshake_cookies == COOKIE_ALWAYS ||
+			      cookie_under_load(&dp->load, l->now_ms));
 }
 
 /* Answer a handshake with wglb's cookie reply, built over the handshake
@@ -490,17 +552,18 @@ bool fwd_under_load(const struct loop *l)
 static enum drop send_cookie(struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
 			     unsigned bid, uint8_t *p, unsigned len)
 {
+	struct fwd *dp = fwd_of(l);
 	uint8_t src[COOKIE_SRC_MAX], reply[WG_COOKIE_SIZE];
 	size_t sl = cookie_source(k->family, k->addr, k->port, src);
 
 	/* The source address may be a spoofed victim's: a bounded rate of
 	 * replies to it, whatever the ports and however many initiations. */
-	if (!rl_allow(&l->cookie_limit, k->family, k->addr, l->now_ms * 1000000ull))
+	if (!rl_allow(&dp->cookie_limit, k->family, k->addr, l->now_ms * 1000000ull))
 		return DROP_COOKIE_CAPPED;
-	if (cookie_reply(&l->cookie, l->now_ms, p, len, src, sl, reply) < 0)
+	if (cookie_reply(&dp->cookie, l->now_ms, p, len, src, sl, reply) < 0)
 		return DROP_COOKIE_UNSENT; /* not reached: the classifier passed a handshake */
 	memcpy(p, reply, sizeof(reply)); /* the reply is shorter than any handshake */
-	if (tx_reply(l, k, laddr, bid, p, sizeof(reply)) < 0)
+	if (tx_reply(&dp->tx, l, k, laddr, bid, p, sizeof(reply)) < 0)
 		return DROP_COOKIE_UNSENT;
 	return DROP_NEEDS_COOKIE;
 }
@@ -510,21 +573,22 @@ static enum drop send_cookie(struct loop *l, const struct flow_key *k, const uin
 static void gather(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
 		   const uint8_t *p, unsigned len, const struct flow *f, struct route_in *in)
 {
+	struct fwd *dp = fwd_of(l);
 	uint64_t now_ns = l->now_ms * 1000000ull;
 
 	memset(in, 0, sizeof(*in));
 	in->type = wi->type;
 	in->receiver = wi->receiver;
-	in->cookies = l->cookies;
+	in->cookies = dp->cookies;
 	in->under_load = fwd_under_load(l);
 	in->session_backend = -1;
 	/* A response with no flow is dropped before its macs matter. */
 	if (wi->type == WG_T_INITIATION || (wi->type == WG_T_RESPONSE && f)) {
-		in->mac1_bad = l->check_mac1 && !mac1_valid(&l->mac1, p, len);
-		if (l->cookies && !in->mac1_bad) {
+		in->mac1_bad = dp->check_mac1 && !mac1_valid(&dp->mac1, p, len);
+		if (dp->cookies && !in->mac1_bad) {
 			uint8_t src[COOKIE_SRC_MAX];
 			size_t sl = cookie_source(k->family, k->addr, k->port, src);
-			in->mac2_ok = cookie_mac2_valid(&l->cookie, l->now_ms, p, len, src, sl);
+			in->mac2_ok = cookie_mac2_valid(&dp->cookie, l->now_ms, p, len, src, sl);
 			if (in->mac2_ok)
 				l->st.mac2_valid++;
 			in->mac2_set = !sodium_is_zero(p + len - WG_MAC_LEN, WG_MAC_LEN);
@@ -534,9 +598,9 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 		/* route_decide() reads the proven budget when mac2 proved the
 		 * source, the claimed one otherwise: look up only that one. */
 		if (wi->type == WG_T_INITIATION && in->mac2_ok)
-			in->proven_budget = rl_peek(&l->hs_proven, k->family, k->addr, now_ns);
+			in->proven_budget = rl_peek(&dp->hs_proven, k->family, k->addr, now_ns);
 		else if (wi->type == WG_T_INITIATION)
-			in->claimed_budget = rl_peek(&l->hs_limit, k->family, k->addr, now_ns);
+			in->claimed_budget = rl_peek(&dp->hs_limit, k->family, k->addr, now_ns);
 	}
 	if (f) {
 		in->has_flow = true;
@@ -547,13 +611,13 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 		in->flow_backend_cookie = (f->edge & FLOW_E_BE_COOKIE) &&
 					  ((f->edge & FLOW_E_PROVEN) || (f->flags & FLOW_F_CONFIRMED));
 	} else if (wi->type == WG_T_TRANSPORT) {
-		const struct flow *g = srvidx_find(&l->si, &l->ft, wi->receiver);
+		const struct flow *g = srvidx_find(&dp->si, &dp->ft, wi->receiver);
 		int sb = g ? g->backend : workers_session_get(l, wi->receiver);
 		if (sb >= 0 && pool_evicts(&l->pool, (unsigned)sb) < 0) {
 			in->session_backend = sb;
 			in->roam_budget =
 				l->ws ? workers_roam_peek(l, wi->receiver, 1000 / ROAM_RATE, ROAM_BURST)
-				      : rl_peek(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver,
+				      : rl_peek(&dp->roam_limit, AF_INET, (const uint8_t *)&wi->receiver,
 						now_ns);
 		}
 	}
@@ -563,16 +627,17 @@ static void gather(struct loop *l, const struct flow_key *k, const struct wg_inf
 static void spend(struct loop *l, const struct flow_key *k, const struct wg_info *wi,
 		  enum route_spend s)
 {
+	struct fwd *dp = fwd_of(l);
 	uint64_t now_ns = l->now_ms * 1000000ull;
 
 	if (s == SPEND_CLAIMED)
-		rl_allow(&l->hs_limit, k->family, k->addr, now_ns);
+		rl_allow(&dp->hs_limit, k->family, k->addr, now_ns);
 	else if (s == SPEND_PROVEN)
-		rl_allow(&l->hs_proven, k->family, k->addr, now_ns);
+		rl_allow(&dp->hs_proven, k->family, k->addr, now_ns);
 	else if (s == SPEND_ROAM && l->ws) /* one budget for all workers */
 		workers_roam_spend(l, wi->receiver, 1000 / ROAM_RATE);
 	else if (s == SPEND_ROAM)
-		rl_allow(&l->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
+		rl_allow(&dp->roam_limit, AF_INET, (const uint8_t *)&wi->receiver, now_ns);
 }
 
 /* A client receive: where from, to which local address; then each of its
@@ -653,6 +718,7 @@ static struct flow *act(struct loop *l, struct rx *rx, struct flow *f, uint32_t 
 /* One client datagram (rx->p, rx->len): classify, decide, forward. */
 static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx *rx)
 {
+	struct fwd *dp = fwd_of(l);
 	struct listener *ls = &l->lst[li];
 	struct route_in in;
 	struct route_out v;
@@ -670,18 +736,18 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 		drop_in(l, (enum drop)(wd - 1));
 		return;
 	}
-	h = flow_hash(&l->ft, &rx->k);
-	f = flow_lookup(&l->ft, &rx->k, h);
+	h = flow_hash(&dp->ft, &rx->k);
+	f = flow_lookup(&dp->ft, &rx->k, h);
 	gather(l, &rx->k, &rx->wi, rx->p, rx->len, f, &in);
 	v = route_decide(&in);
 	if (v.note_load)
-		cookie_load_note(&l->load, l->now_ms);
+		cookie_load_note(&dp->load, l->now_ms);
 	spend(l, &rx->k, &rx->wi, v.spend);
 	f = act(l, rx, f, h, &v, bid);
 	if (!f)
 		return;
 	if (v.confirm) {
-		flow_confirm(&l->ft, f);
+		flow_confirm(&dp->ft, f);
 		l->st.flows_confirmed++;
 	}
 	if (rx->wi.type == WG_T_INITIATION && in.mac2_ok)
@@ -692,7 +758,7 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 		f->flags |= FLOW_F_INIT_PENDING;
 	}
 	if (rx->wi.type == WG_T_RESPONSE)
-		agent_client_response(l, f); /* a requested re-handshake completed */
+		EMIT(l, dp, client_response, f); /* a requested re-handshake completed */
 	if (ls->wildcard)
 		memcpy(f->laddr, rx->laddr, sizeof(f->laddr));
 	f->last_rx = loop_now_s(l);
@@ -702,10 +768,11 @@ static void client_segment(struct loop *l, unsigned li, unsigned bid, struct rx 
 	b->st.pkts_in++;
 	b->st.bytes_in += rx->len;
 	b->st.msgs_in[rx->wi.type]++;
-	tx_queue(l, f, false, bid, rx->p, rx->len);
+	tx_queue(&dp->tx, l, f, false, bid, rx->p, rx->len);
 }
 
-void fwd_client_datagram(struct loop *l, unsigned li, uint8_t *buf, unsigned bid, int res)
+static void client_datagram(struct loop *l, void *ctx, unsigned li, uint8_t *buf, unsigned bid,
+			    int res)
 {
 	struct rx rx;
 	uint8_t *data;
@@ -746,7 +813,7 @@ static void upstream_error(struct loop *l, struct flow *f, int res, bool more)
 	if (res == -ECONNREFUSED) {
 		/* ICMP port unreachable: a hint, never a verdict (it can be spoofed). */
 		l->pool.be[f->backend].st.icmp_unreach++;
-		probe_poke(l, f->backend);
+		fwd_hint(l, f->backend);
 	}
 	if (!more && res != -ECANCELED)
 		fwd_arm_upstream(l, f);
@@ -796,13 +863,19 @@ static void backend_segment(struct loop *l, struct flow *f, unsigned bid, uint8_
 	b->st.pkts_out++;
 	b->st.bytes_out += len;
 	b->st.msgs_out[wi.type]++;
-	tx_queue(l, f, true, bid, p, len);
+	tx_queue(&fwd_of(l)->tx, l, f, true, bid, p, len);
 }
 
-void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *buf, unsigned bid,
-			  int res, bool more)
+/* A completion of an upstream socket's multishot receive. */
+static void backend_datagram(struct loop *l, void *ctx, uint64_t ud, int res, uint32_t flags)
 {
-	struct flow *f = fidx < l->ft.cap ? &l->ft.flows[fidx] : NULL;
+	struct fwd *dp = ctx;
+	uint32_t fidx = ud_idx(ud);
+	uint16_t gen = ud_gen(ud);
+	bool more = flags & IORING_CQE_F_MORE;
+	unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+	uint8_t *buf = flags & IORING_CQE_F_BUFFER ? loop_buf(l, bid) : NULL;
+	struct flow *f = fidx < dp->ft.cap ? &dp->ft.flows[fidx] : NULL;
 	struct io_uring_recvmsg_out *out;
 	uint8_t *payload;
 	unsigned len, seg;
@@ -822,20 +895,20 @@ void fwd_backend_datagram(struct loop *l, uint32_t fidx, uint16_t gen, uint8_t *
 		fwd_arm_upstream(l, f);
 	if (!buf)
 		return;
-	out = io_uring_recvmsg_validate(buf, res, &l->up_rmsg);
+	out = io_uring_recvmsg_validate(buf, res, &dp->up_rmsg);
 	if (!out) {
 		drop_out(l, DROP_TOO_SHORT);
 		goto recycle;
 	}
-	payload = io_uring_recvmsg_payload(out, &l->up_rmsg);
-	len = io_uring_recvmsg_payload_length(out, res, &l->up_rmsg);
+	payload = io_uring_recvmsg_payload(out, &dp->up_rmsg);
+	len = io_uring_recvmsg_payload_length(out, res, &dp->up_rmsg);
 	if (out->flags & MSG_TRUNC) {
 		l->st.pkts_out++;
 		drop_out(l, DROP_TRUNCATED);
 		goto recycle;
 	}
 	l->st.recvs_out++;
-	seg = rx_cmsgs(out, &l->up_rmsg, NULL);
+	seg = rx_cmsgs(out, &dp->up_rmsg, NULL);
 	if (!seg || seg > len)
 		seg = len;
 	/* A GRO train from one backend socket: one flow, datagram by datagram
@@ -852,8 +925,9 @@ recycle:
 /* Move every flow off the backends that stopped serving; count by backend. */
 static void move_flows(struct loop *l, const int why_of[], unsigned moved[], unsigned *closed)
 {
-	for (uint32_t i = 0; i < l->ft.cap; i++) {
-		struct flow *f = &l->ft.flows[i];
+	struct fwd *dp = fwd_of(l);
+	for (uint32_t i = 0; i < dp->ft.cap; i++) {
+		struct flow *f = &dp->ft.flows[i];
 		unsigned from;
 		int nb;
 		if (!(f->flags & FLOW_F_USED) || why_of[f->backend] < 0)
@@ -868,7 +942,7 @@ static void move_flows(struct loop *l, const int why_of[], unsigned moved[], uns
 			/* A dead or drained-now server's sessions: have the new one
 			 * initiate, instead of waiting ~15 s for the client to. */
 			if (why_of[from] == REPIN_DOWN || why_of[from] == REPIN_DRAINED)
-				agent_moved(l, f);
+				EMIT(l, dp, moved, f);
 		}
 	}
 }
@@ -878,8 +952,9 @@ static void move_flows(struct loop *l, const int why_of[], unsigned moved[], uns
  * old address it would send there. */
 static void reconnect_flows(struct loop *l, unsigned idx, const struct wglb_addr *a)
 {
-	for (uint32_t i = 0; i < l->ft.cap; i++) {
-		struct flow *f = &l->ft.flows[i];
+	struct fwd *dp = fwd_of(l);
+	for (uint32_t i = 0; i < dp->ft.cap; i++) {
+		struct flow *f = &dp->ft.flows[i];
 		if (!(f->flags & FLOW_F_USED) || f->backend != idx)
 			continue;
 		if (connect(f->fd, &a->u.sa, a->len) == 0) {
@@ -891,7 +966,7 @@ static void reconnect_flows(struct loop *l, unsigned idx, const struct wglb_addr
 	}
 }
 
-void fwd_reconcile(struct loop *l)
+static void fwd_reconcile(struct loop *l)
 {
 	unsigned moved[CONFIG_MAX_BACKENDS] = {0}, closed = 0;
 	int why_of[CONFIG_MAX_BACKENDS];
@@ -1013,13 +1088,14 @@ bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
 static void expire_one(struct flow *f, void *ctx)
 {
 	struct loop *l = ctx;
+	struct fwd *dp = fwd_of(l);
 	uint32_t now = loop_now_s(l);
 
 	if ((f->flags & FLOW_F_INIT_PENDING) && (uint16_t)(now_ds(l) - f->init_ds) >= INIT_UNANSWERED_DS) {
 		/* WireGuard retries after REKEY_TIMEOUT: a hint that the backend is gone. */
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 		l->pool.be[f->backend].st.init_unanswered++;
-		probe_poke(l, f->backend);
+		fwd_hint(l, f->backend);
 	}
 	/* Anyone who knows a departed client's address and port can keep its
 	 * flow alive with well-formed transport; only the backend's answers
@@ -1030,7 +1106,7 @@ static void expire_one(struct flow *f, void *ctx)
 	if (f->quiet < UINT8_MAX)
 		f->quiet++;
 	if ((f->flags & FLOW_F_CONFIRMED) && f->quiet >= l->cfg.backend_silence) {
-		flow_demote(&l->ft, f);
+		flow_demote(&dp->ft, f);
 		l->st.flows_demoted++;
 	}
 	/* Times are whole seconds: strictly more than the timeout, so that
@@ -1041,8 +1117,189 @@ static void expire_one(struct flow *f, void *ctx)
 	}
 }
 
-void fwd_expire(struct loop *l)
+static void fwd_expire(struct loop *l)
 {
+	struct fwd *dp = fwd_of(l);
 	/* The clock hand covers the whole table once a second. */
-	flow_scan(&l->ft, l->ft.cap / (1000 / LOOP_SCAN_MS) + 1, expire_one, l);
+	flow_scan(&dp->ft, dp->ft.cap / (1000 / LOOP_SCAN_MS) + 1, expire_one, l);
 }
+
+static uint32_t ephemeral_ports(void)
+{
+	unsigned lo = 0, hi = 0;
+	FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+	if (fp) {
+		if (fscanf(fp, "%u %u", &lo, &hi) != 2)
+			lo = hi = 0;
+		fclose(fp);
+	}
+	return hi >= lo && hi ? hi - lo + 1 : 28232; /* Linux's default range */
+}
+
+/* Each flow owns a socket and an ephemeral port: raise the fd limit, size
+ * the table to what both allow when max_flows is not set, say when it is
+ * set past either, and return how many flows can really have a socket.
+ * The other workers (quiet) find the same from the limits the main thread
+ * raised and the max_flows it set in the config they copied. */
+static uint32_t flow_capacity(struct wglb_config *cfg, bool quiet)
+{
+	uint32_t ports = ephemeral_ports(), fds = UINT32_MAX, cap;
+	struct rlimit rl;
+
+	if (!quiet && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open-file limit: %s", strerror(errno));
+	}
+	/* The rest of wglb (ring, listeners, control and probe connections) needs 256. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		fds = rl.rlim_cur > 256 + 16 ? (uint32_t)rl.rlim_cur - 256 : 16;
+	cap = ports < fds ? ports : fds;
+	if (quiet)
+		return cfg->max_flows < cap ? cfg->max_flows : cap;
+	if (!cfg->max_flows) {
+		cfg->max_flows = cap < CONFIG_AUTO_MAX_FLOWS ? cap : CONFIG_AUTO_MAX_FLOWS;
+		log_info("max_flows %u (ephemeral ports %u, open files %llu)", cfg->max_flows, ports,
+			 (unsigned long long)rl.rlim_cur);
+		return cfg->max_flows;
+	}
+	if (cfg->max_flows > fds)
+		log_warn("max_flows = %u but the open-file limit is %llu (one socket per flow): "
+			 "at most about %u flows will open; raise LimitNOFILE",
+			 cfg->max_flows, (unsigned long long)rl.rlim_cur, fds);
+	if (cfg->max_flows > ports)
+		log_warn("max_flows = %u but net.ipv4.ip_local_port_range has %u ports (one per "
+			 "flow): at most %u flows will open; widen the range or lower max_flows",
+			 cfg->max_flows, ports, ports);
+	return cfg->max_flows < cap ? cfg->max_flows : cap;
+}
+
+/* Re-arm the receives of flows that found no SQE or no buffer. */
+static void resume(struct loop *l)
+{
+	struct fwd *dp = fwd_of(l);
+
+	if (dp->n_rearm < dp->ft.cap) {
+		for (uint32_t i = 0; i < dp->n_rearm; i++) {
+			struct flow *f = &dp->ft.flows[dp->rearm[i]];
+			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
+				fwd_arm_upstream(l, f);
+		}
+	} else {
+		/* The list overflowed: find them by flag. */
+		for (uint32_t i = 0; i < dp->ft.cap; i++) {
+			struct flow *f = &dp->ft.flows[i];
+			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
+				fwd_arm_upstream(l, f);
+		}
+	}
+	dp->n_rearm = 0;
+}
+
+static void scan(struct loop *l)
+{
+	fwd_expire(l);
+	if (!l->worker_id)
+		fwd_lend_sockets(l); /* here: its calls are bounded per scan, not per batch */
+}
+
+/* Pool changes the parts made in this batch (the prober, the control
+ * socket, the agent client, reload) are applied once all have ticked. */
+static void settle(struct loop *l)
+{
+	if (l->pool.dirty)
+		fwd_reconcile(l);
+}
+
+static void batch_end(struct loop *l)
+{
+	tx_flush(&fwd_of(l)->tx, l); /* the batch's sends, grouped per flow */
+}
+
+static void sent(struct loop *l, void *ctx, uint64_t ud, int res, uint32_t flags)
+{
+	struct fwd *dp = ctx;
+	int refused = tx_done(&dp->tx, l, ud_idx(ud), res);
+
+	(void)flags;
+	if (refused >= 0)
+		fwd_hint(l, (unsigned)refused);
+}
+
+/* Its share of the table on this worker: unconfirmed flows (sources that
+ * have not proved they receive) may hold at most three quarters of what
+ * can open, the rest is for clients that proved it, whatever a flood does. */
+static int fwd_open(struct loop *l)
+{
+	struct fwd *dp = calloc(1, sizeof(*dp));
+	unsigned n = l->n_workers ? l->n_workers : 1;
+	int ret;
+
+	if (!dp)
+		return -ENOMEM;
+	loop_set_ctx(l, &fwd_part, dp);
+	dp->unconf_cap = (uint32_t)((uint64_t)flow_capacity(&l->cfg, l->worker_id != 0) * 3 / 4 / n);
+	if (!dp->unconf_cap)
+		dp->unconf_cap = 1;
+	dp->flows_share = l->cfg.max_flows / n ? l->cfg.max_flows / n : 1;
+	/* Upstream sockets are connected: no name; the GRO segment size. */
+	dp->up_rmsg.msg_controllen = l->cfg.udp_gro ? CMSG_SPACE(sizeof(int)) : 0;
+	ret = loop_op_register(l, backend_datagram, dp);
+	if (ret < 0)
+		return ret;
+	dp->op_up = (unsigned)ret;
+	ret = loop_op_register(l, sent, dp);
+	if (ret < 0)
+		return ret;
+	dp->op_send = (unsigned)ret;
+	ret = flow_table_init(&dp->ft, dp->flows_share);
+	if (ret < 0)
+		return ret;
+	ret = srvidx_init(&dp->si, dp->flows_share);
+	if (ret < 0)
+		return ret;
+	dp->rearm = calloc(dp->flows_share, sizeof(*dp->rearm));
+	if (!dp->rearm)
+		return -ENOMEM;
+	ret = tx_init(&dp->tx, &dp->ft, dp->op_send);
+	if (ret < 0)
+		return ret;
+	ret = fwd_configure(l, &l->cfg, true);
+	if (ret < 0)
+		return ret;
+	loop_on_datagram(l, client_datagram, dp);
+	return 0;
+}
+
+static void fwd_close(struct loop *l)
+{
+	struct fwd *dp = fwd_of(l);
+
+	if (!dp)
+		return;
+	if (!l->worker_id)
+		log_info("stopping: %u flows open", dp->ft.count);
+	loop_on_datagram(l, NULL, NULL);
+	if (dp->ft.flows)
+		for (uint32_t i = 0; i < dp->ft.cap; i++)
+			if (dp->ft.flows[i].flags & FLOW_F_USED && dp->ft.flows[i].fd >= 0)
+				close(dp->ft.flows[i].fd);
+	tx_fini(&dp->tx);
+	fwd_unconfigure(l);
+	free(dp->rearm);
+	srvidx_free(&dp->si);
+	flow_table_free(&dp->ft);
+	loop_set_ctx(l, &fwd_part, NULL);
+	free(dp);
+}
+
+const struct loop_part fwd_part = {
+	.name = "packet path",
+	.open = fwd_open,
+	.settle = settle,
+	.scan = scan,
+	.batch_end = batch_end,
+	.resume = resume,
+	.close = fwd_close,
+};
