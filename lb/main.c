@@ -174,6 +174,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return EXIT_RUNTIME;
 	}
+	fwd_size(&cfg);
 	ret = loop_init(&l, &cfg, ws, 0, n_workers);
 	if (ret == 0)
 		ret = loop_attach(&l, &fwd_part);

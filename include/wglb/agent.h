@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Instant failover through the backends' agents (lb/agent.c). */
+/* Instant failover through the backends' agents (lb/checks/agent.c). */
 #ifndef WGLB_AGENT_H
 #define WGLB_AGENT_H
 

@@ -47,7 +47,7 @@ struct ctl_cmd {
 	int min_args, max_args;
 };
 
-/* Split a line and find its command in cmds (lb/ctl_parse.c, pure). 0, or
+/* Split a line and find its command in cmds (lb/control/ctl_parse.c, pure). 0, or
  * -EINVAL with *err set to a message for the caller (unknown command, too
  * many words, bad bytes, the command's usage when its arguments do not fit). */
 int ctl_parse(const struct ctl_cmd *cmds, size_t n_cmds, const char *line, size_t len,
@@ -132,7 +132,7 @@ int ctl_register(struct loop *l, const struct ctl_cmd *cmds, size_t n);
 /* What serves GET /metrics on metrics_listen. */
 void ctl_on_scrape(struct loop *l, ctl_scrape_fn fn);
 
-/* Reply helpers (lb/ctl.c); handlers never write the fd. */
+/* Reply helpers (lb/control/ctl.c); handlers never write the fd. */
 void ctl_printf(struct ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ctl_json_str(struct ctl_client *c, const char *s);
 void ctl_error(struct ctl_client *c, bool json, const char *fmt, ...)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The packet path (lb/fwd.c): classify, check at the edge, route by flow,
+ * The packet path (lb/dataplane/): classify, check at the edge, route by flow,
  * session index or Maglev, open and reuse upstream sockets, re-pin, relay
  * replies, expire idle flows. A part of the loop: it takes the listeners'
  * datagrams and registers ops for its upstream receives and its sends
@@ -55,6 +55,12 @@ struct fwd {
 	 * unanswered), on the main thread; other workers leave theirs with
 	 * workers_poke. fwd_hint_take collects both. */
 	uint8_t hint[CONFIG_MAX_BACKENDS];
+	/* Per backend slot, this worker's: its flows and traffic. The pool's
+	 * backends are the main thread's, copied whole when a worker follows. */
+	struct {
+		struct backend_stats st;
+		uint32_t flows;
+	} be[CONFIG_MAX_BACKENDS];
 	struct {
 		const struct flow_events *ev;
 		void *ctx;
@@ -68,27 +74,28 @@ static inline struct fwd *fwd_of(const struct loop *l)
 {
 	return (struct fwd *)loop_ctx(l, &fwd_part);
 }
+/* Before the loop: raise the open-file limit, size max_flows when the
+ * config leaves it to wglb (0: what ports and descriptors allow, up to
+ * CONFIG_AUTO_MAX_FLOWS), and say when it is set past either. */
+void fwd_size(struct wglb_config *cfg);
 /* Hear of this loop's flows' events. 0 or -ENOSPC. */
 int fwd_subscribe(struct loop *l, const struct flow_events *ev, void *ctx);
-/* Leave the prober a hint: probe backend i soon. */
-void fwd_hint(struct loop *l, unsigned i);
 /* A hint the packet path left for backend i since the last call (on the
  * main thread: its own and the other workers'). */
 bool fwd_hint_take(struct loop *l, unsigned i);
 
-/* The edge's checks from a config (start: first, or a reload): mac1 key,
- * cookies, handshake and roam limits. Copies the keys it uses into l->cfg. */
-int fwd_configure(struct loop *l, const struct wglb_config *nc, bool first);
-void fwd_unconfigure(struct loop *l);
+/* A reload: the edge's checks from config nc (mac1 key, cookies,
+ * handshake limits) where it differs from the running one; the caller
+ * then makes nc the running config. 0, or -ENOMEM (the old limits stay). */
+int fwd_configure(struct loop *l, const struct wglb_config *nc);
 /* Handshakes must prove their source now (cookies on, and under load or "always"). */
 bool fwd_under_load(const struct loop *l);
 /* On another worker (workers_call): follow the main thread's pool, whose
- * address arg is, and move this worker's flows as fwd_reconcile did. */
+ * address arg is, and move this worker's flows as the main thread did. */
 void fwd_follow_pool(struct loop *l, void *pool);
 /* On another worker: the keys a reload applies at once, from the main
  * thread's config (arg). */
 void fwd_follow_config(struct loop *l, void *cfg);
-void fwd_close_flow(struct loop *l, struct flow *f);
 /* Re-pin one flow to Maglev's choice now. False if it stayed or closed. */
 bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why);
 /* A kept backend's new address (same family): its flows' sockets follow. */

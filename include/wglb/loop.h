@@ -101,7 +101,10 @@ struct loop {
 	struct listener lst[CONFIG_MAX_LISTEN];
 	unsigned n_lst;
 	struct pool pool;
-	struct wglb_config cfg; /* the running config, read-only between reloads */
+	/* The running config: taken at loop_init, replaced whole by a reload
+	 * (control/reload.c; fwd_follow_config on the other workers), read
+	 * by everyone else. */
+	struct wglb_config cfg;
 	struct wglb_stats st;
 	struct watch watch[LOOP_MAX_WATCH];
 	uint64_t now_ms;     /* CLOCK_MONOTONIC, refreshed every batch */

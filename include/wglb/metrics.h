@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Prometheus text exposition of every counter (lb/metrics.c): the
+/* Prometheus text exposition of every counter (lb/control/metrics.c): the
  * "metrics" command and what answers GET /metrics, registered with the
  * control socket by its part. */
 #ifndef WGLB_METRICS_H

@@ -21,6 +21,7 @@ struct probe_result {
 	int status;       /* HTTP status, or 0 */
 	const char *reason; /* "ok", "status", "timeout", "refused", "reset", "garbage", ... */
 	uint32_t latency_ms;
+	uint64_t failed; /* probes of this backend that failed, all told */
 };
 const struct probe_result *probe_last(const struct loop *l, unsigned backend);
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What every worker adds up to (show stats, show info, metrics). Each
- * worker adds its own part on its own thread (totals_add) and publishes it
- * (workers.c); the control side merges the parts it reads. Types and pure
- * arithmetic only: the workers reach no control code through it.
+ * worker adds its own part on its own thread (totals_add, the collector
+ * main.c hands the workers) and publishes it; the main thread merges the
+ * parts it reads (totals_collect), one sum for every reader.
  */
 #ifndef WGLB_TOTALS_H
 #define WGLB_TOTALS_H

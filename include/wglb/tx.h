@@ -80,7 +80,7 @@ void tx_flush(struct tx *t, struct loop *l);
  * that a prepared send cannot meet a reused descriptor number. */
 void tx_sync(struct tx *t, struct loop *l);
 /* A send completed: count it, let go of its buffers. The backend that
- * refused it (ICMP port unreachable: a hint for the prober), or -1. */
+ * refused it (ICMP port unreachable), or -1. */
 int tx_done(struct tx *t, struct loop *l, uint32_t group, int res);
 
 #endif

@@ -2,7 +2,6 @@
 /* Small parsers: addresses and CIDRs, control commands, HTTP status lines. */
 #include "wglb/addr.h"
 #include "wglb/ctl.h"
-#include "wglb/ctl_cmds.h"
 #include "wglb/probe_verdict.h"
 
 #include <arpa/inet.h>

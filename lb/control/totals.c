@@ -4,6 +4,7 @@
 #include "wglb/totals.h"
 #include "wglb/fwd.h"
 #include "wglb/loop.h"
+#include "wglb/probe.h"
 #include "wglb/workers.h"
 
 #include <string.h>
@@ -24,8 +25,11 @@ void totals_add(struct totals *t, const struct loop *w)
 
 	ADD_U64S(&t->st, &w->st);
 	for (unsigned i = 0; i < w->pool.n; i++) {
-		ADD_U64S(&t->be[i], &w->pool.be[i].st);
-		t->be_flows[i] += w->pool.be[i].flows;
+		const struct probe_result *pr = probe_last(w, i); /* the main thread's prober */
+		ADD_U64S(&t->be[i], &dp->be[i].st);
+		t->be_flows[i] += dp->be[i].flows;
+		if (pr)
+			t->be[i].failed_probes += pr->failed;
 		t->be_peers[i] += agent_peers_known(w, i); /* behind this worker's flows */
 	}
 	t->flows += dp->ft.count;

@@ -332,10 +332,8 @@ int tx_done(struct tx *t, struct loop *l, uint32_t gi, int res)
 			l->st.drops_out[DROP_SEND_ERROR] += g->segs;
 		} else {
 			l->st.drops_in[DROP_SEND_ERROR] += g->segs;
-			if (res == -ECONNREFUSED && g->backend < l->pool.n) {
-				l->pool.be[g->backend].st.icmp_unreach++;
+			if (res == -ECONNREFUSED && g->backend < l->pool.n)
 				refused = g->backend;
-			}
 		}
 	} else if (g->to_client) {
 		struct listener *ls = &l->lst[g->listener];

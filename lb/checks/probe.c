@@ -57,7 +57,7 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->req.started_ms);
 	pb->next_ms = pb->req.started_ms + hc->interval_ms;
 	if (!pass)
-		b->st.failed_probes++;
+		pb->last.failed++;
 	switch (probe_judge(&pb->streak, pass, b->health == HEALTH_UP, b->health == HEALTH_DOWN,
 			    hc->rise, hc->fall)) {
 	case PROBE_UP:

@@ -11,14 +11,11 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <sys/syscall.h>
-#include <stdio.h>
 #include <poll.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
