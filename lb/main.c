@@ -4,10 +4,14 @@
 #include "wglb/agentproto.h"
 #include "wglb/config.h"
 #include "wglb/ctl.h"
+#include "wglb/ctl_cmds.h"
+#include "wglb/fwd.h"
+#include "wglb/metrics.h"
 #include "wglb/log.h"
 #include "wglb/loop.h"
 #include "wglb/probe.h"
 #include "wglb/reload.h"
+#include "wglb/totals.h"
 #include "wglb/version.h"
 #include "wglb/workers.h"
 
@@ -77,10 +81,13 @@ static void print_error(void *ctx, const char *file, unsigned line, const char *
 
 int main(int argc, char **argv)
 {
-	static const struct loop_part *const parts[] = {&ctl_part, &probe_part, &agent_part,
-							 &reload_part};
-	/* Every other worker asks its own flows' backends to re-handshake. */
-	static const struct loop_part *const worker_parts[] = {&agent_part};
+	/* The parts of the main loop, in order: the packet path first (the
+	 * others read its state), the control socket before the commands and
+	 * metrics that register with it. */
+	static const struct loop_part *const parts[] = {&ctl_part,   &ctl_cmds_part, &metrics_part,
+							 &probe_part, &agent_part,    &reload_part};
+	/* Every other worker forwards and asks its own flows' backends to re-handshake. */
+	static const struct loop_part *const worker_parts[] = {&fwd_part, &agent_part};
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
@@ -91,6 +98,8 @@ int main(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH;
 	struct wglb_config cfg;
 	static struct loop l; /* large: keep it off the stack */
+	struct workers *ws;
+	unsigned n_workers;
 	const struct wglb_addr *exposed;
 	bool check = false;
 	int opt, ret;
@@ -158,11 +167,22 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_info("wglb %s starting with %s", WGLB_VERSION, path);
-	ret = loop_init(&l, &cfg);
+	n_workers = workers_wanted(cfg.workers);
+	ws = workers_new(n_workers);
+	if (n_workers > 1 && !ws) {
+		log_err("exiting: %s", strerror(ENOMEM));
+		config_free(&cfg);
+		return EXIT_RUNTIME;
+	}
+	fwd_size(&cfg);
+	ret = loop_init(&l, &cfg, ws, 0, n_workers);
+	if (ret == 0)
+		ret = loop_attach(&l, &fwd_part);
 	/* The other workers join the listeners and are steered before the
 	 * control socket exists: once it answers, a client stays on one. */
 	if (ret == 0)
-		ret = workers_start(&l, worker_parts, sizeof(worker_parts) / sizeof(worker_parts[0]));
+		ret = workers_start(&l, worker_parts, sizeof(worker_parts) / sizeof(worker_parts[0]),
+				    totals_add);
 	/* The loop carries the packet path; these run beside it. */
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && ret == 0; i++)
 		ret = loop_attach(&l, parts[i]);
@@ -170,6 +190,7 @@ int main(int argc, char **argv)
 		ret = loop_run(&l);
 	workers_stop(&l);
 	loop_fini(&l);
+	workers_free(ws);
 	if (ret < 0) {
 		log_err("exiting: %s", strerror(-ret));
 		return EXIT_RUNTIME;

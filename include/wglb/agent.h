@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Instant failover through the backends' agents (lb/agent.c). */
+/* Instant failover through the backends' agents (lb/checks/agent.c). */
 #ifndef WGLB_AGENT_H
 #define WGLB_AGENT_H
 
@@ -16,22 +16,13 @@ struct agent_stats {
 };
 
 struct loop;
-struct flow;
 
-int agent_init(struct loop *l);
-void agent_fini(struct loop *l);
-void agent_tick(struct loop *l);
-/* A flow was moved off a failed or drained-now backend: ask its new backend
- * to re-handshake with the peer behind it, when the latest complete peers
- * report of the backend that told us about it still puts it behind this flow. */
-void agent_moved(struct loop *l, struct flow *f);
-/* The client sent a handshake response on this flow: a request completed. */
-void agent_client_response(struct loop *l, struct flow *f);
-void agent_flow_closed(struct loop *l, struct flow *f);
 const struct agent_stats *agent_stats(const struct loop *l);
 uint32_t agent_peers_known(const struct loop *l, unsigned backend);
 
-/* The part main.c attaches to the loop (open, tick, close above). */
+/* The part main.c (and each worker) attaches after the packet path: it
+ * hears of flows moved, closed and answered through fwd_subscribe, polls
+ * the agents' peer reports and asks them for re-handshakes at its tick. */
 extern const struct loop_part agent_part;
 
 #endif

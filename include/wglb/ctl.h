@@ -10,6 +10,8 @@
 #define WGLB_CTL_H
 
 #include "wglb/log.h"
+#include "wglb/loop.h"
+#include "wglb/ratelimit.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,7 +47,7 @@ struct ctl_cmd {
 	int min_args, max_args;
 };
 
-/* Split a line and find its command in cmds (lb/ctl_parse.c, pure). 0, or
+/* Split a line and find its command in cmds (lb/control/ctl_parse.c, pure). 0, or
  * -EINVAL with *err set to a message for the caller (unknown command, too
  * many words, bad bytes, the command's usage when its arguments do not fit). */
 int ctl_parse(const struct ctl_cmd *cmds, size_t n_cmds, const char *line, size_t len,
@@ -56,9 +58,14 @@ int ctl_parse(const struct ctl_cmd *cmds, size_t n_cmds, const char *line, size_
 #define CTL_ACCEPT_PAUSE_MS 100 /* accept at EMFILE: wait this long, don't spin */
 #define CTL_SCRAPE_RATE  10 /* full /metrics answers a second, all scrapers together ... */
 #define CTL_SCRAPE_BURST 20 /* ... beyond a burst: Prometheus scrapes every 15 s or so */
+#define CTL_SCRAPE_CACHE_MS 1000 /* a /metrics body is answered again for this long */
 
 /* A `show flows` dump in progress: produced in chunks as the client reads. */
+struct ctl_client;
 struct ctl_stream {
+	/* The command that started it writes its next part (as the client
+	 * reads), and clears active when done. */
+	void (*more)(struct loop *l, struct ctl_client *c);
 	bool active, started, json, first;
 	int backend;        /* -1 = all */
 	unsigned worker;    /* the worker whose table is being listed */
@@ -79,8 +86,16 @@ struct ctl_client {
 	struct ctl_stream stream;
 };
 
+#define CTL_MAX_CMDS 32
+/* What answers a GET /metrics (max_age_ms: a sum of counters that old may
+ * be answered again). */
+typedef void (*ctl_scrape_fn)(struct loop *l, struct ctl_client *c, unsigned max_age_ms);
+
 struct ctl {
 	int fd, watch;
+	struct ctl_cmd cmds[CTL_MAX_CMDS]; /* as registered, in order: what help lists */
+	size_t n_cmds;
+	ctl_scrape_fn scrape;
 	int http_fd, http_watch; /* metrics_listen */
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 	unsigned clients;
@@ -91,7 +106,7 @@ struct ctl {
 	struct ratelimit rl_emfile;
 	uint64_t commands, errors, denied, rejected, timeouts, scrapes;
 	/* The last /metrics body and when it was made: scrapes within
-	 * METRICS_CACHE_MS get it again, so that a storm of them costs the
+	 * CTL_SCRAPE_CACHE_MS get it again, so that a storm of them costs the
 	 * loop (which forwards too) one rendering a second. */
 	char *scrape_body;
 	size_t scrape_len;
@@ -105,17 +120,23 @@ struct ctl {
 	uint64_t scrapes_refused;
 };
 
-int ctl_open(struct loop *l);
-void ctl_close(struct loop *l);
-void ctl_tick(struct loop *l);
+/* The control socket's state on this loop (NULL: not attached). */
+extern const struct loop_part ctl_part;
+static inline struct ctl *ctl_of(const struct loop *l)
+{
+	return (struct ctl *)loop_ctx(l, &ctl_part);
+}
+/* Commands register themselves (each module its table, at its part's
+ * open): 0, or -ENOSPC (logged), or -ENOENT without the control socket. */
+int ctl_register(struct loop *l, const struct ctl_cmd *cmds, size_t n);
+/* What serves GET /metrics on metrics_listen. */
+void ctl_on_scrape(struct loop *l, ctl_scrape_fn fn);
 
-/* Reply helpers (lb/ctl.c); handlers never write the fd. */
+/* Reply helpers (lb/control/ctl.c); handlers never write the fd. */
 void ctl_printf(struct ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ctl_json_str(struct ctl_client *c, const char *s);
 void ctl_error(struct ctl_client *c, bool json, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The part main.c attaches to the loop (open, tick, close above). */
-extern const struct loop_part ctl_part;
 
 #endif

@@ -1,24 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The event loop: one thread, one io_uring. Listeners and every flow's
- * upstream socket carry a multishot recvmsg on one provided-buffer ring;
- * a datagram is sent onward straight from the buffer it arrived in, and
- * the buffer returns to the ring when the send completes. Steady state:
- * no allocation, no syscall per packet, one io_uring_enter per batch.
+ * The event loop: one thread, one io_uring, and the infrastructure every
+ * part of wglb runs on: the ring, the provided-buffer ring, the listener
+ * sockets (a multishot recvmsg each), one-shot poll watches, signals, the
+ * scan clock and the list of parts. It knows no part by name: the packet
+ * path (fwd.h), the control socket, the prober, the agent client and
+ * reload attach as parts, keep their state as the part's context, and
+ * register the completions they want (loop_op_register) and the hooks
+ * they run at (struct loop_part). Steady state: no allocation, no syscall
+ * per packet, one io_uring_enter per batch.
  */
 #ifndef WGLB_LOOP_H
 #define WGLB_LOOP_H
 
 #include "wglb/config.h"
-#include "wglb/cookie.h"
-#include "wglb/flow.h"
 #include "wglb/log.h"
-#include "wglb/mac.h"
-#include "wglb/ratelimit.h"
-#include "wglb/srvidx.h"
 #include "wglb/pool.h"
 #include "wglb/stats.h"
-#include "wglb/tx.h"
 
 #include <liburing.h>
 #include <netinet/in.h>
@@ -59,24 +57,38 @@ struct watch {
 	bool pending; /* no SQE when asked: armed after this batch */
 };
 
-struct ctl;
-struct prober;
 struct workers;
-struct agent;
 
 /*
- * A part of wglb that runs beside the packet path on the loop's thread: the
- * control socket, the prober, the agent client, reload. main.c attaches
- * them; the loop calls them at known points and knows nothing else of them.
+ * A part of wglb on the loop's thread: the packet path, the control
+ * socket, the prober, the agent client, reload. main.c (and workers.c, on
+ * each worker) attaches them in order; the loop calls their hooks at
+ * known points, in that order, and knows nothing else of them. A part
+ * keeps its state as its context (loop_set_ctx in open, loop_ctx after).
  */
 struct loop_part {
 	const char *name;
-	int (*open)(struct loop *l);    /* at start; -errno stops wglb */
-	void (*tick)(struct loop *l);   /* every batch, before the pool is reconciled */
-	void (*reload)(struct loop *l); /* SIGHUP or "wglbctl reload" */
-	void (*close)(struct loop *l);  /* at the end, in reverse order */
+	int (*open)(struct loop *l);      /* at attach; -errno stops wglb */
+	void (*tick)(struct loop *l);     /* every batch, before the batch waits */
+	void (*settle)(struct loop *l);   /* every batch, after every part's tick */
+	void (*scan)(struct loop *l);     /* every LOOP_SCAN_MS */
+	void (*batch_end)(struct loop *l); /* after a batch's completions are dispatched */
+	void (*resume)(struct loop *l);   /* receive buffers are back after running out */
+	void (*reload)(struct loop *l);   /* SIGHUP or "wglbctl reload" */
+	void (*close)(struct loop *l);    /* at the end, in reverse order */
 };
-#define LOOP_MAX_PARTS 8
+#define LOOP_MAX_PARTS 12
+
+/* A completion of an operation a part submitted under an op number it
+ * registered (loop_op_register): its user_data, result and flags. When it
+ * carries a provided buffer, the buffer arrives held once for the handler
+ * (loop_recycle lets go). */
+typedef void (*loop_op_fn)(struct loop *l, void *ctx, uint64_t ud, int res, uint32_t flags);
+/* What a listener received (the part registered with loop_on_datagram):
+ * the buffer, held once, and the completion's result (<= 0: nothing). */
+typedef void (*loop_rx_fn)(struct loop *l, void *ctx, unsigned li, uint8_t *buf, unsigned bid,
+			   int res);
+#define LOOP_MAX_OPS 16
 
 struct loop {
 	struct io_uring ring;
@@ -86,16 +98,13 @@ struct loop {
 	uint32_t nbufs, bufsz;
 	uint32_t br_added; /* buffers returned since the last advance */
 	bool recv_starved; /* some multishot receive stopped on -ENOBUFS */
-	struct tx tx;
 	struct listener lst[CONFIG_MAX_LISTEN];
 	unsigned n_lst;
-	struct msghdr up_rmsg; /* recvmsg template for upstream sockets: all zero, no name or cmsg */
-	uint32_t *rearm;       /* flows whose receive must be re-armed */
-	uint32_t n_rearm;
-	struct flow_table ft;
-	struct srvidx si; /* backend session index -> flow (roaming clients) */
 	struct pool pool;
-	struct wglb_config cfg; /* the running config, read-only between reloads */
+	/* The running config: taken at loop_init, replaced whole by a reload
+	 * (control/reload.c; fwd_follow_config on the other workers), read
+	 * by everyone else. */
+	struct wglb_config cfg;
 	struct wglb_stats st;
 	struct watch watch[LOOP_MAX_WATCH];
 	uint64_t now_ms;     /* CLOCK_MONOTONIC, refreshed every batch */
@@ -106,27 +115,18 @@ struct loop {
 	uint32_t setup_flags; /* io_uring features in use, for show info */
 	int sigfd;
 	bool stop, reload;
-	struct ratelimit rl_table_full, rl_no_socket;
-	/* Initiations per client source: hs_limit for sources as claimed
-	 * (past it, a source must prove itself with a cookie), hs_proven for
-	 * sources that did (mac2): a spoofer can spend only the former. */
-	struct ratelimit_table hs_limit, hs_proven;
-	struct ratelimit_table roam_limit; /* roams per session index */
-	struct ratelimit_table cookie_limit; /* cookie replies per destination address */
-	struct mac1_key mac1;
-	bool check_mac1;
-	bool cookies; /* server_public_key set and handshake_cookies != off */
-	struct cookie_checker cookie;
-	struct cookie_load load;
-	uint32_t flows_share; /* this worker's share of max_flows (its table) */
-	uint32_t unconf_cap; /* unconfirmed flows at most: 3/4 of the share */
 	struct workers *ws;  /* NULL with one worker */
 	unsigned worker_id, n_workers;
 	const struct loop_part *parts[LOOP_MAX_PARTS];
+	void *ctx[LOOP_MAX_PARTS]; /* each part's state */
 	unsigned n_parts;
-	struct ctl *ctl;       /* the parts' own state, for the modules that read it */
-	struct prober *prober;
-	struct agent *agent;
+	struct {
+		loop_op_fn fn;
+		void *ctx;
+	} ops[LOOP_MAX_OPS];
+	unsigned n_ops;
+	loop_rx_fn on_rx; /* listeners' datagrams */
+	void *on_rx_ctx;
 };
 
 static inline uint32_t loop_now_s(const struct loop *l)
@@ -134,15 +134,31 @@ static inline uint32_t loop_now_s(const struct loop *l)
 	return (uint32_t)((l->now_ms - l->start_ms) / 1000);
 }
 
-/* Set up ring, buffers, listeners, flow table and pool from cfg (which the
- * loop takes over). Errors are logged; returns 0 or -errno. */
-int loop_init(struct loop *l, struct wglb_config *cfg);
-/* The same for worker id (workers.c, on the worker's own thread). */
-int loop_init_worker(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
-		     uint32_t unconf_cap);
+/* Set up ring, buffers, listeners and pool from cfg (which the loop takes
+ * over), as worker id of n (0: the main thread, which also takes the
+ * signals; ws: the workers' shared part, NULL with one). Errors are
+ * logged; returns 0 or -errno. */
+int loop_init(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
+	      unsigned n);
 /* Open a part and attach it to the loop. 0, or its -errno (then its close
  * has cleaned up whatever the failed open left, and it is not attached). */
 int loop_attach(struct loop *l, const struct loop_part *p);
+/* A part's context: set by its open, read by it and by the parts above it.
+ * NULL when the part is not attached to this loop. */
+void loop_set_ctx(struct loop *l, const struct loop_part *p, void *ctx);
+static inline void *loop_ctx(const struct loop *l, const struct loop_part *p)
+{
+	for (unsigned i = 0; i < l->n_parts; i++)
+		if (l->parts[i] == p)
+			return l->ctx[i];
+	return NULL;
+}
+/* A new op number for a part's completions (ud_pack's op), dispatched to
+ * fn with ctx. The op, or -ENOSPC. */
+int loop_op_register(struct loop *l, loop_op_fn fn, void *ctx);
+/* Where the listeners' datagrams go (one part takes them). */
+void loop_on_datagram(struct loop *l, loop_rx_fn fn, void *ctx);
+
 int loop_run(struct loop *l);
 void loop_fini(struct loop *l);
 struct io_uring_sqe *loop_sqe(struct loop *l);
@@ -171,21 +187,21 @@ static inline void loop_buf_hold(struct loop *l, unsigned bid)
 /* Let go of a hold; the last returns the buffer to the ring. */
 void loop_recycle(struct loop *l, unsigned bid);
 
-/* user_data: op in the top byte, a generation, and an index. */
+/* user_data: op in the top byte, a generation, and an index. The loop's
+ * own ops come first; parts register theirs after (loop_op_register). */
 enum loop_op {
 	OP_RECV_LISTEN = 1,
-	OP_RECV_UP,
-	OP_SEND, /* gen field: 1 = toward the client */
 	OP_WATCH,
-	OP_IGNORE, /* cancels, poll removals */
+	OP_IGNORE, /* cancels, poll removals: a buffer it carries goes back */
+	OP_PARTS,  /* the first op a part can register */
 };
-static inline uint64_t ud_pack(enum loop_op op, uint16_t gen, uint32_t idx)
+static inline uint64_t ud_pack(unsigned op, uint16_t gen, uint32_t idx)
 {
 	return (uint64_t)op << 56 | (uint64_t)gen << 32 | idx;
 }
-static inline enum loop_op ud_op(uint64_t ud)
+static inline unsigned ud_op(uint64_t ud)
 {
-	return (enum loop_op)(ud >> 56);
+	return (unsigned)(ud >> 56);
 }
 static inline uint16_t ud_gen(uint64_t ud)
 {

@@ -1,15 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Prometheus text exposition of every counter (lb/metrics.c), for the
- * "metrics" command and the HTTP endpoint. */
+/* Prometheus text exposition of every counter (lb/control/metrics.c): the
+ * "metrics" command and what answers GET /metrics, registered with the
+ * control socket by its part. */
 #ifndef WGLB_METRICS_H
 #define WGLB_METRICS_H
 
 #include "wglb/ctl.h"
 
-#define METRICS_CACHE_MS 1000
-
-/* max_age_ms as ctl_totals: the unauthenticated HTTP endpoint answers from
- * a sum up to a second old, so that a scrape storm costs one a second. */
-void metrics_write(struct loop *l, struct ctl_client *c, unsigned max_age_ms);
-
+/* The part that registers them (attach it after ctl_part). */
+extern const struct loop_part metrics_part;
 #endif

@@ -3,9 +3,10 @@
  * Backends: identity, operator (admin) state, health state, and the Maglev
  * table built over the usable ones. The prober, the control socket and
  * reloads change states only through these functions, which mark the pool
- * dirty; at the end of the batch the loop rebuilds the table, re-pins the
- * flows of backends that stopped serving and forgets removed ones
- * (fwd_reconcile). Nobody else writes struct backend.
+ * dirty; at the end of the batch the packet path (its settle hook)
+ * rebuilds the table, re-pins the flows of backends that stopped serving
+ * and forgets removed ones. Besides these, only the packet path writes a
+ * backend: its flow count and traffic counters, in its worker's copy.
  */
 #ifndef WGLB_POOL_H
 #define WGLB_POOL_H
@@ -33,11 +34,9 @@ struct backend {
 	struct wglb_addr addr;
 	uint16_t weight;
 	uint16_t health_port;
-	uint32_t flows;
 	uint32_t gen; /* bumped by every change made outside the prober (add, delete,
 		       * admin, health port): the prober starts that backend afresh */
 	uint64_t health_since_ms; /* realtime ms of the last health transition */
-	struct backend_stats st;
 };
 
 struct pool {

@@ -3,7 +3,7 @@
  * Health probes: HTTP/1.1 checks of each backend's agent, run on the loop's
  * ring with non-blocking sockets and deadlines, one in flight per backend.
  * Through pool.h they change a backend's health, and its drain when the
- * agent's X-Wglb-Drain header asks; the loop does the rest.
+ * agent's X-Wglb-Drain header asks; the packet path does the rest.
  */
 #ifndef WGLB_PROBE_H
 #define WGLB_PROBE_H
@@ -14,12 +14,6 @@
 
 struct loop;
 
-int probe_init(struct loop *l);
-void probe_fini(struct loop *l);
-/* Start due probes and time out late ones. */
-void probe_tick(struct loop *l);
-/* A passive signal (ICMP unreachable, unanswered initiation): probe now. */
-void probe_poke(struct loop *l, unsigned backend);
 
 /* Last result, for show backends. */
 struct probe_result {
@@ -27,10 +21,12 @@ struct probe_result {
 	int status;       /* HTTP status, or 0 */
 	const char *reason; /* "ok", "status", "timeout", "refused", "reset", "garbage", ... */
 	uint32_t latency_ms;
+	uint64_t failed; /* probes of this backend that failed, all told */
 };
 const struct probe_result *probe_last(const struct loop *l, unsigned backend);
 
-/* The part main.c attaches to the loop (open, tick, close above). */
+/* The part main.c attaches to the loop: at every tick it starts due probes,
+ * times out late ones, and takes the packet path's hints (fwd_hint). */
 extern const struct loop_part probe_part;
 
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* SIGHUP (lb/reload.c): apply the config file to the running loop, whole,
+/* SIGHUP (lb/control/reload.c): apply the config file to the running loop, whole,
  * or keep the running config when the file has any error. */
 #ifndef WGLB_RELOAD_H
 #define WGLB_RELOAD_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The routing decision for one client datagram, as a pure function of what
- * the packet path gathered about it (lb/route.c): every rule of the README's
+ * the packet path gathered about it (lb/model/route.c): every rule of the README's
  * "How it routes" and of the edge (mac1, cookies, per-source limits, proof
  * of receipt) in one place, tested as a table (tests/unit/test_route.c).
  * The caller does the lookups beforehand (peeking at rate limits without

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What every worker adds up to (show stats, show info, metrics). Each
- * worker adds its own part on its own thread (totals_add) and publishes it
- * (workers.c); the control side merges the parts it reads. Types and pure
- * arithmetic only: the workers reach no control code through it.
+ * worker adds its own part on its own thread (totals_add, the collector
+ * main.c hands the workers) and publishes it; the main thread merges the
+ * parts it reads (totals_collect), one sum for every reader.
  */
 #ifndef WGLB_TOTALS_H
 #define WGLB_TOTALS_H
@@ -38,5 +38,14 @@ struct totals {
 void totals_add(struct totals *t, const struct loop *w);
 /* Add one worker's published part to t. */
 void totals_merge(struct totals *t, const struct totals *part);
+/* On the main thread: every worker's counters summed, from what each
+ * published: the main thread calls none of them and never waits on the
+ * packet path. max_age_ms: a sum that recent is answered again (/metrics:
+ * 1000, so a scrape storm costs one sum a second); 0: a new sum for which
+ * each worker first publishes (a bounded call: the control socket's exact
+ * counters). Stalled workers are marked; their last snapshot counts. The
+ * result lives until the next call. Used by show stats, show info and
+ * /metrics alike. */
+const struct totals *totals_collect(struct loop *l, unsigned max_age_ms);
 
 #endif

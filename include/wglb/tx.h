@@ -46,7 +46,10 @@ struct flow;
 struct flow_key;
 struct loop;
 
+struct flow_table;
 struct tx {
+	const struct flow_table *ft; /* the flows it sends for (per-flow group slots) */
+	unsigned op;                 /* the loop op of its sends */
 	struct txgroup *g;
 	uint32_t ng, free_head;
 	uint32_t *open; /* groups opened in this batch, in order */
@@ -57,24 +60,27 @@ struct tx {
 	uint32_t n_reply;     /* groups wglb's own replies hold (at most TX_REPLY_GROUPS) */
 };
 
-int tx_init(struct loop *l);
-void tx_fini(struct loop *l);
+/* Groups for the flows of ft, whose sends complete under loop op op. */
+int tx_init(struct tx *t, const struct flow_table *ft, unsigned op);
+void tx_fini(struct tx *t);
 /* Queue a datagram (at p, inside buffer bid, which the send holds) for the
  * flow's backend or its client. */
-void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
-	      unsigned len);
+void tx_queue(struct tx *t, struct loop *l, struct flow *f, bool to_client, unsigned bid,
+	      uint8_t *p, unsigned len);
 /* Queue wglb's own reply (at p, in buffer bid) to a client that need have
  * no flow, from the local address laddr it sent to (wildcard listeners).
  * The replies to one receive (a GRO train) share one GSO send. 0, or
  * -ENOBUFS when the groups replies may use are all taken: forwarding
  * keeps the rest. */
-int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
-	     uint8_t *p, unsigned len);
+int tx_reply(struct tx *t, struct loop *l, const struct flow_key *k, const uint8_t laddr[16],
+	     unsigned bid, uint8_t *p, unsigned len);
 /* Prepare the sends of every open group (end of a batch). */
-void tx_flush(struct loop *l);
+void tx_flush(struct tx *t, struct loop *l);
 /* Hand everything queued to the kernel now: before closing a socket, so
  * that a prepared send cannot meet a reused descriptor number. */
-void tx_sync(struct loop *l);
-void tx_done(struct loop *l, uint32_t group, int res);
+void tx_sync(struct tx *t, struct loop *l);
+/* A send completed: count it, let go of its buffers. The backend that
+ * refused it (ICMP port unreachable), or -1. */
+int tx_done(struct tx *t, struct loop *l, uint32_t group, int res);
 
 #endif

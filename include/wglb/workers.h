@@ -30,15 +30,24 @@ struct loop;
 struct loop_part;
 typedef void (*worker_fn)(struct loop *w, void *arg);
 
-/* The shared part for n workers (NULL when n < 2), made by loop_init. */
+struct totals;
+/* What each worker publishes at its scan (its counters, on its thread). */
+typedef void (*workers_collect_fn)(struct totals *t, const struct loop *w);
+/* How many workers: the config's workers, or one per CPU for 0 (auto). */
+unsigned workers_wanted(unsigned configured);
+/* The shared part for n workers (NULL when n < 2): main.c makes it before
+ * the main loop (loop_init) and frees it after loop_fini. */
 struct workers *workers_new(unsigned n);
 void workers_free(struct workers *ws);
 unsigned workers_count(const struct workers *ws);
 
 /* Start workers 1..n-1 (the main loop is worker 0 and already set up),
  * each with a copy of the main loop's configuration and the given parts
- * attached, then steer the listener groups. 0 or -errno (logged). */
-int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts);
+ * attached, then steer the listener groups. Each loop also gets the
+ * workers' own part (heartbeats, counters published with collect). 0 or
+ * -errno (logged). */
+int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts,
+		  workers_collect_fn collect);
 /* Stop and join the workers. */
 void workers_stop(struct loop *main);
 /* Run fn on worker i's thread with its loop and wait for it (i = 0: here).
@@ -52,14 +61,9 @@ int workers_each(struct loop *main, worker_fn fn, void *arg);
 /* workers_call on every worker but the main one: the first error. */
 int workers_others(struct loop *main, worker_fn fn, void *arg);
 
-/* At every scan (LOOP_SCAN_MS), on each loop: a worker bumps its heartbeat
- * and publishes its counters; the main thread notes workers that stall or
- * run again. */
-void workers_tick(struct loop *l);
 /* Worker i's (> 0) counters as it last published them, read without
  * calling it; fresh: ask it to publish first (a bounded call). 0, or
  * -errno with the last copy read (-ETIMEDOUT: it did not answer). */
-struct totals;
 int workers_totals(struct loop *main, unsigned i, bool fresh, struct totals *out);
 /* No heartbeat for two seconds, or a call to it went unanswered since its
  * last one: it is stopped, starved, or its loop ended. */

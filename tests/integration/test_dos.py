@@ -199,6 +199,11 @@ class TestDepartedClients(Base):
         for c, i in zip(departed, idx):  # naming the old index confirms nothing now
             c.send(transport(40, receiver=i))
         wait_until(lambda: lb.stats()["packets_in"] >= 3 * cap + 1 + 2 * cap, 5, "the forgeries")
+        # The backend has read every forgery wglb sent on before it answers
+        # again: an echo of a late one would reach whoever holds that
+        # flow's socket now (an evicted flow's socket is the newcomer's).
+        wait_until(lambda: self.bes[0].count() >= lb.stats()["forwarded_in"], 5,
+                   "the backend read what was forwarded")
         self.bes[0].mute = False
         m = initiation()
         got, _ = newcomer.roundtrip(m)

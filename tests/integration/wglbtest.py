@@ -190,7 +190,7 @@ class LoopbackLb:
 
 def worker_of(ip, n, seed):
     """The worker that serves an IPv4 client address, by the steering
-    program's arithmetic (lb/workers.c, workers_steer_prog) with the running
+    program's arithmetic (lb/core/workers.c, workers_steer_prog) with the running
     wglb's random seed (Wglb.steer_seed: key << 32 | multiplier): the
     address XOR key, times the multiplier (odd), XOR itself shifted right
     16, times the multiplier again, its top 16 bits, modulo n."""

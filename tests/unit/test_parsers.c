@@ -2,7 +2,6 @@
 /* Small parsers: addresses and CIDRs, control commands, HTTP status lines. */
 #include "wglb/addr.h"
 #include "wglb/ctl.h"
-#include "wglb/ctl_cmds.h"
 #include "wglb/probe_verdict.h"
 
 #include <arpa/inet.h>
@@ -56,13 +55,19 @@ static void test_cidr(void **state)
 	assert_int_equal(cidr_parse("/8", &c), -EINVAL);
 }
 
-/* The daemon's own command table through the pure parser. */
+/* Commands shaped as the daemon's (one and two words, argument ranges),
+ * through the pure parser. */
 static int parse(const char *line, size_t len, struct ctl_req *r, const char **err)
 {
-	size_t n;
-	const struct ctl_cmd *cmds = ctl_commands(&n);
+	static const struct ctl_cmd cmds[] = {
+		{{"help", NULL}, "help", NULL, 0, 0, 0},
+		{{"show", "backends"}, "show backends", NULL, 0, 0, 0},
+		{{"show", "flows"}, "show flows [backend NAME] [limit N]", NULL, CMD_F_STREAM, 0, 4},
+		{{"backend", "drain"}, "backend drain NAME [now]", NULL, CMD_F_ADMIN, 1, 2},
+		{{"backend", "add"}, "backend add NAME ADDR [weight W]", NULL, CMD_F_ADMIN, 2, 4},
+	};
 
-	return ctl_parse(cmds, n, line, len, r, err);
+	return ctl_parse(cmds, sizeof(cmds) / sizeof(cmds[0]), line, len, r, err);
 }
 
 static void test_ctl_parse(void **state)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "wglb/tx.h"
+#include "wglb/flow.h"
 #include "wglb/loop.h"
-#include "wglb/probe.h"
 
 #include <errno.h>
 #include <linux/udp.h>
@@ -19,10 +19,8 @@
  * a flood of initiations that wants cookies never starves it. */
 #define TX_REPLY_GROUPS (TX_GROUPS / 4)
 
-int tx_init(struct loop *l)
+int tx_init(struct tx *t, const struct flow_table *ft, unsigned op)
 {
-	struct tx *t = &l->tx;
-
 	/* A group holds a buffer: at least as many groups as buffers means
 	 * forwarding never runs dry (only splitting a refused GSO send, one
 	 * group per datagram, can; those are counted as send errors). */
@@ -30,11 +28,13 @@ int tx_init(struct loop *l)
 	_Static_assert(TX_REPLY_GROUPS >= LOOP_NBUFS_GRO &&
 			       TX_GROUPS - TX_REPLY_GROUPS >= 2 * LOOP_NBUFS_GRO,
 		       "replies get a group per train, forwarding keeps two per buffer");
+	t->ft = ft;
+	t->op = op;
 	t->ng = TX_GROUPS;
 	t->g = calloc(t->ng, sizeof(*t->g));
 	t->open = calloc(t->ng, sizeof(*t->open));
-	t->by_flow[0] = calloc(l->ft.cap, sizeof(uint32_t));
-	t->by_flow[1] = calloc(l->ft.cap, sizeof(uint32_t));
+	t->by_flow[0] = calloc(t->ft->cap, sizeof(uint32_t));
+	t->by_flow[1] = calloc(t->ft->cap, sizeof(uint32_t));
 	if (!t->g || !t->open || !t->by_flow[0] || !t->by_flow[1])
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->ng; i++)
@@ -43,13 +43,13 @@ int tx_init(struct loop *l)
 	return 0;
 }
 
-void tx_fini(struct loop *l)
+void tx_fini(struct tx *t)
 {
-	free(l->tx.g);
-	free(l->tx.open);
-	free(l->tx.by_flow[0]);
-	free(l->tx.by_flow[1]);
-	memset(&l->tx, 0, sizeof(l->tx));
+	free(t->g);
+	free(t->open);
+	free(t->by_flow[0]);
+	free(t->by_flow[1]);
+	memset(t, 0, sizeof(*t));
 }
 
 static struct cmsghdr *add_cmsg(struct txgroup *g, struct cmsghdr *prev, int level, int type,
@@ -82,9 +82,8 @@ static struct cmsghdr *add_pktinfo(struct txgroup *g, const struct flow_key *k,
 	return add_cmsg(g, NULL, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
 }
 
-static struct txgroup *take_group(struct loop *l)
+static struct txgroup *take_group(struct tx *t, struct loop *l)
 {
-	struct tx *t = &l->tx;
 	uint32_t gi = t->free_head;
 	struct txgroup *g;
 
@@ -104,7 +103,7 @@ static struct txgroup *take_group(struct loop *l)
 }
 
 /* Address a group to a client, from the address it sent to. */
-static void to_client(struct loop *l, struct txgroup *g, const struct flow_key *k,
+static void to_client(struct tx *t, struct loop *l, struct txgroup *g, const struct flow_key *k,
 		      const uint8_t laddr[16])
 {
 	g->fd = l->lst[k->listener].fd;
@@ -117,11 +116,10 @@ static void to_client(struct loop *l, struct txgroup *g, const struct flow_key *
 	}
 }
 
-static struct txgroup *open_group(struct loop *l, struct flow *f, bool client)
+static struct txgroup *open_group(struct tx *t, struct loop *l, struct flow *f, bool client)
 {
-	struct tx *t = &l->tx;
-	uint32_t fi = flow_index(&l->ft, f);
-	struct txgroup *g = take_group(l);
+	uint32_t fi = flow_index(t->ft, f);
+	struct txgroup *g = take_group(t, l);
 
 	if (!g)
 		return NULL;
@@ -129,7 +127,7 @@ static struct txgroup *open_group(struct loop *l, struct flow *f, bool client)
 	g->to_client = client;
 	g->backend = f->backend;
 	if (client)
-		to_client(l, g, &f->key, f->laddr);
+		to_client(t, l, g, &f->key, f->laddr);
 	else
 		g->fd = f->fd;
 	t->open[t->n_open++] = (uint32_t)(g - t->g);
@@ -137,17 +135,17 @@ static struct txgroup *open_group(struct loop *l, struct flow *f, bool client)
 	return g;
 }
 
-static void prep(struct loop *l, uint32_t gi)
+static void prep(struct tx *t, struct loop *l, uint32_t gi)
 {
-	struct txgroup *g = &l->tx.g[gi];
+	struct txgroup *g = &t->g[gi];
 	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (g->flow != UINT32_MAX)
-		l->tx.by_flow[g->to_client][g->flow] = 0;
-	if (l->tx.reply_open == gi + 1)
-		l->tx.reply_open = 0;
+		t->by_flow[g->to_client][g->flow] = 0;
+	if (t->reply_open == gi + 1)
+		t->reply_open = 0;
 	if (!sqe) { /* counted as a refused send: its buffers and group come back */
-		tx_done(l, gi, -EBUSY);
+		tx_done(t, l, gi, -EBUSY);
 		return;
 	}
 	if (g->segs == 1 && !g->to_client) {
@@ -165,14 +163,13 @@ static void prep(struct loop *l, uint32_t gi)
 		}
 		io_uring_prep_sendmsg(sqe, g->fd, &g->msg, MSG_DONTWAIT);
 	}
-	io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, g->to_client, gi));
+	io_uring_sqe_set_data64(sqe, ud_pack(t->op, g->to_client, gi));
 }
 
-void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
+void tx_queue(struct tx *t, struct loop *l, struct flow *f, bool to_client, unsigned bid, uint8_t *p,
 	      unsigned len)
 {
-	struct tx *t = &l->tx;
-	uint32_t open = t->by_flow[to_client][flow_index(&l->ft, f)];
+	uint32_t open = t->by_flow[to_client][flow_index(t->ft, f)];
 	struct txgroup *g = open ? &t->g[open - 1] : NULL;
 	struct iovec *last;
 
@@ -180,11 +177,11 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 	 * run so far (or shorter, which ends the run), room left. */
 	if (g && (t->gso_off[to_client] || g->sealed || len > g->seg || g->segs == TX_GSO_MAX ||
 		  g->bytes + len > GSO_MAX_BYTES)) {
-		prep(l, open - 1); /* send the run as it is; start another */
+		prep(t, l, open - 1); /* send the run as it is; start another */
 		g = NULL;
 	}
 	if (!g) {
-		g = open_group(l, f, to_client);
+		g = open_group(t, l, f, to_client);
 		if (!g) {
 			l->st.drops_in[DROP_SEND_ERROR]++;
 			return;
@@ -206,23 +203,22 @@ void tx_queue(struct loop *l, struct flow *f, bool to_client, unsigned bid, uint
 	g->bytes += len;
 }
 
-int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
+int tx_reply(struct tx *t, struct loop *l, const struct flow_key *k, const uint8_t laddr[16], unsigned bid,
 	     uint8_t *p, unsigned len)
 {
-	struct tx *t = &l->tx;
 	struct txgroup *g = t->reply_open ? &t->g[t->reply_open - 1] : NULL;
 
 	/* The replies to one receive (a GRO train: one source, one local
 	 * address) ride one GSO send. Its buffer is held until the send
 	 * completes, so the same bid means the same receive. */
 	if (g && (g->bids[0] != bid || t->gso_off[1] || g->segs == TX_GSO_MAX || len != g->seg)) {
-		prep(l, t->reply_open - 1);
+		prep(t, l, t->reply_open - 1);
 		g = NULL;
 	}
 	if (!g) {
 		if (t->n_reply >= TX_REPLY_GROUPS)
 			return -ENOBUFS; /* the rest are forwarding's */
-		g = take_group(l);
+		g = take_group(t, l);
 		if (!g)
 			return -ENOBUFS;
 		t->n_reply++;
@@ -231,7 +227,7 @@ int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], 
 		g->own = 1;
 		g->backend = UINT16_MAX;
 		g->seg = (uint16_t)len;
-		to_client(l, g, k, laddr);
+		to_client(t, l, g, k, laddr);
 		t->reply_open = (uint32_t)(g - t->g) + 1;
 	}
 	/* One iovec each: a reply sits over its own initiation, not next to
@@ -245,43 +241,42 @@ int tx_reply(struct loop *l, const struct flow_key *k, const uint8_t laddr[16], 
 	return 0;
 }
 
-void tx_flush(struct loop *l)
+void tx_flush(struct tx *t, struct loop *l)
 {
-	struct tx *t = &l->tx;
 
 	for (uint32_t i = 0; i < t->n_open; i++) {
 		struct txgroup *g = &t->g[t->open[i]];
 		if (t->by_flow[g->to_client][g->flow] == t->open[i] + 1)
-			prep(l, t->open[i]);
+			prep(t, l, t->open[i]);
 	}
 	t->n_open = 0;
 	if (t->reply_open)
-		prep(l, t->reply_open - 1);
+		prep(t, l, t->reply_open - 1);
 }
 
-void tx_sync(struct loop *l)
+void tx_sync(struct tx *t, struct loop *l)
 {
-	tx_flush(l);
+	tx_flush(t, l);
 	io_uring_submit(&l->ring);
 }
 
 /* The kernel refused a GSO send (-EIO: no checksum offload on the route):
  * send its datagrams again one by one, as wireguard-go does. */
-static void resend_singly(struct loop *l, const struct txgroup *g)
+static void resend_singly(struct tx *t, struct loop *l, const struct txgroup *g)
 {
 	for (unsigned i = 0; i < g->n; i++) {
 		uint8_t *p = g->iov[i].iov_base;
 		size_t left = g->iov[i].iov_len;
 		while (left) {
 			unsigned len = left < g->seg ? (unsigned)left : g->seg;
-			struct txgroup *s = g->own && l->tx.n_reply >= TX_REPLY_GROUPS ? NULL
-											: take_group(l);
+			struct txgroup *s = g->own && t->n_reply >= TX_REPLY_GROUPS ? NULL
+											: take_group(t, l);
 			if (!s) {
 				(g->to_client ? l->st.drops_out : l->st.drops_in)[DROP_SEND_ERROR]++;
 			} else {
 				s->flow = UINT32_MAX;
 				s->own = g->own;
-				l->tx.n_reply += g->own;
+				t->n_reply += g->own;
 				s->to_client = g->to_client;
 				s->listener = g->listener;
 				s->backend = g->backend;
@@ -302,7 +297,7 @@ static void resend_singly(struct loop *l, const struct txgroup *g)
 				s->n = s->segs = 1;
 				s->seg = (uint16_t)len;
 				s->bytes = len;
-				prep(l, (uint32_t)(s - l->tx.g));
+				prep(t, l, (uint32_t)(s - t->g));
 				l->st.gso_split++;
 			}
 			p += len;
@@ -311,13 +306,13 @@ static void resend_singly(struct loop *l, const struct txgroup *g)
 	}
 }
 
-void tx_done(struct loop *l, uint32_t gi, int res)
+int tx_done(struct tx *t, struct loop *l, uint32_t gi, int res)
 {
-	struct tx *t = &l->tx;
+	int refused = -1;
 	struct txgroup *g;
 
 	if (gi >= t->ng)
-		return;
+		return -1;
 	g = &t->g[gi];
 	if (res == -EIO && g->segs > 1) {
 		if (!t->gso_off[g->to_client]) {
@@ -325,7 +320,7 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 			log_warn("UDP GSO refused by the kernel (%s path): sending datagrams one by one",
 				 g->to_client ? "client" : "backend");
 		}
-		resend_singly(l, g);
+		resend_singly(t, l, g);
 	} else if (g->own) {
 		/* wglb's own replies (cookies): not part of the forwarding counts. */
 		if (res >= 0)
@@ -337,10 +332,8 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 			l->st.drops_out[DROP_SEND_ERROR] += g->segs;
 		} else {
 			l->st.drops_in[DROP_SEND_ERROR] += g->segs;
-			if (res == -ECONNREFUSED && g->backend < l->pool.n) {
-				l->pool.be[g->backend].st.icmp_unreach++;
-				probe_poke(l, g->backend);
-			}
+			if (res == -ECONNREFUSED && g->backend < l->pool.n)
+				refused = g->backend;
 		}
 	} else if (g->to_client) {
 		struct listener *ls = &l->lst[g->listener];
@@ -359,4 +352,5 @@ void tx_done(struct loop *l, uint32_t gi, int res)
 	g->n = 0;
 	g->next = t->free_head;
 	t->free_head = gi;
+	return refused;
 }

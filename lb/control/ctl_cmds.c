@@ -11,7 +11,7 @@
 #include "wglb/ctl_cmds.h"
 #include "wglb/workers.h"
 #include "wglb/fwd.h"
-#include "wglb/metrics.h"
+#include "wglb/totals.h"
 #include "wglb/loop.h"
 #include "wglb/probe.h"
 #include "wglb/version.h"
@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* The table is at the end, after its handlers; help reaches it through this. */
-static const struct ctl_cmd *table(size_t *n);
 
 /* ---- helpers ---- */
 
@@ -53,7 +50,7 @@ static int find_backend(struct loop *l, struct ctl_client *c, const struct ctl_r
 	int i = pool_find(&l->pool, name);
 
 	if (i < 0 || l->pool.be[i].removing) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "no backend named '%s'", name);
 		return -1;
 	}
@@ -61,55 +58,6 @@ static int find_backend(struct loop *l, struct ctl_client *c, const struct ctl_r
 }
 
 /* ---- commands ---- */
-
-const struct totals *ctl_totals(struct loop *l, unsigned max_age_ms)
-{
-	static struct totals t, part; /* the main thread's, ~50 KiB each */
-	static uint64_t at_ms;
-	static bool have;
-
-	if (have && max_age_ms && l->now_ms - at_ms < max_age_ms)
-		return &t;
-	memset(&t, 0, sizeof(t));
-	totals_add(&t, l); /* worker 0 is this thread */
-	for (unsigned i = 1; i < l->n_workers; i++) {
-		/* An error leaves the worker's last snapshot in part: its
-		 * counters still count, and the worker is reported below. */
-		(void)workers_totals(l, i, !max_age_ms, &part);
-		totals_merge(&t, &part);
-		t.worker_stalled[i] = workers_stalled(l, i);
-		t.stalled += t.worker_stalled[i];
-	}
-	t.st.last_rebuild_us = l->st.last_rebuild_us; /* the main thread rebuilds */
-	at_ms = l->now_ms;
-	have = true;
-	return &t;
-}
-
-static void cmd_help(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
-{
-	size_t n_cmds;
-	const struct ctl_cmd *cmds = table(&n_cmds);
-
-	(void)l;
-	if (r->json)
-		ctl_printf(c, "{\"commands\": [");
-	for (size_t i = 0; i < n_cmds; i++) {
-		if (r->json) {
-			ctl_printf(c, "%s{\"usage\": ", i ? ", " : "");
-			ctl_json_str(c, cmds[i].usage);
-			ctl_printf(c, ", \"admin\": %s}",
-				   cmds[i].flags & CMD_F_ADMIN ? "true" : "false");
-		} else {
-			ctl_printf(c, "%-44s%s\n", cmds[i].usage,
-				   cmds[i].flags & CMD_F_ADMIN ? " (admin)" : "");
-		}
-	}
-	if (r->json)
-		ctl_printf(c, "]}\n");
-	else
-		ctl_printf(c, "Append 'json' to any command for a JSON reply.\n");
-}
 
 static void io_uring_features(const struct loop *l, const char *out[5], int *n)
 {
@@ -125,7 +73,7 @@ static void io_uring_features(const struct loop *l, const char *out[5], int *n)
 
 static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct totals *t = ctl_totals(l, 0);
+	const struct totals *t = totals_collect(l, 0);
 	const char *feat[5];
 	char a[ADDR_STRLEN];
 	int nf;
@@ -204,7 +152,7 @@ static void stats_json_drops(struct ctl_client *c, const char *key, const uint64
 
 static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 {
-	const struct totals *t = ctl_totals(l, 0);
+	const struct totals *t = totals_collect(l, 0);
 	const struct wglb_stats *s = &t->st;
 
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
@@ -232,7 +180,7 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
 		      "\"cookies_sent\": %llu, \"mac2_valid\": %llu, \"mac2_invalid\": %llu}, ",
 		   (unsigned long long)s->flows_confirmed, (unsigned long long)s->flows_demoted,
-		   t->unconfirmed, t->unconf_cap, cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "true" : "false",
+		   t->unconfirmed, t->unconf_cap, cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), fwd_of(l)->cookies ? "true" : "false",
 		   t->under_load ? "true" : "false",
 		   (unsigned long long)t->load_episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
@@ -296,7 +244,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		cmd_show_stats_json(l, c);
 		return;
 	}
-	t = ctl_totals(l, 0);
+	t = totals_collect(l, 0);
 	s = &t->st;
 	ctl_printf(c, "%-26s %14s %14s\n", "", "in (client)", "out (backend)");
 	ctl_printf(c, "%-26s %14llu %14llu\n", "packets received", (unsigned long long)s->pkts_in,
@@ -324,7 +272,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   t->unconfirmed, t->unconf_cap);
 	ctl_printf(c, "edge: handshake_cookies %s%s, under load %s (%llu times); %llu cookies sent; "
 		      "mac2 %llu valid, %llu invalid\n",
-		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), l->cookies ? "" : " (inactive: no server_public_key)",
+		   cookie_mode_name((enum cookie_mode)l->cfg.handshake_cookies), fwd_of(l)->cookies ? "" : " (inactive: no server_public_key)",
 		   t->under_load ? "yes" : "no",
 		   (unsigned long long)t->load_episodes, (unsigned long long)s->cookies_sent,
 		   (unsigned long long)s->mac2_valid, (unsigned long long)s->mac2_invalid);
@@ -364,7 +312,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 
 static void cmd_show_backends(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
 {
-	const struct totals *t = ctl_totals(l, 0);
+	const struct totals *t = totals_collect(l, 0);
 	char a[ADDR_STRLEN], when[32];
 	unsigned n = 0;
 
@@ -449,8 +397,8 @@ static void stream_chunk(struct loop *w, void *arg)
 	struct chunk *ch = arg;
 	struct ctl_stream *s = &ch->c->stream;
 
-	while (ch->lines && ch->slots && s->cursor < w->ft.cap && s->remaining) {
-		const struct flow *f = &w->ft.flows[s->cursor++];
+	while (ch->lines && ch->slots && s->cursor < fwd_of(w)->ft.cap && s->remaining) {
+		const struct flow *f = &fwd_of(w)->ft.flows[s->cursor++];
 		ch->slots--;
 		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
 			continue;
@@ -459,10 +407,10 @@ static void stream_chunk(struct loop *w, void *arg)
 		s->remaining--;
 		ch->lines--;
 	}
-	ch->end = s->cursor >= w->ft.cap;
+	ch->end = s->cursor >= fwd_of(w)->ft.cap;
 }
 
-void ctl_stream_more(struct loop *l, struct ctl_client *c)
+static void stream_more(struct loop *l, struct ctl_client *c)
 {
 	struct ctl_stream *s = &c->stream;
 	/* Per chunk: at most 256 lines or 8192 slots looked at, so the loop
@@ -477,7 +425,7 @@ void ctl_stream_more(struct loop *l, struct ctl_client *c)
 			if (!s->json)
 				ctl_printf(c, "(worker %u stalled: its flows are not listed)\n",
 					   s->worker);
-			l->ctl->errors++;
+			ctl_of(l)->errors++;
 			s->stalled |= 1ull << s->worker;
 			ch.end = true;
 		}
@@ -523,6 +471,7 @@ static void cmd_show_flows(struct loop *l, struct ctl_client *c, const struct ct
 	}
 	memset(s, 0, sizeof(*s));
 	s->active = s->started = true;
+	s->more = stream_more;
 	s->json = r->json;
 	s->first = true;
 	s->backend = backend;
@@ -532,10 +481,10 @@ static void cmd_show_flows(struct loop *l, struct ctl_client *c, const struct ct
 	else
 		ctl_printf(c, "%-46s %-16s %6s %6s %6s %-9s %10s %10s\n", "CLIENT", "BACKEND",
 			   "UPORT", "AGE", "IDLE", "CONFIRMED", "PKTS_IN", "PKTS_OUT");
-	ctl_stream_more(l, c);
+	stream_more(l, c);
 	return;
 usage:
-	l->ctl->errors++;
+	ctl_of(l)->errors++;
 	ctl_error(c, r->json, "usage: %s", r->cmd->usage);
 }
 
@@ -556,7 +505,7 @@ static void cmd_drain(struct loop *l, struct ctl_client *c, const struct ctl_req
 	int i;
 
 	if (r->argc == 2 && strcmp(r->argv[1], "now")) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
 		return;
 	}
@@ -590,14 +539,14 @@ static void cmd_add(struct loop *l, struct ctl_client *c, const struct ctl_req *
 	int i;
 
 	if (!config_name_valid(r->argv[0])) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "bad name '%s': 1-%d of A-Z a-z 0-9 . _ -", r->argv[0],
 			  BACKEND_NAME_MAX - 1);
 		return;
 	}
 	strcpy(bc.name, r->argv[0]);
 	if (addr_parse(r->argv[1], &bc.addr) < 0) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "bad address '%s': expected IP:PORT or [IPv6]:PORT",
 			  r->argv[1]);
 		return;
@@ -606,20 +555,20 @@ static void cmd_add(struct loop *l, struct ctl_client *c, const struct ctl_req *
 		char *end;
 		unsigned long w = strtoul(r->argv[3], &end, 10);
 		if (strcmp(r->argv[2], "weight") || *end || w < 1 || w > WEIGHT_MAX) {
-			l->ctl->errors++;
+			ctl_of(l)->errors++;
 			ctl_error(c, r->json, "usage: %s (weight 1-%d)", r->cmd->usage,
 				  WEIGHT_MAX);
 			return;
 		}
 		bc.weight = (uint16_t)w;
 	} else if (r->argc != 2) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
 		return;
 	}
 	i = pool_add(&l->pool, &bc);
 	if (i < 0) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "cannot add '%s': %s", bc.name,
 			  i == -EEXIST ? "a backend has that name" : "no room for more backends");
 		return;
@@ -635,23 +584,23 @@ static void cmd_del(struct loop *l, struct ctl_client *c, const struct ctl_req *
 	int i;
 
 	if (r->argc == 2 && !force) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "usage: %s", r->cmd->usage);
 		return;
 	}
 	i = find_backend(l, c, r, r->argv[0]);
 	if (i < 0)
 		return;
-	t = ctl_totals(l, 0);
+	t = totals_collect(l, 0);
 	if (t->stalled && !force) {
 		/* A stalled worker's flows are counted as last published. */
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json, "%u worker(s) stalled: their flows on backend %s are not "
 			  "known; add 'force' to remove it anyway", t->stalled, r->argv[0]);
 		return;
 	}
 	if (t->be_flows[i] && !force) {
-		l->ctl->errors++;
+		ctl_of(l)->errors++;
 		ctl_error(c, r->json,
 			  "backend %s still has %u flows: drain it first, or add 'force' to "
 			  "move them now",
@@ -673,14 +622,7 @@ static void cmd_reload(struct loop *l, struct ctl_client *c, const struct ctl_re
 		ctl_printf(c, "ok: reload scheduled (check the log for config errors)\n");
 }
 
-static void cmd_metrics(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
-{
-	(void)r;
-	metrics_write(l, c, 0); /* the control socket's users get exact counters */
-}
-
 static const struct ctl_cmd cmds[] = {
-	{{"help", NULL}, "help", cmd_help, 0, 0, 0},
 	{{"show", "info"}, "show info", cmd_show_info, 0, 0, 0},
 	{{"show", "stats"}, "show stats", cmd_show_stats, 0, 0, 0},
 	{{"show", "backends"}, "show backends", cmd_show_backends, 0, 0, 0},
@@ -691,33 +633,11 @@ static const struct ctl_cmd cmds[] = {
 	{{"backend", "add"}, "backend add NAME ADDR [weight W]", cmd_add, CMD_F_ADMIN, 2, 4},
 	{{"backend", "del"}, "backend del NAME [force]", cmd_del, CMD_F_ADMIN, 1, 2},
 	{{"reload", NULL}, "reload", cmd_reload, CMD_F_ADMIN, 0, 0},
-	{{"metrics", NULL}, "metrics", cmd_metrics, 0, 0, 0},
 };
-static const size_t n_cmds = sizeof(cmds) / sizeof(cmds[0]);
 
-static const struct ctl_cmd *table(size_t *n)
+static int cmds_open(struct loop *l)
 {
-	*n = n_cmds;
-	return cmds;
+	return ctl_register(l, cmds, sizeof(cmds) / sizeof(cmds[0]));
 }
 
-const struct ctl_cmd *ctl_commands(size_t *n)
-{
-	return table(n);
-}
-
-void ctl_execute(struct loop *l, struct ctl_client *c, const struct ctl_req *req)
-{
-	if ((req->cmd->flags & CMD_F_ADMIN) && !c->admin) {
-		l->ctl->denied++;
-		l->ctl->errors++;
-		ctl_error(c, req->json, "permission denied: '%s %s' needs root or admin_group",
-			  req->cmd->words[0], req->cmd->words[1] ? req->cmd->words[1] : "");
-		ctl_printf(c, "\n");
-		return;
-	}
-	c->stream.started = false;
-	req->cmd->fn(l, c, req);
-	if (!(req->cmd->flags & CMD_F_STREAM) || !c->stream.started)
-		ctl_printf(c, "\n"); /* every reply ends in a blank line */
-}
+const struct loop_part ctl_cmds_part = {.name = "control commands", .open = cmds_open};

@@ -58,7 +58,6 @@ struct worker {
 	uint64_t hung_beat;
 	bool stalled, missed;
 	int init_ret;
-	uint32_t unconf_cap;
 	struct wglb_config cfg; /* the worker's copy until its loop takes it */
 	const struct loop_part *const *parts;
 	size_t n_parts;
@@ -80,6 +79,7 @@ struct workers {
 	_Atomic uint8_t poke[CONFIG_MAX_BACKENDS];
 	_Atomic uint32_t want_socket; /* asks for a flow of another worker to give way */
 	bool left_running; /* a stuck worker was not joined: nothing of ours may be freed */
+	workers_collect_fn collect; /* what a worker publishes: its counters */
 	/* index -> (index << 32 | backend + 1); a collision forgets the older */
 	_Atomic uint64_t sess[SESSDIR_SLOTS];
 };
@@ -325,7 +325,7 @@ static void publish(struct loop *l, void *arg)
 
 	(void)arg;
 	memset(&w->mine, 0, sizeof(w->mine));
-	totals_add(&w->mine, l);
+	l->ws->collect(&w->mine, l);
 	atomic_store_explicit(&w->snap_seq, seq + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	for (size_t k = 0; k < SNAP_WORDS; k++) {
@@ -422,7 +422,9 @@ static void watch_workers(struct loop *main)
 	}
 }
 
-void workers_tick(struct loop *l)
+/* At every scan, on each loop: a worker bumps its heartbeat and publishes
+ * its counters; the main thread notes workers that stall or run again. */
+static void workers_tick(struct loop *l)
 {
 	if (!l->ws)
 		return;
@@ -435,15 +437,19 @@ void workers_tick(struct loop *l)
 	}
 }
 
+static const struct loop_part workers_part = {.name = "workers", .scan = workers_tick};
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct loop *l = w->l;
 	int ret;
 
-	ret = loop_init_worker(l, &w->cfg, w->ws, w->id, w->unconf_cap);
+	ret = loop_init(l, &w->cfg, w->ws, w->id, w->ws->n);
 	for (size_t i = 0; i < w->n_parts && ret == 0; i++)
 		ret = loop_attach(l, w->parts[i]);
+	if (ret == 0)
+		ret = loop_attach(l, &workers_part);
 	if (ret == 0 && loop_watch(l, w->call_fd, POLLIN, on_call, w) < 0)
 		ret = -ENOSPC;
 	w->init_ret = ret;
@@ -532,13 +538,16 @@ static int steer(struct loop *main)
 	return 0;
 }
 
-int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts)
+int workers_start(struct loop *main, const struct loop_part *const *parts, size_t n_parts,
+		  workers_collect_fn collect)
 {
 	struct workers *ws = main->ws;
 	int ret = 0;
 
 	if (!ws)
 		return 0;
+	ws->collect = collect;
+	ret = loop_attach(main, &workers_part);
 	for (unsigned i = 1; i < ws->n && ret == 0; i++) {
 		struct worker *w = calloc(1, sizeof(*w));
 		if (!w || !(w->l = calloc(1, sizeof(*w->l)))) {
@@ -550,7 +559,6 @@ int workers_start(struct loop *main, const struct loop_part *const *parts, size_
 		w->id = i;
 		w->parts = parts;
 		w->n_parts = n_parts;
-		w->unconf_cap = main->unconf_cap;
 		w->hung_beat = UINT64_MAX;
 		w->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		w->done_fd = eventfd(0, EFD_CLOEXEC);
@@ -581,7 +589,7 @@ int workers_start(struct loop *main, const struct loop_part *const *parts, size_
 	if (ret == 0) {
 		log_info("%u workers forwarding", ws->n);
 		/* Whatever changed while they started, they follow at the end of
-		 * this batch (fwd_reconcile). */
+		 * this batch (the packet path settles the pool). */
 		main->pool.dirty = true;
 	}
 	return ret;
@@ -617,6 +625,16 @@ void workers_stop(struct loop *main)
 		free(w);
 		ws->w[i] = NULL;
 	}
+}
+
+unsigned workers_wanted(unsigned configured)
+{
+	long c;
+
+	if (configured)
+		return configured;
+	c = sysconf(_SC_NPROCESSORS_ONLN); /* auto: one per CPU */
+	return c < 1 ? 1 : c > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)c;
 }
 
 struct workers *workers_new(unsigned n)

@@ -9,7 +9,7 @@
 #include "wglb/clock.h"
 #include "wglb/probe.h"
 #include "wglb/probe_verdict.h"
-#include "wglb/workers.h"
+#include "wglb/fwd.h"
 #include "wglb/loop.h"
 #include "wglb/tcpreq.h"
 
@@ -38,10 +38,15 @@ struct prober {
 	struct probe_be be[CONFIG_MAX_BACKENDS];
 };
 
+static struct prober *prober_of(const struct loop *l)
+{
+	return loop_ctx(l, &probe_part);
+}
+
 static void finish(struct loop *l, unsigned i, bool pass, const char *reason, int status,
 		   int drain)
 {
-	struct prober *pr = l->prober;
+	struct prober *pr = prober_of(l);
 	struct probe_be *pb = &pr->be[i];
 	struct backend *b = &l->pool.be[i];
 	const struct health_conf *hc = &l->cfg.health;
@@ -52,7 +57,7 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->last.latency_ms = (uint32_t)(l->now_ms - pb->req.started_ms);
 	pb->next_ms = pb->req.started_ms + hc->interval_ms;
 	if (!pass)
-		b->st.failed_probes++;
+		pb->last.failed++;
 	switch (probe_judge(&pb->streak, pass, b->health == HEALTH_UP, b->health == HEALTH_DOWN,
 			    hc->rise, hc->fall)) {
 	case PROBE_UP:
@@ -77,7 +82,7 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 
 static unsigned pb_index(struct loop *l, struct probe_be *pb)
 {
-	return (unsigned)(pb - l->prober->be);
+	return (unsigned)(pb - prober_of(l)->be);
 }
 
 /* Settled as soon as the status line (and the drain header) is in. */
@@ -113,7 +118,7 @@ static void on_done(struct loop *l, struct tcpreq *t, const char *err)
 
 static void start(struct loop *l, unsigned i)
 {
-	struct probe_be *pb = &l->prober->be[i];
+	struct probe_be *pb = &prober_of(l)->be[i];
 	const struct health_conf *hc = &l->cfg.health;
 	const struct backend *b = &l->pool.be[i];
 	union wglb_sa sa = b->addr.u;
@@ -133,7 +138,7 @@ static void start(struct loop *l, unsigned i)
 
 static void backend_changed(struct loop *l, unsigned i)
 {
-	struct probe_be *pb = &l->prober->be[i];
+	struct probe_be *pb = &prober_of(l)->be[i];
 
 	tcpreq_cancel(l, &pb->req);
 	pb->streak = (struct probe_streak){0, 0};
@@ -142,9 +147,21 @@ static void backend_changed(struct loop *l, unsigned i)
 		memset(&pb->last, 0, sizeof(pb->last));
 }
 
-void probe_tick(struct loop *l)
+/* A passive signal (ICMP unreachable, unanswered initiation): probe now,
+ * unless a probe has just started. */
+static void poke(struct loop *l, struct prober *pr, unsigned i)
 {
-	struct prober *pr = l->prober;
+	struct probe_be *pb = &pr->be[i];
+
+	if (!pb->req.busy && l->now_ms >= pb->req.started_ms + POKE_MIN_GAP_MS &&
+	    pb->next_ms > l->now_ms)
+		pb->next_ms = l->now_ms;
+}
+
+
+static void probe_tick(struct loop *l)
+{
+	struct prober *pr = prober_of(l);
 
 	if (!pr)
 		return;
@@ -158,8 +175,8 @@ void probe_tick(struct loop *l)
 		}
 		if (!l->pool.be[i].in_use || l->pool.be[i].removing)
 			continue;
-		if (workers_poked(l, i)) /* a hint from another worker's packet path */
-			probe_poke(l, i);
+		if (fwd_hint_take(l, i)) /* the packet path's hint (any worker's) */
+			poke(l, pr, i);
 		if (pb->req.busy)
 			tcpreq_expire(l, &pb->req);
 		else if (l->now_ms >= pb->next_ms)
@@ -167,29 +184,14 @@ void probe_tick(struct loop *l)
 	}
 }
 
-void probe_poke(struct loop *l, unsigned i)
-{
-	struct probe_be *pb;
-
-	if (i >= CONFIG_MAX_BACKENDS)
-		return;
-	if (!l->prober) { /* a worker without the prober: hand it to the main thread */
-		workers_poke(l, i);
-		return;
-	}
-	pb = &l->prober->be[i];
-	if (!pb->req.busy && l->now_ms >= pb->req.started_ms + POKE_MIN_GAP_MS &&
-	    pb->next_ms > l->now_ms)
-		pb->next_ms = l->now_ms;
-}
-
-
 const struct probe_result *probe_last(const struct loop *l, unsigned i)
 {
-	return l->prober && i < CONFIG_MAX_BACKENDS ? &l->prober->be[i].last : NULL;
+	const struct prober *pr = prober_of(l);
+
+	return pr && i < CONFIG_MAX_BACKENDS ? &pr->be[i].last : NULL;
 }
 
-int probe_init(struct loop *l)
+static int probe_init(struct loop *l)
 {
 	struct prober *pr;
 	unsigned n = l->pool.n ? l->pool.n : 1;
@@ -209,18 +211,21 @@ int probe_init(struct loop *l)
 		/* Spread first probes over the interval: no synchronized bursts. */
 		pr->be[i].next_ms = l->now_ms + (uint64_t)l->cfg.health.interval_ms * (i % n) / n;
 	}
-	l->prober = pr;
+	loop_set_ctx(l, &probe_part, pr);
 	return 0;
 }
 
-void probe_fini(struct loop *l)
+static void probe_fini(struct loop *l)
 {
-	if (!l->prober)
+	struct prober *pr = prober_of(l);
+
+	if (!pr)
 		return;
 	for (unsigned i = 0; i < CONFIG_MAX_BACKENDS; i++)
-		tcpreq_cancel(l, &l->prober->be[i].req);
-	free(l->prober);
-	l->prober = NULL;
+		tcpreq_cancel(l, &pr->be[i].req);
+	free(pr);
+	loop_set_ctx(l, &probe_part, NULL);
 }
 
-const struct loop_part probe_part = {.name = "prober", .open = probe_init, .tick = probe_tick, .close = probe_fini};
+const struct loop_part probe_part = {
+	.name = "prober", .open = probe_init, .tick = probe_tick, .close = probe_fini};

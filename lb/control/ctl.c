@@ -6,8 +6,6 @@
  * The commands themselves are in ctl_cmds.c.
  */
 #include "wglb/ctl.h"
-#include "wglb/ctl_cmds.h"
-#include "wglb/metrics.h"
 #include "wglb/loop.h"
 
 #include <errno.h>
@@ -104,7 +102,7 @@ static void client_close(struct loop *l, struct ctl_client *c)
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->watch = -1;
-	l->ctl->clients--;
+	ctl_of(l)->clients--;
 }
 
 static void on_client(struct loop *l, void *ctx, uint32_t revents);
@@ -140,19 +138,74 @@ static int flush(struct ctl_client *c)
 
 static void run_line(struct loop *l, struct ctl_client *c, const char *line, size_t len)
 {
-	size_t n_cmds;
-	const struct ctl_cmd *cmds = ctl_commands(&n_cmds);
+	struct ctl *ctl = ctl_of(l);
 	struct ctl_req req;
 	const char *err;
 
-	l->ctl->commands++;
-	if (ctl_parse(cmds, n_cmds, line, len, &req, &err) < 0) {
-		l->ctl->errors++;
+	ctl->commands++;
+	if (ctl_parse(ctl->cmds, ctl->n_cmds, line, len, &req, &err) < 0) {
+		ctl->errors++;
 		ctl_error(c, req.json, "%s", err);
 		ctl_printf(c, "\n");
 		return;
 	}
-	ctl_execute(l, c, &req);
+	if ((req.cmd->flags & CMD_F_ADMIN) && !c->admin) {
+		ctl->denied++;
+		ctl->errors++;
+		ctl_error(c, req.json, "permission denied: '%s %s' needs root or admin_group",
+			  req.cmd->words[0], req.cmd->words[1] ? req.cmd->words[1] : "");
+		ctl_printf(c, "\n");
+		return;
+	}
+	c->stream.started = false;
+	req.cmd->fn(l, c, &req);
+	if (!(req.cmd->flags & CMD_F_STREAM) || !c->stream.started)
+		ctl_printf(c, "\n"); /* every reply ends in a blank line */
+}
+
+int ctl_register(struct loop *l, const struct ctl_cmd *cmds, size_t n)
+{
+	struct ctl *ctl = ctl_of(l);
+
+	if (!ctl)
+		return -ENOENT;
+	if (n > CTL_MAX_CMDS - ctl->n_cmds) {
+		log_err("control socket: no room for %zu more commands", n);
+		return -ENOSPC;
+	}
+	memcpy(&ctl->cmds[ctl->n_cmds], cmds, n * sizeof(*cmds));
+	ctl->n_cmds += n;
+	return 0;
+}
+
+void ctl_on_scrape(struct loop *l, ctl_scrape_fn fn)
+{
+	struct ctl *ctl = ctl_of(l);
+
+	if (ctl)
+		ctl->scrape = fn;
+}
+
+static void cmd_help(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	const struct ctl *ctl = ctl_of(l);
+
+	if (r->json)
+		ctl_printf(c, "{\"commands\": [");
+	for (size_t i = 0; i < ctl->n_cmds; i++) {
+		const struct ctl_cmd *cmd = &ctl->cmds[i];
+		if (r->json) {
+			ctl_printf(c, "%s{\"usage\": ", i ? ", " : "");
+			ctl_json_str(c, cmd->usage);
+			ctl_printf(c, ", \"admin\": %s}", cmd->flags & CMD_F_ADMIN ? "true" : "false");
+		} else {
+			ctl_printf(c, "%-44s%s\n", cmd->usage, cmd->flags & CMD_F_ADMIN ? " (admin)" : "");
+		}
+	}
+	if (r->json)
+		ctl_printf(c, "]}\n");
+	else
+		ctl_printf(c, "Append 'json' to any command for a JSON reply.\n");
 }
 
 /* GCRA over all scrapers: may one more get a full answer now? */
@@ -180,22 +233,23 @@ static void run_http(struct loop *l, struct ctl_client *c)
 			      "Content-Length: 23\r\nConnection: close\r\n\r\ntry GET /metrics here\r\n");
 		return;
 	}
-	if (!scrape_allowed(l->ctl, l->now_ms)) {
-		l->ctl->scrapes_refused++;
+	if (!scrape_allowed(ctl_of(l), l->now_ms)) {
+		ctl_of(l)->scrapes_refused++;
 		ctl_printf(c, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
 			      "Content-Length: 0\r\nConnection: close\r\n\r\n");
 		return;
 	}
-	l->ctl->scrapes++;
-	if (l->ctl->scrape_body && l->now_ms - l->ctl->scrape_ms < METRICS_CACHE_MS) {
-		ctl_printf(c, "%.*s", (int)l->ctl->scrape_len, l->ctl->scrape_body);
+	ctl_of(l)->scrapes++;
+	if (ctl_of(l)->scrape_body && l->now_ms - ctl_of(l)->scrape_ms < CTL_SCRAPE_CACHE_MS) {
+		ctl_printf(c, "%.*s", (int)ctl_of(l)->scrape_len, ctl_of(l)->scrape_body);
 	} else {
-		metrics_write(l, c, METRICS_CACHE_MS);
-		if (!c->overflow && (p = realloc(l->ctl->scrape_body, c->out_len ? c->out_len : 1))) {
+		if (ctl_of(l)->scrape)
+			ctl_of(l)->scrape(l, c, CTL_SCRAPE_CACHE_MS);
+		if (!c->overflow && (p = realloc(ctl_of(l)->scrape_body, c->out_len ? c->out_len : 1))) {
 			memcpy(p, c->out, c->out_len);
-			l->ctl->scrape_body = p;
-			l->ctl->scrape_len = c->out_len;
-			l->ctl->scrape_ms = l->now_ms;
+			ctl_of(l)->scrape_body = p;
+			ctl_of(l)->scrape_len = c->out_len;
+			ctl_of(l)->scrape_ms = l->now_ms;
 		} /* else: rendered again next time */
 	}
 	if (c->overflow)
@@ -224,7 +278,7 @@ static void on_client(struct loop *l, void *ctx, uint32_t revents)
 			goto close;
 		c->last_ms = l->now_ms;
 		if (c->stream.active && c->out_len < CTL_OUT_LOW)
-			ctl_stream_more(l, c);
+			c->stream.more(l, c);
 		if (c->out_len == 0 && c->closing)
 			goto close;
 	}
@@ -250,7 +304,7 @@ static void on_client(struct loop *l, void *ctx, uint32_t revents)
 			c->in_len -= ll + 1;
 		}
 		if (c->in_len == sizeof(c->in) && !memchr(c->in, '\n', c->in_len)) {
-			l->ctl->errors++;
+			ctl_of(l)->errors++;
 			ctl_error(c, false, "line longer than %d bytes", CTL_MAX_LINE - 1);
 			ctl_printf(c, "\n");
 			c->closing = true;
@@ -265,7 +319,7 @@ flush_out:
 		if (flush(c) < 0)
 			goto close;
 		if (c->stream.active && c->out_len < CTL_OUT_LOW)
-			ctl_stream_more(l, c);
+			c->stream.more(l, c);
 		if (c->out_len == 0 && c->closing)
 			goto close;
 	}
@@ -304,7 +358,7 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents);
 /* Watch a listener for its next connection: -ENOSPC when no watch is free. */
 static int watch_listener(struct loop *l, bool http)
 {
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 	int *w = http ? &ctl->http_watch : &ctl->watch;
 
 	*w = loop_watch(l, http ? ctl->http_fd : ctl->fd, POLLIN, on_listen, http ? ctl : NULL);
@@ -316,7 +370,7 @@ static int watch_listener(struct loop *l, bool http)
  * never lock the on-call engineer out; an operator a scrape's first). */
 static struct ctl_client *slot_for(struct loop *l, bool http)
 {
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 	struct ctl_client *idle_http = NULL, *idle_ctl = NULL;
 	unsigned n_http = 0;
 
@@ -342,7 +396,7 @@ static struct ctl_client *slot_for(struct loop *l, bool http)
 
 static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 {
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 	bool http = ctx != NULL;
 	int fd, lfd = http ? ctl->http_fd : ctl->fd;
 
@@ -389,7 +443,7 @@ static void on_listen(struct loop *l, void *ctx, uint32_t revents)
 static int http_open(struct loop *l)
 {
 	const struct wglb_addr *a = &l->cfg.metrics_listen;
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 	char s[ADDR_STRLEN];
 	int one = 1;
 
@@ -409,9 +463,9 @@ static int http_open(struct loop *l)
 }
 
 /* Close connections that went silent or stopped reading. */
-void ctl_tick(struct loop *l)
+static void ctl_tick(struct loop *l)
 {
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 
 	if (!ctl)
 		return;
@@ -435,7 +489,7 @@ void ctl_tick(struct loop *l)
 	}
 }
 
-int ctl_open(struct loop *l)
+static int ctl_open(struct loop *l)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	const struct wglb_config *cfg = &l->cfg;
@@ -447,7 +501,11 @@ int ctl_open(struct loop *l)
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
-	l->ctl = ctl;
+	loop_set_ctx(l, &ctl_part, ctl);
+	{
+		static const struct ctl_cmd help = {{"help", NULL}, "help", cmd_help, 0, 0, 0};
+		(void)ctl_register(l, &help, 1); /* an empty table has room */
+	}
 	ctl->fd = ctl->http_fd = -1;
 	ctl->watch = ctl->http_watch = -1;
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
@@ -502,9 +560,9 @@ int ctl_open(struct loop *l)
 	return cfg->metrics_listen.len ? http_open(l) : 0;
 }
 
-void ctl_close(struct loop *l)
+static void ctl_close(struct loop *l)
 {
-	struct ctl *ctl = l->ctl;
+	struct ctl *ctl = ctl_of(l);
 
 	if (!ctl)
 		return;
@@ -519,7 +577,8 @@ void ctl_close(struct loop *l)
 		close(ctl->http_fd);
 	free(ctl->scrape_body);
 	free(ctl);
-	l->ctl = NULL;
+	loop_set_ctx(l, &ctl_part, NULL);
 }
 
-const struct loop_part ctl_part = {.name = "control socket", .open = ctl_open, .tick = ctl_tick, .close = ctl_close};
+const struct loop_part ctl_part = {
+	.name = "control socket", .open = ctl_open, .tick = ctl_tick, .close = ctl_close};

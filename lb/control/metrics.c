@@ -4,7 +4,7 @@
  * direction, type and reason. Checked by `promtool check metrics` in tests. */
 #include "wglb/agent.h"
 #include "wglb/ctl.h"
-#include "wglb/ctl_cmds.h"
+#include "wglb/totals.h"
 #include "wglb/fwd.h"
 #include "wglb/metrics.h"
 #include "wglb/loop.h"
@@ -125,13 +125,13 @@ static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 	head(c, "wglb_maglev_rebuild_seconds", "gauge", "Duration of the last Maglev rebuild.");
 	ctl_printf(c, "wglb_maglev_rebuild_seconds %.6f\n", (double)s->last_rebuild_us / 1e6);
 	head(c, "wglb_control_commands_total", "counter", "Control socket commands run.");
-	ctl_printf(c, "wglb_control_commands_total %llu\n", (unsigned long long)l->ctl->commands);
+	ctl_printf(c, "wglb_control_commands_total %llu\n", (unsigned long long)ctl_of(l)->commands);
 	head(c, "wglb_control_errors_total", "counter", "Control socket commands refused.");
-	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)l->ctl->errors);
+	ctl_printf(c, "wglb_control_errors_total %llu\n", (unsigned long long)ctl_of(l)->errors);
 	head(c, "wglb_metrics_scrapes_refused_total", "counter",
 	     "Scrapes answered 429: more than 10 a second (burst 20) from all scrapers.");
 	ctl_printf(c, "wglb_metrics_scrapes_refused_total %llu\n",
-		   (unsigned long long)l->ctl->scrapes_refused);
+		   (unsigned long long)ctl_of(l)->scrapes_refused);
 }
 
 /* A per-backend counter with an in and an out direction. */
@@ -230,12 +230,28 @@ static void worker_metrics(struct loop *l, const struct totals *t, struct ctl_cl
 		ctl_printf(c, "wglb_worker_stalled{worker=\"%u\"} %d\n", i, t->worker_stalled[i]);
 }
 
-void metrics_write(struct loop *l, struct ctl_client *c, unsigned max_age_ms)
+static void metrics_write(struct loop *l, struct ctl_client *c, unsigned max_age_ms)
 {
-	const struct totals *t = ctl_totals(l, max_age_ms); /* every worker's, summed */
+	const struct totals *t = totals_collect(l, max_age_ms); /* every worker's, summed */
 
 	global(l, t, c);
 	worker_metrics(l, t, c);
 	per_backend(l, t, c);
 	agent_metrics(l, t, c);
 }
+
+static void cmd_metrics(struct loop *l, struct ctl_client *c, const struct ctl_req *r)
+{
+	(void)r;
+	metrics_write(l, c, 0); /* the control socket's users get exact counters */
+}
+
+static int metrics_open(struct loop *l)
+{
+	static const struct ctl_cmd cmd = {{"metrics", NULL}, "metrics", cmd_metrics, 0, 0, 0};
+
+	ctl_on_scrape(l, metrics_write);
+	return ctl_register(l, &cmd, 1);
+}
+
+const struct loop_part metrics_part = {.name = "metrics", .open = metrics_open};

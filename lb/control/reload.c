@@ -41,6 +41,25 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 		log_warn("udp_gro changed: takes effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
 		log_warn("[health] added or removed: takes effect at the next restart");
+	if (memcmp(&old->agent, &nc->agent, sizeof(nc->agent)))
+		log_warn("[agent] changed: takes effect at the next restart");
+}
+
+/* What a reload cannot change keeps its running value in the new config. */
+static void keep_restart_only(struct wglb_config *nc, const struct wglb_config *old)
+{
+	memcpy(nc->listen, old->listen, sizeof(old->listen));
+	nc->n_listen = old->n_listen;
+	nc->max_flows = old->max_flows; /* as resolved at start */
+	memcpy(nc->control, old->control, sizeof(old->control));
+	memcpy(nc->control_group, old->control_group, sizeof(old->control_group));
+	memcpy(nc->admin_group, old->admin_group, sizeof(old->admin_group));
+	nc->metrics_listen = old->metrics_listen;
+	nc->workers = old->workers;
+	nc->udp_gro = old->udp_gro;
+	if (!(nc->health.enabled && old->health.enabled))
+		nc->health = old->health;
+	nc->agent = old->agent;
 }
 
 int reload_apply(struct loop *l)
@@ -60,6 +79,12 @@ int reload_apply(struct loop *l)
 		return -EINVAL;
 	}
 	warn_restart_only(&l->cfg, &nc);
+	keep_restart_only(&nc, &l->cfg);
+	if (fwd_configure(l, &nc) < 0) {
+		log_err("reload: out of memory for the handshake limits; keeping the running config");
+		config_free(&nc);
+		return -ENOMEM;
+	}
 
 	/* The file wins: kept backends take its weight, health port and
 	 * address and lose any runtime drain/disable (as nginx, HAProxy and
@@ -86,23 +111,12 @@ int reload_apply(struct loop *l)
 		if (pool_find(&l->pool, nc.backends[i].name) < 0)
 			pool_add(&l->pool, &nc.backends[i]);
 
-	/* Keys that apply at once; the rest keep their running values. */
-	l->cfg.flow_idle_timeout = nc.flow_idle_timeout;
-	l->cfg.backend_silence = nc.backend_silence;
-	if (fwd_configure(l, &nc, false) < 0)
-		log_warn("reload: out of memory for the handshake limits; keeping the old ones");
-	memcpy(l->cfg.allow, nc.allow, sizeof(nc.allow));
-	l->cfg.n_allow = nc.n_allow;
-	if (nc.health.enabled && l->cfg.health.enabled)
-		l->cfg.health = nc.health;
-	if (workers_others(l, fwd_follow_config, &l->cfg) < 0) /* a stalled worker (logged) */
-		log_warn("reload: a worker did not answer and keeps its old limits; reload again "
-			 "once it runs");
+	/* The new config runs whole, here and on every other worker. */
 	config_free(&l->cfg);
-	l->cfg.backends = nc.backends;
-	l->cfg.n_backends = nc.n_backends;
-	nc.backends = NULL;
-	config_free(&nc);
+	l->cfg = nc;
+	if (workers_others(l, fwd_follow_config, &l->cfg) < 0) /* a stalled worker (logged) */
+		log_warn("reload: a worker did not answer and keeps its old config; reload again "
+			 "once it runs");
 	log_info("reloaded: %u backends", l->cfg.n_backends);
 	return 0;
 }

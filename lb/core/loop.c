@@ -1,25 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * Ring setup, the provided-buffer ring, listeners, one-shot poll watches
- * for the control socket and the prober, signals, and the batch loop.
- * The packet path itself is in fwd.c.
+ * Ring setup, the provided-buffer ring, listeners, one-shot poll watches,
+ * signals, the parts' hooks and ops, and the batch loop. What the ring
+ * carries for the parts (the packet path's upstream receives and sends,
+ * the listeners' datagrams) goes to the handlers they registered.
  */
 #include "wglb/loop.h"
 #include "wglb/clock.h"
-#include "wglb/fwd.h"
-#include "wglb/workers.h"
 
 #include <errno.h>
 #include <netinet/udp.h>
 #include <sys/syscall.h>
-#include <stdio.h>
 #include <poll.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -405,58 +401,11 @@ static int signals_setup(struct loop *l)
 }
 
 /* The usable ephemeral ports: each flow's upstream socket takes one. */
-static uint32_t ephemeral_ports(void)
-{
-	unsigned lo = 0, hi = 0;
-	FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
-
-	if (fp) {
-		if (fscanf(fp, "%u %u", &lo, &hi) != 2)
-			lo = hi = 0;
-		fclose(fp);
-	}
-	return hi >= lo && hi ? hi - lo + 1 : 28232; /* Linux's default range */
-}
-
-/* Each flow owns a socket and an ephemeral port: raise the fd limit, size
- * the table to what both allow when max_flows is not set, say when it is
- * set past either, and return how many flows can really have a socket. */
-static uint32_t flow_capacity(struct wglb_config *cfg)
-{
-	uint32_t ports = ephemeral_ports(), fds = UINT32_MAX, cap;
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("cannot raise the open-file limit: %s", strerror(errno));
-	}
-	/* The rest of wglb (ring, listeners, control and probe connections) needs 256. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		fds = rl.rlim_cur > 256 + 16 ? (uint32_t)rl.rlim_cur - 256 : 16;
-	cap = ports < fds ? ports : fds;
-	if (!cfg->max_flows) {
-		cfg->max_flows = cap < CONFIG_AUTO_MAX_FLOWS ? cap : CONFIG_AUTO_MAX_FLOWS;
-		log_info("max_flows %u (ephemeral ports %u, open files %llu)", cfg->max_flows, ports,
-			 (unsigned long long)rl.rlim_cur);
-		return cfg->max_flows;
-	}
-	if (cfg->max_flows > fds)
-		log_warn("max_flows = %u but the open-file limit is %llu (one socket per flow): "
-			 "at most about %u flows will open; raise LimitNOFILE",
-			 cfg->max_flows, (unsigned long long)rl.rlim_cur, fds);
-	if (cfg->max_flows > ports)
-		log_warn("max_flows = %u but net.ipv4.ip_local_port_range has %u ports (one per "
-			 "flow): at most %u flows will open; widen the range or lower max_flows",
-			 cfg->max_flows, ports, ports);
-	return cfg->max_flows < cap ? cfg->max_flows : cap;
-}
-
-/* Everything a worker's loop has; the main one (id 0) also sizes the flow
- * table from the process's limits, takes the signals, and makes sure no
- * one else has the listen ports before it opens them to its workers. */
-static int loop_setup(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
-		      unsigned n, uint32_t unconf_cap)
+/* Everything a worker's loop has; the main one (id 0) also takes the
+ * signals and makes sure no one else has the listen ports before it opens
+ * them to its workers. */
+int loop_init(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
+	      unsigned n)
 {
 	int ret;
 
@@ -469,25 +418,12 @@ static int loop_setup(struct loop *l, struct wglb_config *cfg, struct workers *w
 	l->ws = ws;
 	l->worker_id = id;
 	l->n_workers = n;
+	l->n_ops = OP_PARTS;
 	loop_update_clock(l);
 	l->start_ms = l->now_ms;
 	l->start_realtime = (uint64_t)time(NULL);
-	/* Unconfirmed flows (sources that have not proved they receive) may
-	 * hold at most three quarters of what can open: the rest is for
-	 * clients that proved it, whatever a flood does. Each worker has its
-	 * share of that and of the table. */
-	if (id == 0) {
-		unconf_cap = (uint32_t)((uint64_t)flow_capacity(&l->cfg) * 3 / 4 / n);
-		if (!unconf_cap)
-			unconf_cap = 1;
-	}
-	l->unconf_cap = unconf_cap;
-	l->flows_share = l->cfg.max_flows / n ? l->cfg.max_flows / n : 1;
-
 	l->nbufs = l->cfg.udp_gro ? LOOP_NBUFS_GRO : LOOP_NBUFS;
 	l->bufsz = l->cfg.udp_gro ? LOOP_BUFSZ_GRO : LOOP_BUFSZ;
-	/* Upstream sockets are connected: no name; the GRO segment size. */
-	l->up_rmsg.msg_controllen = l->cfg.udp_gro ? CMSG_SPACE(sizeof(int)) : 0;
 	ret = ring_setup(l);
 	if (ret < 0)
 		return ret;
@@ -495,21 +431,6 @@ static int loop_setup(struct loop *l, struct wglb_config *cfg, struct workers *w
 	if (ret < 0)
 		return ret;
 	ret = ring_lock(l);
-	if (ret < 0)
-		return ret;
-	ret = flow_table_init(&l->ft, l->flows_share);
-	if (ret < 0)
-		return ret;
-	ret = srvidx_init(&l->si, l->flows_share);
-	if (ret < 0)
-		return ret;
-	l->rearm = calloc(l->flows_share, sizeof(*l->rearm));
-	if (!l->rearm)
-		return -ENOMEM;
-	ret = tx_init(l);
-	if (ret < 0)
-		return ret;
-	ret = fwd_configure(l, &l->cfg, true);
 	if (ret < 0)
 		return ret;
 	ret = pool_init(&l->pool, l->cfg.health.enabled);
@@ -535,59 +456,64 @@ static int loop_setup(struct loop *l, struct wglb_config *cfg, struct workers *w
 		if (ret < 0)
 			return ret;
 	}
-	for (unsigned i = 0; i < l->n_lst; i++)
-		arm_listener(l, i);
 	return 0;
-}
-
-int loop_init(struct loop *l, struct wglb_config *cfg)
-{
-	unsigned n = cfg->workers;
-	struct workers *ws;
-
-	if (!n) { /* auto: one per CPU */
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-		n = c < 1 ? 1 : c > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)c;
-	}
-	ws = workers_new(n);
-	if (n > 1 && !ws)
-		return -ENOMEM;
-	return loop_setup(l, cfg, ws, 0, n, 0);
-}
-
-int loop_init_worker(struct loop *l, struct wglb_config *cfg, struct workers *ws, unsigned id,
-		     uint32_t unconf_cap)
-{
-	return loop_setup(l, cfg, ws, id, workers_count(ws), unconf_cap);
 }
 
 int loop_attach(struct loop *l, const struct loop_part *p)
 {
+	unsigned i = l->n_parts;
 	int ret;
 
-	if (l->n_parts == LOOP_MAX_PARTS)
+	if (i == LOOP_MAX_PARTS)
 		return -ENOSPC;
+	l->parts[i] = p; /* attached while it opens: it can set its context */
+	l->ctx[i] = NULL;
+	l->n_parts++;
 	ret = p->open ? p->open(l) : 0;
 	if (ret < 0) {
 		if (p->close)
 			p->close(l); /* what a failed open left half made */
+		l->n_parts--;
 		return ret;
 	}
-	l->parts[l->n_parts++] = p;
 	return 0;
+}
+
+void loop_set_ctx(struct loop *l, const struct loop_part *p, void *ctx)
+{
+	for (unsigned i = 0; i < l->n_parts; i++)
+		if (l->parts[i] == p)
+			l->ctx[i] = ctx;
+}
+
+int loop_op_register(struct loop *l, loop_op_fn fn, void *ctx)
+{
+	if (l->n_ops == LOOP_MAX_OPS)
+		return -ENOSPC;
+	l->ops[l->n_ops].fn = fn;
+	l->ops[l->n_ops].ctx = ctx;
+	return (int)l->n_ops++;
+}
+
+void loop_on_datagram(struct loop *l, loop_rx_fn fn, void *ctx)
+{
+	l->on_rx = fn;
+	l->on_rx_ctx = ctx;
 }
 
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	bool more = cqe->flags & IORING_CQE_F_MORE;
+	unsigned op = ud_op(ud);
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
 
-	switch (ud_op(ud)) {
+	if (has_buf)
+		l->buf_refs[bid] = 1; /* the receive's own hold, for its handler */
+	switch (op) {
 	case OP_RECV_LISTEN: {
 		unsigned li = ud_idx(ud);
-		if (!more)
+		if (!(cqe->flags & IORING_CQE_F_MORE))
 			l->lst[li].armed = false;
 		if (cqe->res == -ENOBUFS) {
 			l->st.enobufs++;
@@ -596,28 +522,26 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 			log_warn("receive on listener %u: %s", li, strerror(-cqe->res));
 		}
 		if (has_buf) {
-			l->buf_refs[bid] = 1;
-			fwd_client_datagram(l, li, loop_buf(l, bid), bid, cqe->res);
+			if (l->on_rx)
+				l->on_rx(l, l->on_rx_ctx, li, loop_buf(l, bid), bid, cqe->res);
+			else
+				loop_recycle(l, bid);
 		}
 		if (!l->lst[li].armed && cqe->res != -ENOBUFS && !l->stop)
 			arm_listener(l, li);
 		break;
 	}
-	case OP_RECV_UP:
-		if (has_buf)
-			l->buf_refs[bid] = 1;
-		fwd_backend_datagram(l, ud_idx(ud), ud_gen(ud), has_buf ? loop_buf(l, bid) : NULL,
-				     bid, cqe->res, more);
-		break;
-	case OP_SEND:
-		tx_done(l, ud_idx(ud), cqe->res);
-		break;
 	case OP_WATCH:
 		on_watch(l, ud, cqe->res);
 		break;
 	case OP_IGNORE:
-		if (has_buf) {
-			l->buf_refs[bid] = 1;
+		if (has_buf)
+			loop_recycle(l, bid);
+		break;
+	default:
+		if (op < l->n_ops && l->ops[op].fn) {
+			l->ops[op].fn(l, l->ops[op].ctx, ud, cqe->res, cqe->flags);
+		} else if (has_buf) {
 			loop_recycle(l, bid);
 		}
 		break;
@@ -625,7 +549,8 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 }
 
 /* Receives that stopped for want of buffers resume once buffers are back;
- * they, and watches, that found no SQE are asked again. */
+ * they, and watches, that found no SQE are asked again: the loop's own,
+ * then each part's (resume). */
 static void rearm_starved(struct loop *l)
 {
 	if (!l->recv_starved)
@@ -637,41 +562,31 @@ static void rearm_starved(struct loop *l)
 	for (unsigned i = 0; i < l->n_lst; i++)
 		if (!l->lst[i].armed)
 			arm_listener(l, i);
-	if (l->n_rearm < l->ft.cap) {
-		for (uint32_t i = 0; i < l->n_rearm; i++) {
-			struct flow *f = &l->ft.flows[l->rearm[i]];
-			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
-				fwd_arm_upstream(l, f);
-		}
-	} else {
-		/* The list overflowed: find them by flag. */
-		for (uint32_t i = 0; i < l->ft.cap; i++) {
-			struct flow *f = &l->ft.flows[i];
-			if ((f->flags & FLOW_F_USED) && (f->flags & FLOW_F_REARM))
-				fwd_arm_upstream(l, f);
-		}
-	}
-	l->n_rearm = 0;
+	for (unsigned i = 0; i < l->n_parts; i++)
+		if (l->parts[i]->resume)
+			l->parts[i]->resume(l);
 }
 
 static void timers(struct loop *l)
 {
+	unsigned i;
+
 	if (l->now_ms >= l->next_scan_ms) {
-		fwd_expire(l);
-		if (!l->worker_id)
-			fwd_lend_sockets(l); /* here: its calls are bounded per scan, not per batch */
-		workers_tick(l); /* heartbeat and counters, for the main thread to read */
+		for (i = 0; i < l->n_parts; i++)
+			if (l->parts[i]->scan)
+				l->parts[i]->scan(l);
 		l->next_scan_ms = l->now_ms + LOOP_SCAN_MS;
 	}
-	for (unsigned i = 0; i < l->n_parts; i++)
+	for (i = 0; i < l->n_parts; i++)
 		if (l->parts[i]->tick)
 			l->parts[i]->tick(l);
 	if (l->watchdog_us && l->now_ms >= l->next_watchdog_ms) {
 		sd_notify(0, "WATCHDOG=1");
 		l->next_watchdog_ms = l->now_ms + l->watchdog_us / 2000;
 	}
-	if (l->pool.dirty)
-		fwd_reconcile(l);
+	for (i = 0; i < l->n_parts; i++)
+		if (l->parts[i]->settle)
+			l->parts[i]->settle(l);
 }
 
 int loop_run(struct loop *l)
@@ -683,6 +598,9 @@ int loop_run(struct loop *l)
 
 	if (l->worker_id || sd_watchdog_enabled(0, &l->watchdog_us) <= 0)
 		l->watchdog_us = 0;
+	for (unsigned i = 0; i < l->n_lst; i++)
+		if (!l->lst[i].armed)
+			arm_listener(l, i);
 	if (!l->worker_id)
 		sd_notify(0, "READY=1\nSTATUS=forwarding");
 	while (!l->stop) {
@@ -702,7 +620,9 @@ int loop_run(struct loop *l)
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
-		tx_flush(l); /* the batch's sends, grouped per flow */
+		for (unsigned i = 0; i < l->n_parts; i++)
+			if (l->parts[i]->batch_end)
+				l->parts[i]->batch_end(l); /* the packet path: the batch's sends */
 		if (l->reload) {
 			l->reload = false;
 			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -713,23 +633,18 @@ int loop_run(struct loop *l)
 			sd_notify(0, "READY=1");
 		}
 	}
-	if (!l->worker_id) {
+	if (!l->worker_id)
 		sd_notify(0, "STOPPING=1");
-		log_info("stopping: %u flows open", l->ft.count);
-	}
 	return 0;
 }
 
 void loop_fini(struct loop *l)
 {
-	while (l->n_parts--)
-		if (l->parts[l->n_parts]->close)
-			l->parts[l->n_parts]->close(l);
-	l->n_parts = 0;
-	if (l->ft.flows)
-		for (uint32_t i = 0; i < l->ft.cap; i++)
-			if (l->ft.flows[i].flags & FLOW_F_USED && l->ft.flows[i].fd >= 0)
-				close(l->ft.flows[i].fd);
+	/* In reverse order, each still attached while it closes (its
+	 * context is found, as are those of the parts below it). */
+	for (; l->n_parts; l->n_parts--)
+		if (l->parts[l->n_parts - 1]->close)
+			l->parts[l->n_parts - 1]->close(l);
 	for (unsigned i = 0; i < CONFIG_MAX_LISTEN; i++)
 		if (l->lst[i].fd >= 0)
 			close(l->lst[i].fd);
@@ -742,14 +657,7 @@ void loop_fini(struct loop *l)
 	if (l->bufs)
 		munmap(l->bufs, (size_t)l->nbufs * l->bufsz);
 	free(l->buf_refs);
-	tx_fini(l);
-	fwd_unconfigure(l);
-	free(l->rearm);
-	srvidx_free(&l->si);
-	flow_table_free(&l->ft);
 	pool_free(&l->pool);
 	config_free(&l->cfg);
-	if (!l->worker_id)
-		workers_free(l->ws);
 	l->ws = NULL;
 }
