@@ -36,12 +36,15 @@ wg_be() { echo "wgs$1-$ID"; }
 wg_cl() { echo "wgc$1-$ID"; }
 ctl() { ip netns exec "$NS_LB" "$WGLBCTL" -s "$T/control.sock" "$@"; }
 
-# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll until the command succeeds.
+# wait_for TIMEOUT_S DESCRIPTION COMMAND...: poll until the command succeeds,
+# for at least TIMEOUT_S seconds (the clock's nanoseconds: SECONDS counts
+# whole seconds and could give up a second early).
 wait_for() {
 	local timeout=$1 what=$2; shift 2
-	local deadline=$((SECONDS + timeout))
+	local deadline
+	deadline=$(($(date +%s%N) + timeout * 1000000000))
 	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && { log "timed out after ${timeout}s: $what"; return 1; }
+		[ "$(date +%s%N)" -ge "$deadline" ] && { log "timed out after ${timeout}s: $what"; return 1; }
 		sleep 0.1
 	done
 }

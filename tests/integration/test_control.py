@@ -105,7 +105,10 @@ class TestControl(unittest.TestCase):
             c.roundtrip(transport(n))
         c.send(b"\x09\x00\x00\x00" + bytes(40))  # unknown type
         c.expect_nothing(0.2)
-        after = self.lb.stats()
+        # Counted once read (the loop's batch), not after a fixed pause.
+        after = wait_until(lambda: (lambda s: s if s["packets_in"] - before["packets_in"]
+                                    >= len(sizes) + 1 else None)(self.lb.stats()),
+                           5, "every datagram counted")
         d = lambda k: after[k] - before[k]
         self.assertEqual(d("packets_in"), len(sizes) + 1)
         self.assertEqual(d("bytes_in"), sum(sizes) + 44)

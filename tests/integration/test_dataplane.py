@@ -257,6 +257,7 @@ class TestWildcardAndLimits(unittest.TestCase):
                 confirm(c)
             more[4].send(initiation())
             more[4].expect_nothing()
+            wait_until(lambda: lb.stats()["drops_in"]["table_full"] >= 1, 5, "the refusal counted")
             self.assertEqual(lb.stats()["drops_in"]["table_full"], 1)
             self.assertIn("flow table full", lb.read_log())
             for c in real + fakes + more:
