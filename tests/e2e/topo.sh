@@ -212,7 +212,7 @@ topo_up() {
 		ip netns exec "$ns" nft "table ip nat { chain post { type nat hook postrouting priority 100; oifname \"app0\" masquerade; }; }" || die "nft $ns"
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
-			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" \
+			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" ${HEALTH_EXTRA:-} \
 			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j"}
 	done
 	for i in $(seq 1 "$N_CL"); do
@@ -230,6 +230,8 @@ topo_up() {
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		ecmp_up
 	else
+		# A test's own set-up of the namespaces before wglb starts (routing).
+		[ "$(type -t topo_before_wglb)" = function ] && { topo_before_wglb || die "topo_before_wglb"; }
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		start_wglb
 		wait_for 10 "backends up" sh -c "'$WGLBCTL' -s '$T/control.sock' show backends | grep -c ' up ' | grep -qx ${WGLB_BACKENDS:-$N_BE}" \
