@@ -87,6 +87,18 @@ assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in p["Stateme
 PY
 }
 check "IAM policy: valid JSON, exactly ec2:AssociateAddress" iam
+iam_preserve() {
+	python3 - deploy/aws/iam-policy-preserve.json <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+actions = sorted(a for s in p["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+assert p["Version"] == "2012-10-17", p["Version"]
+assert actions == ["ec2:AssignPrivateIpAddresses"], actions
+assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in p["Statement"])
+PY
+}
+check "IAM policy for preserve: valid JSON, exactly ec2:AssignPrivateIpAddresses" iam_preserve
+check "wglb-preserve-routing parses (sh -n)" sh -n deploy/preserve/wglb-preserve-routing
 ud_conf() {
 	python3 - deploy/aws/user-data.yaml "$T/ud.conf" <<'PY'
 import sys

@@ -8,20 +8,13 @@
 source "$(dirname "$0")/topo.sh"
 OUTSIDER=203.0.113.10
 
-# Server j routes its WireGuard replies back through the balancer (as a
-# wg-quick PostUp would, after every start of its WireGuard).
-route_setup() { # j
-	ip netns exec "$(ns_be "$1")" "$WGHEALTH" --device "$(wg_be "$1")" --route-via 10.10.10.1 \
-		--route-setup >/dev/null
-}
-
 # Before wglb starts: the balancer delivers replies to clients' addresses
 # to wglb; each server routes its WireGuard replies back through the
 # balancer (one command each) and admits only 198.51.100.0/24 on 51820.
 topo_before_wglb() {
 	ip netns exec "$NS_LB" "$TOPO_ROOT/deploy/preserve/wglb-preserve-routing" up >/dev/null || return 1
 	for j in $(seq 1 "$N_BE"); do
-		route_setup "$j" || return 1
+		preserve_route_setup "$j" || return 1
 		ip netns exec "$(ns_be "$j")" nft -f - <<NFT || return 1
 table inet sg {
 	chain input {
@@ -36,10 +29,6 @@ NFT
 }
 AGENT=1 HEALTH_EXTRA="--route-via 10.10.10.1" WGLB_EXTRA="client_address = preserve" topo_up 3 2
 
-# The endpoint server j's WireGuard lists for client i.
-endpoint_on() { # j i
-	wg show "$(wg_be "$1")" endpoints | awk -v k="$(cat "$T/client$2.pub")" '$1 == k { print $2 }'
-}
 sees_client() { # i: the server holding client i's flow sees its own address and port
 	local be
 	be=$(serving_backend "$1") && [ -n "$be" ] &&
@@ -150,7 +139,7 @@ awk -v r="$rec" 'BEGIN { exit !(r < 3) }' || die "recovery took ${rec}s"
 wait_for 5 "the new server sees client 1's address" sees_client 1 || die "new server: not its address"
 log "killed $be: client 1 back on $(serving_backend 1) after ${rec}s, its own address kept"
 start_backend_wg "${be#b}"
-route_setup "${be#b}" || die "route setup on $be"
+preserve_route_setup "${be#b}" || die "route setup on $be"
 wait_for 10 "$be up again" backend_state_is "$be" up || die "$be did not come back"
 
 # Drain: client 1 moves at its next handshake, from its own address.

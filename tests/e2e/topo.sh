@@ -224,6 +224,7 @@ topo_up() {
 	if [ "${LB_MODE:-wglb}" = dnat ]; then
 		dnat_up
 	elif [ "${LB_MODE:-wglb}" = pair ]; then
+		[ "$(type -t topo_before_wglb)" = function ] && { topo_before_wglb || die "topo_before_wglb"; }
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		pair_up
 	elif [ "${LB_MODE:-wglb}" = ecmp ]; then
@@ -283,6 +284,18 @@ handshake_backend() { # i
 		[ -n "$hs" ] && [ "$hs" -gt "$best" ] && { best=$hs; who=b$j; }
 	done
 	echo "$who"
+}
+
+# client_address = preserve: server j routes its WireGuard replies back
+# through the balancer's address VIA (10.10.10.1), as an operator does once
+# per server (and after every start of its WireGuard, as a wg-quick PostUp).
+preserve_route_setup() { # j [via]
+	ip netns exec "$(ns_be "$1")" "$WGHEALTH" --device "$(wg_be "$1")" --route-via "${2:-10.10.10.1}" \
+		--route-setup >/dev/null
+}
+# The endpoint server j's WireGuard lists for client i's key.
+endpoint_on() { # j i
+	wg show "$(wg_be "$1")" endpoints | awk -v k="$(cat "$T/client$2.pub")" '$1 == k { print $2 }'
 }
 
 # Ping the app from client i at RATE per second in the background (ping -D timestamps).
