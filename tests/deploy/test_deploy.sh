@@ -43,6 +43,11 @@ man_pages() { # every Documentation=man:NAME(8) of a unit is a page we ship
 check "systemd-analyze verify wglb.service" verify "$T/units/wglb.service"
 check "systemd-analyze verify wg-health.service" verify "$T/units/wg-health.service"
 check "systemd-analyze verify wg-health-agent.service" verify "$T/units/wg-health-agent.service"
+# wglb.service with the preserve drop-in, merged as systemd merges it.
+cat deploy/systemd/wglb.service deploy/systemd/wglb-preserve.conf |
+	sed -e "s|/usr/sbin/wglb-preserve-routing|$PWD/deploy/preserve/wglb-preserve-routing|g" \
+		-e "s|/usr/sbin/wglb |$B/lb/wglb |g" >"$T/units/wglb-preserve.service"
+check "systemd-analyze verify wglb.service + wglb-preserve.conf" verify "$T/units/wglb-preserve.service"
 check "the units' man pages are shipped" man_pages
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
