@@ -369,21 +369,27 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 		      bool first)
 {
 	union wglb_sa sa;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], peer[48] = "null";
 	uint32_t now = loop_now_s(l);
 	const char *be = l->pool.be[f->backend].name;
+	uint8_t pub[32];
 
 	flow_client_sa(&f->key, &sa);
 	addr_fmt(&sa, a, sizeof(a));
+	if (json && agent_flow_peer(l, f, pub)) { /* who its backend says is behind it */
+		peer[0] = '"';
+		sodium_bin2base64(peer + 1, sizeof(peer) - 2, pub, 32, sodium_base64_VARIANT_ORIGINAL);
+		strcat(peer, "\"");
+	}
 	if (json)
 		ctl_printf(c, "%s{\"client\": \"%s\", \"backend\": \"%s\", \"upstream_port\": %u, "
-			      "\"preserved\": %s, "
+			      "\"preserved\": %s, \"peer\": %s, "
 			      "\"age_s\": %u, \"idle_s\": %u, \"confirmed\": %s, "
 			      "\"server_initiated\": %s, \"packets_in\": %llu, "
 			      "\"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu}",
 			   first ? "" : ", ", a, be, f->up_port,
-			   f->flags & FLOW_F_PRESERVED ? "true" : "false", now - f->created, now - f->last_rx,
-			   f->flags & FLOW_F_CONFIRMED ? "true" : "false",
+			   f->flags & FLOW_F_PRESERVED ? "true" : "false", peer, now - f->created,
+			   now - f->last_rx, f->flags & FLOW_F_CONFIRMED ? "true" : "false",
 			   f->flags & FLOW_F_SRV_INIT ? "true" : "false",
 			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out,
 			   (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out);

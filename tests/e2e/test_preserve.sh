@@ -131,6 +131,10 @@ wait_for 5 "pings flowing" pinging 1 || die "no ping replies"
 knows_peer() { [ "$(stat_json "s['backends']['$(serving_backend 1)']['peers_known']")" -ge 1 ]; }
 be=$(serving_backend 1)
 wait_for 5 "wglb knows the peer on $be" knows_peer || die "the agent's report did not join the flow"
+ctl --json show flows | python3 -c 'import json, sys
+fl = [f for f in json.load(sys.stdin)["flows"] if f["client"] == "198.51.100.11:40001"]
+assert fl and fl[0]["peer"] == sys.argv[1], fl' "$(cat "$T/client1.pub")" ||
+	die "show flows does not name client 1's peer"
 kill_backend_wg "${be#b}"
 t0=$(now)
 wait_for 10 "client 1 back after $be died" replied_after 1 "$t0" || die "no recovery"
