@@ -291,7 +291,7 @@ handshake_backend() { # i
 # per server (and after every start of its WireGuard, as a wg-quick PostUp).
 preserve_route_setup() { # j [via]
 	ip netns exec "$(ns_be "$1")" "$WGHEALTH" --device "$(wg_be "$1")" --route-via "${2:-10.10.10.1}" \
-		--route-setup >/dev/null
+		--route-setup --state-dir "$T/route-b$1" >/dev/null
 }
 # The endpoint server j's WireGuard lists for client i's key.
 endpoint_on() { # j i
