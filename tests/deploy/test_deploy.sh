@@ -48,6 +48,9 @@ cat deploy/systemd/wglb.service deploy/systemd/wglb-preserve.conf |
 	sed -e "s|/usr/sbin/wglb-preserve-routing|$PWD/deploy/preserve/wglb-preserve-routing|g" \
 		-e "s|/usr/sbin/wglb |$B/lb/wglb |g" >"$T/units/wglb-preserve.service"
 check "systemd-analyze verify wglb.service + wglb-preserve.conf" verify "$T/units/wglb-preserve.service"
+cat deploy/systemd/wg-health.service deploy/systemd/wg-health-preserve.conf |
+	sed -e "s|/usr/sbin/wg-health|$B/health/wg-health|g" >"$T/units/wg-health-preserve.service"
+check "systemd-analyze verify wg-health.service + wg-health-preserve.conf" verify "$T/units/wg-health-preserve.service"
 check "the units' man pages are shipped" man_pages
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
