@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,20 +75,69 @@ out:
 	return ret;
 }
 
-int uapi_listen_port(const char *ifname)
+/* The value of the device-level key (a line "key=N" before the first
+ * public_key=) as an unsigned 32-bit number: 1 found, 0 absent, -EPROTO. */
+static int device_u32(const char *reply, const char *key, uint32_t *v)
 {
-	char *reply, *p;
-	int port = 0, ret = exchange(ifname, "get=1\n\n", &reply);
+	size_t kl = strlen(key);
+	const char *line, *eol;
 
-	if (ret != 0) {
-		free(reply);
-		return ret < 0 ? ret : -EIO;
+	for (line = reply; (eol = strchr(line, '\n')); line = eol + 1) {
+		unsigned long long n;
+		char *end;
+		if (!strncmp(line, "public_key=", 11))
+			return 0; /* the peers start: no more device keys */
+		if (strncmp(line, key, kl) || line[kl] != '=')
+			continue;
+		if (line[kl + 1] < '0' || line[kl + 1] > '9')
+			return -EPROTO;
+		errno = 0;
+		n = strtoull(line + kl + 1, &end, 10);
+		if (errno || end != eol || n > UINT32_MAX)
+			return -EPROTO;
+		*v = (uint32_t)n;
+		return 1;
 	}
-	p = strstr(reply, "listen_port=");
-	if (p)
-		port = atoi(p + 12);
+	return 0;
+}
+
+int uapi_parse_conf(const char *reply, struct wgdev_conf *conf)
+{
+	uint32_t port = 0, mark = 0;
+	int ret = device_u32(reply, "listen_port", &port);
+
+	/* wireguard-go leaves out a zero fwmark (and a zero listen port). */
+	if (ret >= 0)
+		ret = device_u32(reply, "fwmark", &mark);
+	if (ret < 0 || port > 65535)
+		return -EPROTO;
+	conf->listen_port = (int)port;
+	conf->fwmark = mark;
+	return 0;
+}
+
+int uapi_conf(const char *ifname, struct wgdev_conf *conf)
+{
+	char *reply;
+	int ret = exchange(ifname, "get=1\n\n", &reply);
+
+	if (ret == 0)
+		ret = uapi_parse_conf(reply, conf);
+	else if (ret > 0)
+		ret = -EIO;
 	free(reply);
-	return port;
+	return ret;
+}
+
+int uapi_set_fwmark(const char *ifname, uint32_t mark)
+{
+	char req[48], *reply;
+	int ret;
+
+	snprintf(req, sizeof(req), "set=1\nfwmark=%u\n\n", (unsigned)mark);
+	ret = exchange(ifname, req, &reply);
+	free(reply);
+	return ret > 0 ? -ret : ret;
 }
 
 int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max)

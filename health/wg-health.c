@@ -14,12 +14,18 @@
  * silent connections cannot shut the probe out; replies never block. What the
  * thread does wait for is the interface itself: each health check asks
  * rtnetlink and the WireGuard interface (UAPI or genl, 2 s timeouts), so a
- * wedged wireguard-go delays answers by that much.
+ * wedged wireguard-go delays answers by that much. With --route-via (client
+ * address preservation, route_setup.h) each check also asks for the
+ * device's fwmark (in the same read) and one marked route lookup.
+ *
+ * One-shot, as root: --route-setup, --route-undo and --route-check put in
+ * place, take away and show that routing.
  */
 #include "wglb/accept.h"
 #include "wglb/addr.h"
 #include "wglb/agentcmd.h"
 #include "wglb/clock.h"
+#include "wglb/route_setup.h"
 #include "wglb/rtnl.h"
 #include "wglb/version.h"
 
@@ -69,17 +75,20 @@ struct wghealth {
 	uint64_t paused_until[2]; /* [agent_port]: accept paused at EMFILE until then */
 	uint64_t shed, per_src_refused, full_refused, emfile, via_tunnel, ingress_unknown;
 	struct acc_ifcache ifc;
+	const struct rsetup *route; /* --route-via: checked on every answer; else NULL */
 	volatile sig_atomic_t stop;
 };
 
 static struct wghealth *sig_agent;
 
-/* The verdict: 200, or 503 with a reason; *drain when the drain file exists. */
-static int check(const struct wghealth *a, const char **why, bool *drain)
+/* The verdict: 200, or 503 with a reason (maybe written to buf, size
+ * RSETUP_WHY_MAX); *drain when the drain file exists. */
+static int check(const struct wghealth *a, char *buf, const char **why, bool *drain)
 {
+	struct wgdev_conf conf;
 	struct stat st;
 	bool up = false;
-	int ret, port;
+	int ret;
 
 	*drain = a->drain_file && stat(a->drain_file, &st) == 0;
 	if (*drain) {
@@ -101,9 +110,17 @@ static int check(const struct wghealth *a, const char **why, bool *drain)
 	}
 	/* Where the interface answers us (UAPI socket or genl; root or
 	 * CAP_NET_ADMIN), insist that it listens. */
-	port = wgdev_listen_port(a->device);
-	if (port == 0) {
+	ret = wgdev_conf(a->device, &conf);
+	if (ret == 0 && conf.listen_port == 0) {
 		*why = "not listening";
+		return 503;
+	}
+	/* A server that would answer wglb's clients directly (they came from
+	 * their own addresses) must not get them. Here, an unreadable mark
+	 * fails too: it is the one thing that proves the replies' way. */
+	if (a->route &&
+	    rsetup_verify(a->route, ret, ret == 0 ? conf.fwmark : 0, buf, RSETUP_WHY_MAX) < 0) {
+		*why = buf;
 		return 503;
 	}
 	*why = "healthy";
@@ -125,7 +142,7 @@ static void conn_close(struct wghealth *a, unsigned i)
 static void respond(struct wghealth *a, struct conn *c, const char *status, const char *body,
 		    bool head, bool drain)
 {
-	char out[512];
+	char out[512 + RSETUP_WHY_MAX];
 	int n = snprintf(out, sizeof(out),
 			 "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 			 "Server: wg-health/%s\r\n%sConnection: close\r\n\r\n%s",
@@ -133,6 +150,10 @@ static void respond(struct wghealth *a, struct conn *c, const char *status, cons
 			 head ? "" : body);
 
 	(void)a;
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(out))
+		n = (int)sizeof(out) - 1;
 	/* Small enough for any fresh socket buffer; a peer that is gone is fine. */
 	(void)!send(c->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
@@ -150,7 +171,7 @@ static int handle(struct wghealth *a, struct conn *c)
 {
 	bool get, head, drain;
 	const char *why;
-	char body[96];
+	char buf[RSETUP_WHY_MAX], body[RSETUP_WHY_MAX + 2];
 	int code;
 
 	if (!memmem(c->req, c->len, "\r\n\r\n", 4) && !memmem(c->req, c->len, "\n\n", 2))
@@ -167,7 +188,7 @@ static int handle(struct wghealth *a, struct conn *c)
 		respond(a, c, "405 Method Not Allowed", "GET or HEAD\n", false, false);
 		return 1;
 	}
-	code = check(a, &why, &drain);
+	code = check(a, buf, &why, &drain);
 	snprintf(body, sizeof(body), "%s\n", why);
 	respond(a, c, code == 200 ? "200 OK" : "503 Service Unavailable", body, head, drain);
 	return 1;
@@ -401,6 +422,10 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 		if (a->lfd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) < 0)
 			return 3;
 		fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
+		if (a->route)
+			fprintf(stderr, "wg-health: %s's replies to clients must leave via %s "
+				"(fwmark 0x%x, table %u): checked on every answer\n", a->device,
+				a->route->via_str, a->route->mark, a->route->table);
 	}
 	if (a->cmd) {
 		addr_set_port(&addr.u, (uint16_t)agent_port);
@@ -452,6 +477,56 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 	return 0;
 }
 
+enum route_action { ROUTE_SERVE, ROUTE_SETUP, ROUTE_UNDO, ROUTE_CHECK };
+enum {
+	OPT_ROUTE_VIA = 256,
+	OPT_ROUTE_SETUP,
+	OPT_ROUTE_UNDO,
+	OPT_ROUTE_CHECK,
+	OPT_ROUTE_MARK,
+	OPT_ROUTE_TABLE,
+	OPT_STATE_DIR,
+};
+
+/* --route-mark, --route-table: 1 to 2^32-1, decimal or 0x hex. */
+static int parse_u32(const char *opt, const char *s, uint32_t *v)
+{
+	unsigned long long n;
+	char *end;
+
+	errno = 0;
+	n = strtoull(s, &end, 0);
+	if (errno || end == s || *end || *s == '-' || n == 0 || n > UINT32_MAX) {
+		fprintf(stderr, "wg-health: %s wants a number from 1 to 4294967295\n", opt);
+		return -1;
+	}
+	*v = (uint32_t)n;
+	return 0;
+}
+
+/* --route-setup, --route-undo, --route-check: 0, or 1 naming what failed
+ * (or, for the check, what is missing). */
+static int route_oneshot(enum route_action act, const struct rsetup *rs)
+{
+	int ret;
+
+	if (act == ROUTE_CHECK) {
+		ret = rsetup_check(rs, stdout);
+		if (ret > 0)
+			printf("client address routing via %s is not in place: run wg-health --device %s "
+			       "--route-via %s --route-setup\n", rs->via_str, rs->device, rs->via_str);
+		else if (ret == 0)
+			printf("client address routing via %s is in place\n", rs->via_str);
+		return ret == 0 ? 0 : 1;
+	}
+	ret = act == ROUTE_SETUP ? rsetup_setup(rs, stdout) : rsetup_undo(rs, stdout);
+	if (ret < 0) {
+		fprintf(stderr, "wg-health: --route-%s failed\n", act == ROUTE_SETUP ? "setup" : "undo");
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -462,8 +537,19 @@ int main(int argc, char **argv)
 		{"agent-port", required_argument, NULL, 'A'}, {"agent-key", required_argument, NULL, 'K'},
 		{"agent-only", no_argument, NULL, 'O'},       {"prober", required_argument, NULL, 'P'},
 		{"name", required_argument, NULL, 'N'},
+		{"route-via", required_argument, NULL, OPT_ROUTE_VIA},
+		{"route-setup", no_argument, NULL, OPT_ROUTE_SETUP},
+		{"route-undo", no_argument, NULL, OPT_ROUTE_UNDO},
+		{"route-check", no_argument, NULL, OPT_ROUTE_CHECK},
+		{"route-mark", required_argument, NULL, OPT_ROUTE_MARK},
+		{"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{NULL, 0, NULL, 0},
 	};
+	const char *route_via = NULL, *state_dir = NULL;
+	uint32_t route_mark = RSETUP_MARK, route_table = RSETUP_TABLE;
+	enum route_action route_act = ROUTE_SERVE;
+	struct rsetup rs;
 	unsigned long agent_port = 8081;
 	const char *agent_key = NULL, *agent_name = NULL;
 	int ret;
@@ -521,6 +607,32 @@ int main(int argc, char **argv)
 		case 'N':
 			agent_name = optarg;
 			break;
+		case OPT_ROUTE_VIA:
+			route_via = optarg;
+			break;
+		case OPT_ROUTE_SETUP:
+		case OPT_ROUTE_UNDO:
+		case OPT_ROUTE_CHECK:
+			if (route_act != ROUTE_SERVE) {
+				fprintf(stderr, "wg-health: one of --route-setup, --route-undo, "
+					"--route-check at a time\n");
+				return 2;
+			}
+			route_act = opt == OPT_ROUTE_SETUP  ? ROUTE_SETUP
+				    : opt == OPT_ROUTE_UNDO ? ROUTE_UNDO
+							    : ROUTE_CHECK;
+			break;
+		case OPT_ROUTE_MARK:
+			if (parse_u32("--route-mark", optarg, &route_mark) < 0)
+				return 2;
+			break;
+		case OPT_ROUTE_TABLE:
+			if (parse_u32("--route-table", optarg, &route_table) < 0)
+				return 2;
+			break;
+		case OPT_STATE_DIR:
+			state_dir = optarg;
+			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
 			return 0;
@@ -528,18 +640,47 @@ int main(int argc, char **argv)
 			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
 			       "[--drain-file PATH] [--prober CIDR]... [--test]\n"
 			       "                 [--agent-port 8081 --agent-key PATH --name NAME [--agent-only]]\n"
+			       "                 [--route-via ADDR [--route-mark 0xca6c] [--route-table 51820]]\n"
+			       "       wg-health [--device wg0] --route-via ADDR --route-setup|--route-undo|--route-check\n"
+			       "                 [--route-mark 0xca6c] [--route-table 51820] "
+			       "[--state-dir /run/wg-health]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
-			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n");
+			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n"
+			       "With --route-via (wglb's client_address = preserve; ADDR is the balancer):\n"
+			       "also 503 unless WireGuard's packets carry the mark and marked packets\n"
+			       "leave via ADDR. --route-setup puts that in place (as root): the device's\n"
+			       "fwmark, the rule 'fwmark MARK lookup TABLE', 'default via ADDR' in TABLE,\n"
+			       "rp_filter 2 (loose) on the interface toward ADDR (IPv4; the old value\n"
+			       "saved in the state dir). --route-undo takes it away, --route-check shows\n"
+			       "it; each exits 0, or 1 naming what failed or is missing.\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
+	if (route_act != ROUTE_SERVE && !route_via) {
+		fprintf(stderr, "wg-health: --route-setup, --route-undo and --route-check need "
+			"--route-via ADDR (the balancer)\n");
+		return 2;
+	}
+	if (route_via) {
+		if (rsetup_init(&rs, a.device, route_via, route_mark, route_table, state_dir) < 0) {
+			fprintf(stderr, "wg-health: --route-via wants the balancer's IPv4 or IPv6 "
+				"address; --route-table not 253-255 (the kernel's own)\n");
+			return 2;
+		}
+		if (route_act != ROUTE_SERVE)
+			return route_oneshot(route_act, &rs);
+		a.route = &rs;
+	}
 	if (test) {
 		bool drain;
 		const char *why;
-		int code = check(&a, &why, &drain);
+		char buf[RSETUP_WHY_MAX];
+		int code = check(&a, buf, &why, &drain);
 		printf("%s %s\n", a.device, code == 200 ? "up" : drain ? "draining" : "down");
+		if (code != 200)
+			fprintf(stderr, "wg-health: %s\n", why);
 		return code == 200 ? 0 : 1;
 	}
 	if (agent_only && !agent_key) {

@@ -25,9 +25,22 @@ const char *wgdev_kind(const char *ifname)
 	return is_uapi(ifname) ? "uapi" : "kernel";
 }
 
+int wgdev_conf(const char *ifname, struct wgdev_conf *conf)
+{
+	return is_uapi(ifname) ? uapi_conf(ifname, conf) : wgnl_conf(ifname, conf);
+}
+
 int wgdev_listen_port(const char *ifname)
 {
-	return is_uapi(ifname) ? uapi_listen_port(ifname) : wgnl_listen_port(ifname);
+	struct wgdev_conf conf;
+	int ret = wgdev_conf(ifname, &conf);
+
+	return ret < 0 ? ret : conf.listen_port;
+}
+
+int wgdev_set_fwmark(const char *ifname, uint32_t mark)
+{
+	return is_uapi(ifname) ? uapi_set_fwmark(ifname, mark) : wgnl_set_fwmark(ifname, mark);
 }
 
 int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max)

@@ -62,6 +62,17 @@ size_t wgnl_msg_get(void *buf, size_t size, uint16_t family, uint32_t seq, const
 	return nlh->nlmsg_len;
 }
 
+size_t wgnl_msg_fwmark(void *buf, size_t size, uint16_t family, uint32_t seq, const char *ifname,
+		       uint32_t mark)
+{
+	struct nlmsghdr *nlh =
+		prepare(buf, size, family, NLM_F_REQUEST | NLM_F_ACK, seq, WG_CMD_SET_DEVICE);
+
+	mnl_attr_put_strz(nlh, WGDEVICE_A_IFNAME, ifname);
+	mnl_attr_put_u32(nlh, WGDEVICE_A_FWMARK, mark);
+	return nlh->nlmsg_len;
+}
+
 static size_t aip_len(uint16_t family)
 {
 	return family == AF_INET6 ? 16 : 4;
@@ -347,6 +358,11 @@ static int parse_device(const struct nlattr *attr, void *data)
 			return fail(EBADMSG);
 		dev->listen_port = mnl_attr_get_u16(attr);
 		break;
+	case WGDEVICE_A_FWMARK:
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+			return fail(EBADMSG);
+		dev->fwmark = mnl_attr_get_u32(attr);
+		break;
 	case WGDEVICE_A_PEERS:
 		return mnl_attr_parse_nested(attr, parse_peers, dev);
 	}
@@ -522,14 +538,29 @@ int wgnl_get_device(const char *ifname, struct wgnl_device *dev)
 	return ret;
 }
 
-int wgnl_listen_port(const char *ifname)
+int wgnl_conf(const char *ifname, struct wgdev_conf *conf)
 {
 	struct wgnl_device dev;
 	int ret = wgnl_get_device(ifname, &dev);
 
-	if (ret == 0)
-		ret = dev.listen_port > 0 ? dev.listen_port : 0;
+	if (ret == 0) {
+		conf->listen_port = dev.listen_port > 0 ? dev.listen_port : 0;
+		conf->fwmark = dev.fwmark;
+	}
 	wgnl_device_free(&dev);
+	return ret;
+}
+
+int wgnl_set_fwmark(const char *ifname, uint32_t mark)
+{
+	struct wgnl w;
+	int ret = wgnl_open(&w);
+
+	if (ret < 0)
+		return ret;
+	w.seq++;
+	ret = exchange(&w, wgnl_msg_fwmark(w.buf, w.size, w.family, w.seq, ifname, mark), NULL, NULL);
+	wgnl_close(&w);
 	return ret;
 }
 

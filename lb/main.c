@@ -29,7 +29,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: wglb [-c FILE] [--check | --agent-key-for NAME] [-v]\n"
 		"  -c, --config FILE  configuration (default %s)\n"
-		"      --check        validate the configuration and exit: 0 valid, 1 errors\n"
+		"      --check        validate the configuration (and, with client_address =\n"
+		"                     preserve, that this host can) and exit: 0 valid, 1 errors\n"
 		"      --agent-key-for NAME\n"
 		"                     print backend NAME's agent key (for its wg-health\n"
 		"                     --agent-key), derived from [agent] key_file, and exit\n"
@@ -161,7 +162,14 @@ int main(int argc, char **argv)
 			 "(wg pubkey < server.key) in [balancer]", a);
 	}
 	if (check) {
-		printf("%s: ok (%u listeners, %u backends)%s\n", path, cfg.n_listen, cfg.n_backends,
+		char why[256];
+		if (cfg.client_address == CLIENT_PRESERVE && fwd_preserve_check(&cfg, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s: client_address = preserve cannot work here: %s\n", path, why);
+			config_free(&cfg);
+			return EXIT_CONFIG;
+		}
+		printf("%s: ok (%u listeners, %u backends%s)%s\n", path, cfg.n_listen, cfg.n_backends,
+		       cfg.client_address == CLIENT_PRESERVE ? ", client addresses preserved" : "",
 		       exposed ? ", UNSAFE: no server_public_key" : "");
 		config_free(&cfg);
 		return 0;

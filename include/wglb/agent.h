@@ -5,6 +5,7 @@
 
 #include "wglb/agentproto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define AGENT_HIST 7 /* recovery buckets: 0.5 1 1.5 2 3 5 10 s, then +Inf */
@@ -19,6 +20,10 @@ struct loop;
 
 const struct agent_stats *agent_stats(const struct loop *l);
 uint32_t agent_peers_known(const struct loop *l, unsigned backend);
+struct flow;
+/* The WireGuard peer (public key) flow f's backend last reported behind
+ * it, on the loop that holds f: false when no agent has said. */
+bool agent_flow_peer(const struct loop *l, const struct flow *f, uint8_t pub[32]);
 
 /* The part main.c (and each worker) attaches after the packet path: it
  * hears of flows moved, closed and answered through fwd_subscribe, polls

@@ -21,6 +21,12 @@
 #define WEIGHT_MAX          100
 #define CONFIG_AUTO_MAX_FLOWS 65536 /* max_flows unset: this, or what ports and fds allow */
 
+/* What a backend sees as a flow's source (client_address). */
+enum client_address {
+	CLIENT_SNAT,     /* the balancer's address and an upstream port of its own */
+	CLIENT_PRESERVE, /* the client's own address and port (transparent sockets) */
+};
+
 struct backend_conf {
 	char name[BACKEND_NAME_MAX];
 	struct wglb_addr addr;
@@ -59,6 +65,7 @@ struct wglb_config {
 	uint32_t under_load_rate;  /* unproven new sources per second that mean load */
 	uint32_t flow_idle_timeout;
 	uint32_t backend_silence; /* s: a confirmed flow whose backend says nothing this long is demoted */
+	uint8_t client_address; /* enum client_address */
 	bool udp_gro; /* coalesced receives and 64 KiB buffers (restart to change) */
 	uint32_t workers; /* forwarding threads as asked; 0 = auto, one per CPU */
 	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */

@@ -18,7 +18,8 @@
 enum {
 	FLOW_F_USED = 1U << 0,
 	FLOW_F_CONFIRMED = 1U << 1, /* the client proved it receives: never evicted */
-	/* 1U << 2 is free: the family is in the key */
+	FLOW_F_PRESERVED = 1U << 2, /* its upstream socket sends from the client's own address and
+				     * port (client_address = preserve): up_port is not indexed */
 	FLOW_F_INIT_PENDING = 1U << 3, /* initiation sent, no response seen yet */
 	FLOW_F_REARM = 1U << 4,        /* receive stopped on -ENOBUFS, re-arm when buffers return */
 	FLOW_F_PROOF = 1U << 5,        /* srv_index came from the backend's handshake on this flow:
@@ -74,7 +75,7 @@ struct flow_table {
 	uint32_t free_head;
 	uint32_t uhead, utail; /* unconfirmed list */
 	uint32_t hand;         /* expiry clock hand */
-	uint32_t *by_port;     /* upstream port -> flow index + 1 (each socket has its own port) */
+	uint32_t *by_port;     /* upstream port -> flow index + 1 (each snat socket has its own port) */
 	uint8_t key[16];       /* SipHash key, random per start */
 };
 
@@ -90,7 +91,9 @@ struct flow *flow_victim(struct flow_table *ft);
 /* The client's address as a sockaddr (for replies and for display). */
 socklen_t flow_client_sa(const struct flow_key *k, union wglb_sa *sa);
 void flow_remove(struct flow_table *ft, struct flow *f);
-/* The flow's upstream socket now has local port `port` (host order). */
+/* The flow's upstream socket now has local port `port` (host order);
+ * indexed for flow_by_port unless the flow is FLOW_F_PRESERVED (set the
+ * flag first). */
 void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port);
 /* The flow whose upstream socket has this local port, or NULL: joins a
  * backend's report of its peers' endpoints to flows in O(1). */

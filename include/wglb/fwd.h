@@ -37,7 +37,7 @@ struct fwd {
 	uint32_t n_rearm;
 	struct flow_table ft;
 	struct srvidx si; /* backend session index -> flow (roaming clients) */
-	struct ratelimit rl_table_full, rl_no_socket;
+	struct ratelimit rl_table_full, rl_no_socket, rl_preserve;
 	/* Initiations per client source: hs_limit for sources as claimed
 	 * (past it, a source must prove itself with a cookie), hs_proven for
 	 * sources that did (mac2): a spoofer can spend only the former. */
@@ -47,6 +47,7 @@ struct fwd {
 	struct mac1_key mac1;
 	bool check_mac1;
 	bool cookies; /* server_public_key set and handshake_cookies != off */
+	bool preserve_ok; /* client_address = preserve, and this host can (fwd_preserve_check) */
 	struct cookie_checker cookie;
 	struct cookie_load load;
 	uint32_t flows_share; /* this worker's share of max_flows (its table) */
@@ -67,6 +68,14 @@ struct fwd {
 	} sub[FWD_MAX_SUBSCRIBERS];
 	unsigned n_sub;
 };
+
+/* The mark the balancer's nftables rule gives backends' replies to
+ * clients' addresses, routed to a local table (wglb-preserve-routing). */
+#define WGLB_PRESERVE_MARK 0xca6c
+
+/* client_address = preserve can work on this host with cfg's listeners:
+ * 0, or -1 with the reason and the command that fixes it in why. */
+int fwd_preserve_check(const struct wglb_config *cfg, char *why, size_t size);
 
 /* The part (attach it first: the others read its state). */
 extern const struct loop_part fwd_part;

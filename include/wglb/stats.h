@@ -57,6 +57,8 @@ struct wglb_stats {
 	uint64_t flows_new, flows_expired, flows_evicted, flows_closed;
 	uint64_t flows_roamed; /* new flows sent to their session's backend by its index */
 	uint64_t flows_confirmed; /* clients that proved receipt (echoed the backend's index) */
+	uint64_t flows_preserved; /* new flows sent from the client's own address (client_address) */
+	uint64_t preserve_fallback; /* ... that could not be and went from the balancer's instead */
 	uint64_t flows_demoted;   /* confirmed flows whose backend fell silent (backend_silence) */
 	uint64_t cookies_sent;    /* cookie replies wglb sent (handshake_cookies) */
 	uint64_t mac2_valid, mac2_invalid; /* handshakes whose mac2 proved / failed to prove the source */

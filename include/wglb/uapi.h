@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * WireGuard's cross-platform configuration protocol (UAPI), as wireguard-go
- * serves it on /var/run/wireguard/IFNAME.sock: wgdev.h's three questions,
- * asked of a userspace interface.
+ * serves it on /var/run/wireguard/IFNAME.sock: wgdev.h's questions and
+ * changes, made to a userspace interface.
  */
 #ifndef WGLB_UAPI_H
 #define WGLB_UAPI_H
@@ -12,11 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* As wgdev_listen_port(), wgdev_peers(), wgdev_rehandshake(). */
-int uapi_listen_port(const char *ifname);
+/* As wgdev_conf(), wgdev_set_fwmark(), wgdev_peers(), wgdev_rehandshake(). */
+int uapi_conf(const char *ifname, struct wgdev_conf *conf);
+int uapi_set_fwmark(const char *ifname, uint32_t mark);
 int uapi_peers(const char *ifname, struct wgdev_peer *peers, int max);
 int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
 
+/* The device's listen port and fwmark from a `get=1` reply (wireguard-go
+ * omits either when it is 0). 0, or -EPROTO for a value that is not a
+ * number in range. */
+int uapi_parse_conf(const char *reply, struct wgdev_conf *conf);
 /* The parsers behind them, pure (they cut reply up with strtok_r), for tests
  * and fuzzing. Peers from a `get=1` reply: the count kept (at most max). */
 int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max);

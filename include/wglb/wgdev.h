@@ -19,11 +19,22 @@ struct wgdev_peer {
 	uint64_t handshake_s; /* last handshake, Unix seconds; 0 = never */
 };
 
+/* The interface's own settings that wg-health checks. */
+struct wgdev_conf {
+	int listen_port; /* 0: not listening */
+	uint32_t fwmark; /* the mark on WireGuard's own packets; 0: none */
+};
+
 /* "uapi" or "kernel": which interface wgdev_* will use for ifname. */
 const char *wgdev_kind(const char *ifname);
 /* The listen port: >0 the port, 0 not listening, -errno when it cannot be
  * asked (ENOENT/EPROTONOSUPPORT: no such interface; EACCES/EPERM: no right). */
 int wgdev_listen_port(const char *ifname);
+/* The listen port and fwmark in one read. 0 or -errno, as above. */
+int wgdev_conf(const char *ifname, struct wgdev_conf *conf);
+/* Mark WireGuard's own packets with mark (0: no mark), so a policy rule
+ * can route them (`wg set IF fwmark MARK`). 0 or -errno. */
+int wgdev_set_fwmark(const char *ifname, uint32_t mark);
 /* Fill peers[0..max). Returns the count or -errno. */
 int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max);
 /* Point the peer at endpoint and make it initiate a handshake now: remove

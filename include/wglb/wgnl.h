@@ -44,6 +44,7 @@ struct wgnl_peer {
 
 struct wgnl_device {
 	int listen_port; /* -1 until reported */
+	uint32_t fwmark; /* 0 until reported */
 	struct wgnl_peer *peers;
 	size_t n, cap;
 };
@@ -60,6 +61,10 @@ struct wgnl_cursor {
 size_t wgnl_msg_family(void *buf, size_t size, uint32_t seq);
 /* WG_CMD_GET_DEVICE dump of one interface. Returns the message length. */
 size_t wgnl_msg_get(void *buf, size_t size, uint16_t family, uint32_t seq, const char *ifname);
+/* WG_CMD_SET_DEVICE of the device's fwmark alone, as `wg set IF fwmark M`.
+ * Returns the message length. */
+size_t wgnl_msg_fwmark(void *buf, size_t size, uint16_t family, uint32_t seq, const char *ifname,
+		       uint32_t mark);
 /* The next WG_CMD_SET_DEVICE message for peers[] into buf (size bytes,
  * MNL_SOCKET_BUFFER_SIZE as wg uses): its length, 0 when everything has
  * been sent, or -E2BIG when one attribute cannot fit an empty message. */
@@ -83,8 +88,9 @@ void wgnl_device_free(struct wgnl_device *dev);
 /* Read the whole interface (peers with keys, endpoints, keepalives,
  * allowed IPs). 0 or -errno; dev is initialised either way. */
 int wgnl_get_device(const char *ifname, struct wgnl_device *dev);
-/* As wgdev_listen_port(), wgdev_peers(), wgdev_rehandshake(). */
-int wgnl_listen_port(const char *ifname);
+/* As wgdev_conf(), wgdev_set_fwmark(), wgdev_peers(), wgdev_rehandshake(). */
+int wgnl_conf(const char *ifname, struct wgdev_conf *conf);
+int wgnl_set_fwmark(const char *ifname, uint32_t mark);
 int wgnl_peers(const char *ifname, struct wgdev_peer *peers, int max);
 int wgnl_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
 

@@ -168,13 +168,16 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
 		      "\"recv_buffer_exhausted\": %llu, \"ring_full\": %llu, \"cancel_failed\": %llu, "
-		      "\"move_errors\": %llu, ",
+		      "\"move_errors\": %llu, \"client_address\": \"%s\", \"flows_preserved\": %llu, "
+		      "\"preserve_fallback\": %llu, ",
 		   t->flows, (unsigned long long)s->flows_new,
 		   (unsigned long long)s->flows_expired, (unsigned long long)s->flows_evicted,
 		   (unsigned long long)s->flows_roamed,
 		   (unsigned long long)s->failopen, (unsigned long long)s->enobufs,
 		   (unsigned long long)s->ring_full, (unsigned long long)s->cancel_failed,
-		   (unsigned long long)s->move_errors);
+		   (unsigned long long)s->move_errors,
+		   l->cfg.client_address == CLIENT_PRESERVE ? "preserve" : "snat",
+		   (unsigned long long)s->flows_preserved, (unsigned long long)s->preserve_fallback);
 	ctl_printf(c, "\"flows_confirmed\": %llu, \"flows_demoted\": %llu, \"flows_unconfirmed\": %u, "
 		      "\"unconfirmed_cap\": %u, \"edge\": {\"handshake_cookies\": \"%s\", "
 		      "\"cookies_active\": %s, \"under_load\": %s, \"load_episodes\": %llu, "
@@ -266,6 +269,10 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 	ctl_printf(c, "flows: %u active, %llu new, %llu expired, %llu evicted, %llu roamed\n",
 		   t->flows, (unsigned long long)s->flows_new, (unsigned long long)s->flows_expired,
 		   (unsigned long long)s->flows_evicted, (unsigned long long)s->flows_roamed);
+	ctl_printf(c, "client address: %s; %llu flows from the client's own address, %llu from the "
+		      "balancer's instead\n",
+		   l->cfg.client_address == CLIENT_PRESERVE ? "preserve" : "snat",
+		   (unsigned long long)s->flows_preserved, (unsigned long long)s->preserve_fallback);
 	ctl_printf(c, "confirmed: %llu flows proved receipt, %llu lost it (backend silent); "
 		      "%u unconfirmed now (at most %u)\n",
 		   (unsigned long long)s->flows_confirmed, (unsigned long long)s->flows_demoted,
@@ -362,19 +369,27 @@ static void flow_line(struct loop *l, struct ctl_client *c, const struct flow *f
 		      bool first)
 {
 	union wglb_sa sa;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], peer[48] = "null";
 	uint32_t now = loop_now_s(l);
 	const char *be = l->pool.be[f->backend].name;
+	uint8_t pub[32];
 
 	flow_client_sa(&f->key, &sa);
 	addr_fmt(&sa, a, sizeof(a));
+	if (json && agent_flow_peer(l, f, pub)) { /* who its backend says is behind it */
+		peer[0] = '"';
+		sodium_bin2base64(peer + 1, sizeof(peer) - 2, pub, 32, sodium_base64_VARIANT_ORIGINAL);
+		strcat(peer, "\"");
+	}
 	if (json)
 		ctl_printf(c, "%s{\"client\": \"%s\", \"backend\": \"%s\", \"upstream_port\": %u, "
+			      "\"preserved\": %s, \"peer\": %s, "
 			      "\"age_s\": %u, \"idle_s\": %u, \"confirmed\": %s, "
 			      "\"server_initiated\": %s, \"packets_in\": %llu, "
 			      "\"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu}",
-			   first ? "" : ", ", a, be, f->up_port, now - f->created, now - f->last_rx,
-			   f->flags & FLOW_F_CONFIRMED ? "true" : "false",
+			   first ? "" : ", ", a, be, f->up_port,
+			   f->flags & FLOW_F_PRESERVED ? "true" : "false", peer, now - f->created,
+			   now - f->last_rx, f->flags & FLOW_F_CONFIRMED ? "true" : "false",
 			   f->flags & FLOW_F_SRV_INIT ? "true" : "false",
 			   (unsigned long long)f->pkts_in, (unsigned long long)f->pkts_out,
 			   (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out);

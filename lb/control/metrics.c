@@ -89,6 +89,12 @@ static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 	head(c, "wglb_flows_roamed_total", "counter",
 	     "New flows sent to their session's backend by its index (a client's address changed).");
 	ctl_printf(c, "wglb_flows_roamed_total %llu\n", (unsigned long long)s->flows_roamed);
+	head(c, "wglb_flows_preserved_total", "counter",
+	     "Flows sent to their backend from the client's own address (client_address = preserve).");
+	ctl_printf(c, "wglb_flows_preserved_total %llu\n", (unsigned long long)s->flows_preserved);
+	head(c, "wglb_preserve_fallback_total", "counter",
+	     "Flows that could not keep the client's address and went from the balancer's instead.");
+	ctl_printf(c, "wglb_preserve_fallback_total %llu\n", (unsigned long long)s->preserve_fallback);
 	head(c, "wglb_flows_confirmed_total", "counter",
 	     "Flows whose client proved it receives (named the backend's session index).");
 	ctl_printf(c, "wglb_flows_confirmed_total %llu\n", (unsigned long long)s->flows_confirmed);

@@ -228,10 +228,13 @@ static int listener_open(struct loop *l, unsigned i)
 	/* FREEBIND: a standby may bind the floating address before it holds it. */
 	if (setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0)
 		log_warn("listen %s: IP_FREEBIND: %s", a, strerror(errno));
-	if (l->n_workers > 1) {
-		/* One socket per worker in one group. A port another process
-		 * holds (or would share: SO_REUSEPORT lets the same user in)
-		 * is refused first, with the same words as without workers. */
+	if (l->n_workers > 1 || l->cfg.client_address == CLIENT_PRESERVE) {
+		/* One socket per worker in one group; with client_address =
+		 * preserve, a client whose own port is this one has its flow's
+		 * socket bound to its address and this port beside us. A port
+		 * another process holds (or would share: SO_REUSEPORT lets the
+		 * same user in) is refused first, with the same words as
+		 * without workers. */
 		if (l->worker_id == 0 && port_taken(&ls->addr)) {
 			log_err("listen %s: address already in use (another wglb, or a "
 				"WireGuard interface on this port?)",

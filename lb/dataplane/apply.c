@@ -148,6 +148,7 @@ void dp_follow_config(struct loop *l, struct fwd *dp, void *arg)
 		config_free(&c);
 		return;
 	}
+	dp_preserve_configure(l, dp, &c);
 	config_free(&l->cfg);
 	l->cfg = c;
 }

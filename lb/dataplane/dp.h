@@ -91,6 +91,10 @@ void dp_gather(struct loop *l, struct fwd *dp, const struct flow_key *k, const s
 void dp_spend(struct loop *l, struct fwd *dp, const struct flow_key *k, const struct wg_info *wi,
 	      enum route_spend s);
 
+/* preserve.c: whether new flows may go from their clients' addresses
+ * (dp->preserve_ok), asked of the kernel at start and at each reload. */
+void dp_preserve_configure(struct loop *l, struct fwd *dp, const struct wglb_config *nc);
+
 /* rx.c: the receive paths, registered with the loop by fwd.c (ctx: dp). */
 /* A listener's receive (loop_rx_fn): a client's datagram or GRO train. */
 void dp_client_datagram(struct loop *l, void *ctx, unsigned li, uint8_t *buf, unsigned bid,

@@ -202,7 +202,11 @@ void fwd_follow_config(struct loop *l, void *cfg)
 
 int fwd_configure(struct loop *l, const struct wglb_config *nc)
 {
-	return dp_configure(l, fwd_of(l), nc, &l->cfg);
+	int ret = dp_configure(l, fwd_of(l), nc, &l->cfg);
+
+	if (ret == 0)
+		dp_preserve_configure(l, fwd_of(l), nc);
+	return ret;
 }
 
 bool fwd_under_load(const struct loop *l)
@@ -296,6 +300,8 @@ static int fwd_open(struct loop *l)
 	if (ret < 0)
 		return ret;
 	ret = dp_configure(l, dp, &l->cfg, NULL);
+	if (ret == 0)
+		dp_preserve_configure(l, dp, &l->cfg);
 	if (ret < 0)
 		return ret;
 	loop_on_datagram(l, dp_client_datagram, dp);

@@ -35,9 +35,29 @@ void dp_arm_upstream(struct loop *l, struct fwd *dp, struct flow *f)
 	io_uring_sqe_set_data64(sqe, ud_pack(dp->op_up, f->gen, flow_index(&dp->ft, f)));
 }
 
-/* A connected UDP socket toward the backend; its local port is the flow's
- * identity at the backend (and for the agent, later). -errno on failure. */
-static int upstream_open(const struct loop *l, const struct backend *b, uint16_t *port)
+/* Set up a new upstream socket and connect it to backend b: receive
+ * buffers, GRO, then connect. Closes fd and returns -errno on failure. */
+static int upstream_connect(const struct loop *l, int fd, const struct backend *b)
+{
+	int e;
+
+	/* A backend's burst for one flow (a bulk transfer) must not overflow
+	 * the default ~208 KiB; memory is charged only while datagrams wait. */
+	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, UPSTREAM_RCVBUF);
+	/* A backend's bulk replies arrive as GRO trains where its path
+	 * coalesces (the receive buffers hold them whole). */
+	if ((l->cfg.udp_gro && loop_set_gro(fd) < 0) || connect(fd, &b->addr.u.sa, b->addr.len) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* A connected UDP socket toward the backend, from the balancer's address;
+ * its local port is the flow's identity at the backend (and for the
+ * agent, later). -errno on failure. */
+static int upstream_open_snat(const struct loop *l, const struct backend *b, uint16_t *port)
 {
 	union wglb_sa local;
 	socklen_t sl = sizeof(local);
@@ -46,24 +66,118 @@ static int upstream_open(const struct loop *l, const struct backend *b, uint16_t
 	fd = socket(b->addr.u.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* A backend's burst for one flow (a bulk transfer) must not overflow
-	 * the default ~208 KiB; memory is charged only while datagrams wait. */
-	loop_set_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, UPSTREAM_RCVBUF);
-	/* A backend's bulk replies arrive as GRO trains where its path
-	 * coalesces (the receive buffers hold them whole). */
-	if (l->cfg.udp_gro && loop_set_gro(fd) < 0) {
-		e = errno;
-		close(fd);
-		return -e;
-	}
-	if (connect(fd, &b->addr.u.sa, b->addr.len) < 0 ||
-	    getsockname(fd, &local.sa, &sl) < 0) {
+	fd = upstream_connect(l, fd, b);
+	if (fd < 0)
+		return fd;
+	if (getsockname(fd, &local.sa, &sl) < 0) {
 		e = errno;
 		close(fd);
 		return -e;
 	}
 	*port = addr_port(&local);
 	return fd;
+}
+
+/* Why the client's address k may not be a flow's source toward b: NULL
+ * when it may. Only a unicast address that is neither this host's
+ * loopback nor a backend's own: a datagram's claimed source must not make
+ * the balancer speak to a backend as the backend itself, or as another. */
+static const char *preserve_refused(const struct loop *l, const struct flow_key *k,
+				    const struct backend *b)
+{
+	if (k->family != b->addr.u.sa.sa_family)
+		return "client and backend differ in address family";
+	if (k->family == AF_INET) {
+		uint32_t a = ((uint32_t)k->addr[0] << 24) | ((uint32_t)k->addr[1] << 16) |
+			     ((uint32_t)k->addr[2] << 8) | k->addr[3];
+		if (a >> 24 == 0 || a >> 24 == 127 || a >> 28 == 0xe || a == UINT32_MAX ||
+		    (a >> 16) == 0xa9fe)
+			return "not a unicast address";
+	} else {
+		static const uint8_t lo6[16] = {[15] = 1};
+		static const uint8_t any6[16];
+		if (!memcmp(k->addr, lo6, 16) || !memcmp(k->addr, any6, 16) || k->addr[0] == 0xff ||
+		    (k->addr[0] == 0xfe && (k->addr[1] & 0xc0) == 0x80))
+			return "not a unicast address";
+	}
+	for (unsigned i = 0; i < l->pool.n; i++) {
+		const struct backend *o = &l->pool.be[i];
+		if (!o->in_use || o->addr.u.sa.sa_family != k->family)
+			continue;
+		if (!memcmp(k->addr,
+			    k->family == AF_INET ? (const void *)&o->addr.u.in4.sin_addr
+						 : (const void *)&o->addr.u.in6.sin6_addr,
+			    k->family == AF_INET ? 4 : 16))
+			return "a backend's address";
+	}
+	return NULL;
+}
+
+/* A connected UDP socket toward the backend that sends from the client's
+ * own address and port (a transparent socket), so that the backend sees
+ * who its client is. -errno on failure; the caller falls back to snat. */
+static int upstream_open_preserve(const struct loop *l, const struct backend *b,
+				  const struct flow_key *k)
+{
+	union wglb_sa src;
+	socklen_t sl = flow_client_sa(k, &src);
+	int one = 1, fd, e;
+
+	fd = socket(k->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (k->family == AF_INET)
+		e = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	else
+		e = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+	/* The client's port may be one this host serves on a wildcard
+	 * address (the listen port itself, when a client's own port is
+	 * 51820): sharing it is safe, because a connected socket is chosen
+	 * over a wildcard one for the backend's replies, and the client's
+	 * address is never one this host answers on. */
+	if (e < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, &src.sa, sl) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	return upstream_connect(l, fd, b);
+}
+
+/* An upstream socket for client k's flow on backend b: from the client's
+ * own address when the config asks for it and it can be (*preserved), else
+ * from the balancer's (its port in *port). -errno on failure. */
+static int upstream_open(struct loop *l, struct fwd *dp, const struct backend *b,
+			 const struct flow_key *k, uint16_t *port, bool *preserved)
+{
+	*preserved = false;
+	if (l->cfg.client_address == CLIENT_PRESERVE) {
+		const char *why = dp->preserve_ok ? preserve_refused(l, k, b)
+						  : "this host cannot yet: see wglb --check";
+		int fd = why ? -EADDRNOTAVAIL : upstream_open_preserve(l, b, k);
+		uint64_t sup;
+
+		if (fd >= 0) {
+			*preserved = true;
+			*port = ntohs(k->port);
+			l->st.flows_preserved++;
+			return fd;
+		}
+		l->st.preserve_fallback++;
+		if (ratelimit_ok(&dp->rl_preserve, l->now_ms, 10000, &sup)) {
+			char a[ADDR_STRLEN];
+			union wglb_sa sa;
+			flow_client_sa(k, &sa);
+			addr_fmt(&sa, a, sizeof(a));
+			log_warn("client_address: %s goes from the balancer's address (%s%s); "
+				 "%llu more since the last report",
+				 a, why ? why : strerror(-fd),
+				 fd == -EPERM ? ": wglb needs CAP_NET_RAW or CAP_NET_ADMIN" : "",
+				 (unsigned long long)sup);
+		}
+	}
+	return upstream_open_snat(l, b, port);
 }
 
 static void log_exhaustion(struct loop *l, struct fwd *dp, struct ratelimit *rl, const char *what, int err)
@@ -160,23 +274,28 @@ static int upstream_reuse(int fd, const struct backend *b, uint16_t *port)
 	return 0;
 }
 
-/* The oldest unconfirmed flow gives way to a new one on backend b: returns
- * its socket pointed at b (or a new one), -ENOSPC when every flow is
- * confirmed, or -errno. */
-static int evict_for(struct loop *l, struct fwd *dp, const struct backend *b, uint16_t *port)
+/* The oldest unconfirmed flow gives way to client k's new one on backend
+ * b: returns its socket pointed at b (or a new one), -ENOSPC when every
+ * flow is confirmed, or -errno. A socket bound to its client's own
+ * address (preserve) serves no other client: it closes and a new one opens. */
+static int evict_for(struct loop *l, struct fwd *dp, const struct backend *b,
+		     const struct flow_key *k, uint16_t *port, bool *preserved)
 {
 	struct flow *v = flow_victim(&dp->ft);
+	bool reusable;
 	int fd;
 
 	if (!v)
 		return -ENOSPC;
+	reusable = !(v->flags & FLOW_F_PRESERVED) && l->cfg.client_address == CLIENT_SNAT;
 	fd = flow_retire(l, dp, v);
 	l->st.flows_evicted++;
-	if (fd >= 0 && upstream_reuse(fd, b, port) == 0)
+	*preserved = false;
+	if (fd >= 0 && reusable && upstream_reuse(fd, b, port) == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	return upstream_open(l, b, port);
+	return upstream_open(l, dp, b, k, port, preserved);
 }
 
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
@@ -186,7 +305,7 @@ struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key 
 	struct backend *b;
 	int fd;
 	uint16_t port;
-	bool full;
+	bool full, preserved = false;
 
 	if (bi < 0)
 		bi = pool_pick(&l->pool, client_hash(k));
@@ -198,13 +317,13 @@ struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key 
 	if (dp->cookies && dp->ft.unconfirmed >= dp->unconf_cap / 2)
 		cookie_load_pressure(&dp->load, l->now_ms); /* unproven sources fill the table */
 	full = dp->ft.count == dp->ft.cap || dp->ft.unconfirmed >= dp->unconf_cap;
-	fd = full ? -ENOSPC : upstream_open(l, b, &port);
+	fd = full ? -ENOSPC : upstream_open(l, dp, b, k, &port, &preserved);
 	if (fd < 0) {
 		/* A full table, the unconfirmed share used up, or no socket or
 		 * port to be had: all alike, the oldest unconfirmed flow gives
 		 * way (a flow whose client never proved it receives). */
 		int err = fd;
-		fd = evict_for(l, dp, b, &port);
+		fd = evict_for(l, dp, b, k, &port, &preserved);
 		if (fd == -ENOSPC && full) {
 			drop_in(l, DROP_TABLE_FULL);
 			log_exhaustion(l, dp, &dp->rl_table_full, "flow table full, new flow refused", 0);
@@ -226,6 +345,8 @@ struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key 
 		return NULL;
 	}
 	f->fd = fd;
+	if (preserved)
+		f->flags |= FLOW_F_PRESERVED;
 	flow_set_port(&dp->ft, f, port);
 	f->backend = (uint16_t)bi;
 	dp->be[bi].flows++;
@@ -244,7 +365,8 @@ bool dp_repin(struct loop *l, struct fwd *dp, struct flow *f, unsigned nb, enum 
 	uint16_t port;
 
 	if (from && from->addr.u.sa.sa_family != to->addr.u.sa.sa_family) {
-		int fd = upstream_open(l, to, &port);
+		bool preserved;
+		int fd = upstream_open(l, dp, to, &f->key, &port, &preserved);
 		if (fd < 0) {
 			drop_in(l, DROP_NO_SOCKET);
 			dp_close_flow(l, dp, f);
@@ -254,6 +376,7 @@ bool dp_repin(struct loop *l, struct fwd *dp, struct flow *f, unsigned nb, enum 
 		close(f->fd);
 		f->gen++; /* completions of the old socket's receive are stale now */
 		f->fd = fd;
+		f->flags = (uint8_t)((f->flags & ~FLOW_F_PRESERVED) | (preserved ? FLOW_F_PRESERVED : 0));
 		flow_set_port(&dp->ft, f, port);
 		dp_arm_upstream(l, dp, f);
 	} else if (connect(f->fd, &to->addr.u.sa, to->addr.len) < 0) {

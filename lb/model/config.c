@@ -98,6 +98,16 @@ static int set_handshake_cookies(struct parser *p, const char *v)
 	return -EINVAL;
 }
 
+static int set_client_address(struct parser *p, const char *v)
+{
+	if (!strcmp(v, "snat") || !strcmp(v, "preserve")) {
+		p->cfg->client_address = !strcmp(v, "snat") ? CLIENT_SNAT : CLIENT_PRESERVE;
+		return 0;
+	}
+	perr(p, p->line, "client_address: '%s' is not snat or preserve", v);
+	return -EINVAL;
+}
+
 static int set_udp_gro(struct parser *p, const char *v)
 {
 	if (!strcmp(v, "on") || !strcmp(v, "off")) {
@@ -365,6 +375,7 @@ static const struct key_def {
 	{SEC_BALANCER, "handshake_cookies", set_handshake_cookies, 0},
 	{SEC_BALANCER, "under_load_rate", set_under_load_rate, 0},
 	{SEC_BALANCER, "udp_gro", set_udp_gro, 0},
+	{SEC_BALANCER, "client_address", set_client_address, 0},
 	{SEC_BALANCER, "workers", set_workers, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},

@@ -191,7 +191,8 @@ void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port)
 	if (ft->by_port[f->up_port] == idx + 1)
 		ft->by_port[f->up_port] = 0;
 	f->up_port = port;
-	ft->by_port[port] = idx + 1;
+	if (!(f->flags & FLOW_F_PRESERVED)) /* the client's port: not ours, not unique */
+		ft->by_port[port] = idx + 1;
 }
 
 struct flow *flow_by_port(struct flow_table *ft, uint16_t port)

@@ -43,6 +43,14 @@ man_pages() { # every Documentation=man:NAME(8) of a unit is a page we ship
 check "systemd-analyze verify wglb.service" verify "$T/units/wglb.service"
 check "systemd-analyze verify wg-health.service" verify "$T/units/wg-health.service"
 check "systemd-analyze verify wg-health-agent.service" verify "$T/units/wg-health-agent.service"
+# wglb.service with the preserve drop-in, merged as systemd merges it.
+cat deploy/systemd/wglb.service deploy/systemd/wglb-preserve.conf |
+	sed -e "s|/usr/sbin/wglb-preserve-routing|$PWD/deploy/preserve/wglb-preserve-routing|g" \
+		-e "s|/usr/sbin/wglb |$B/lb/wglb |g" >"$T/units/wglb-preserve.service"
+check "systemd-analyze verify wglb.service + wglb-preserve.conf" verify "$T/units/wglb-preserve.service"
+cat deploy/systemd/wg-health.service deploy/systemd/wg-health-preserve.conf |
+	sed -e "s|/usr/sbin/wg-health|$B/health/wg-health|g" >"$T/units/wg-health-preserve.service"
+check "systemd-analyze verify wg-health.service + wg-health-preserve.conf" verify "$T/units/wg-health-preserve.service"
 check "the units' man pages are shipped" man_pages
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
@@ -87,6 +95,18 @@ assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in p["Stateme
 PY
 }
 check "IAM policy: valid JSON, exactly ec2:AssociateAddress" iam
+iam_preserve() {
+	python3 - deploy/aws/iam-policy-preserve.json <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+actions = sorted(a for s in p["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+assert p["Version"] == "2012-10-17", p["Version"]
+assert actions == ["ec2:AssignPrivateIpAddresses"], actions
+assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in p["Statement"])
+PY
+}
+check "IAM policy for preserve: valid JSON, exactly ec2:AssignPrivateIpAddresses" iam_preserve
+check "wglb-preserve-routing parses (sh -n)" sh -n deploy/preserve/wglb-preserve-routing
 ud_conf() {
 	python3 - deploy/aws/user-data.yaml "$T/ud.conf" <<'PY'
 import sys

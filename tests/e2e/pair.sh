@@ -28,7 +28,10 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.headers.get("X-aws-ec2-metadata-token") != "token-standin":
             return self.send_error(401)  # IMDSv2 only
         v = {"/latest/meta-data/instance-id": sys.argv[2],
-             "/latest/meta-data/placement/region": "us-test-1"}.get(self.path)
+             "/latest/meta-data/placement/region": "us-test-1",
+             "/latest/meta-data/mac": "02:00:00:00:00:0" + sys.argv[2][-1:],
+             "/latest/meta-data/network/interfaces/macs/02:00:00:00:00:0" + sys.argv[2][-1:] + "/interface-id":
+                 "eni-standin" + sys.argv[2][-1:]}.get(self.path)
         self.reply(v) if v else self.send_error(404)
     def log_message(self, *a): pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
@@ -42,10 +45,13 @@ pair_member() { # m n
 	veth_to_bridge "$ns" eth0 "$NS_LB" brc "198.51.100.$n/24"
 	veth_to_bridge "$ns" eth1 "$NS_LB" brb "10.10.10.$n/24"
 	sed -e "s|^control = .*|control = $T/control$m.sock|" "$T/wglb.conf" >"$T/wglb$m.conf"
+	# client_address = preserve: replies to clients' addresses reach wglb,
+	# and the backends send them to the address the master holds.
+	[ -n "${LB_PRESERVE:-}" ] && { ip netns exec "$ns" "$TOPO_ROOT/deploy/preserve/wglb-preserve-routing" up >/dev/null || die "preserve routing on $m"; }
 	bg "$ns" "wglb$m" "$WGLB" -c "$T/wglb$m.conf"
 	bg "$ns" "imds$m" python3 "$T/imds.py" 8169 "i-standin$m"
-	printf '#!/bin/sh\nexport PATH="%s:$PATH" AWS_CALLS="%s" IMDS_ENDPOINT=http://127.0.0.1:8169 EIP_ALLOCATION_ID=eipalloc-test\nexec "%s"\n' \
-		"$T/bin" "$T/aws-calls$m" "$TOPO_ROOT/deploy/keepalived/wglb-eip-takeover" >"$T/takeover$m"
+	printf '#!/bin/sh\nexport PATH="%s:$PATH" AWS_CALLS="%s" IMDS_ENDPOINT=http://127.0.0.1:8169 EIP_ALLOCATION_ID=eipalloc-test REPLY_ADDRESS=%s\nexec "%s"\n' \
+		"$T/bin" "$T/aws-calls$m" "${LB_PRESERVE:+10.10.10.1}" "$TOPO_ROOT/deploy/keepalived/wglb-eip-takeover" >"$T/takeover$m"
 	printf '#!/bin/sh\nexport WGLB_SOCKET="%s"\nexec sh -c "$(sed "s|/usr/bin/wglbctl|%s|" "%s")"\n' \
 		"$T/control$m.sock" "$WGLBCTL" "$TOPO_ROOT/deploy/keepalived/wglb-check" >"$T/check$m"
 	chmod +x "$T/takeover$m" "$T/check$m"
@@ -59,7 +65,7 @@ pair_member() { # m n
 		-e "s|/usr/libexec/wglb/wglb-check|$T/check$m|" \
 		-e "s|/usr/libexec/wglb/wglb-eip-takeover|$T/takeover$m|" \
 		-e "/enable_script_security/d" -e "s/^    interval 1$/    interval 0.5/" \
-		-e "s|^    advert_int 1$|    advert_int 0.5\n    virtual_ipaddress {\n        $LB_PUBLIC/24 dev eth0\n    }|" \
+		-e "s|^    advert_int 1$|    advert_int 0.5\n    virtual_ipaddress {\n        $LB_PUBLIC/24 dev eth0\n${LB_PRESERVE:+        10.10.10.1/24 dev eth1\\n}    }|" \
 		"$TOPO_ROOT/deploy/keepalived/keepalived.conf" >"$T/keepalived$m.conf"
 }
 

@@ -212,7 +212,7 @@ topo_up() {
 		ip netns exec "$ns" nft "table ip nat { chain post { type nat hook postrouting priority 100; oifname \"app0\" masquerade; }; }" || die "nft $ns"
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
-			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" \
+			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" ${HEALTH_EXTRA:-} \
 			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j"}
 	done
 	for i in $(seq 1 "$N_CL"); do
@@ -224,12 +224,15 @@ topo_up() {
 	if [ "${LB_MODE:-wglb}" = dnat ]; then
 		dnat_up
 	elif [ "${LB_MODE:-wglb}" = pair ]; then
+		[ "$(type -t topo_before_wglb)" = function ] && { topo_before_wglb || die "topo_before_wglb"; }
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		pair_up
 	elif [ "${LB_MODE:-wglb}" = ecmp ]; then
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		ecmp_up
 	else
+		# A test's own set-up of the namespaces before wglb starts (routing).
+		[ "$(type -t topo_before_wglb)" = function ] && { topo_before_wglb || die "topo_before_wglb"; }
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		start_wglb
 		wait_for 10 "backends up" sh -c "'$WGLBCTL' -s '$T/control.sock' show backends | grep -c ' up ' | grep -qx ${WGLB_BACKENDS:-$N_BE}" \
@@ -281,6 +284,18 @@ handshake_backend() { # i
 		[ -n "$hs" ] && [ "$hs" -gt "$best" ] && { best=$hs; who=b$j; }
 	done
 	echo "$who"
+}
+
+# client_address = preserve: server j routes its WireGuard replies back
+# through the balancer's address VIA (10.10.10.1), as an operator does once
+# per server (and after every start of its WireGuard, as a wg-quick PostUp).
+preserve_route_setup() { # j [via]
+	ip netns exec "$(ns_be "$1")" "$WGHEALTH" --device "$(wg_be "$1")" --route-via "${2:-10.10.10.1}" \
+		--route-setup --state-dir "$T/route-b$1" >/dev/null
+}
+# The endpoint server j's WireGuard lists for client i's key.
+endpoint_on() { # j i
+	wg show "$(wg_be "$1")" endpoints | awk -v k="$(cat "$T/client$2.pub")" '$1 == k { print $2 }'
 }
 
 # Ping the app from client i at RATE per second in the background (ping -D timestamps).

@@ -326,5 +326,35 @@ class TestWildcardAndLimits(unittest.TestCase):
         be.close()
 
 
+class TestPreserveUnavailable(LoopbackLb, unittest.TestCase):
+    """client_address = preserve where it cannot work (this namespace has
+    no route for the replies' mark; loopback clients cannot be sent as):
+    wglb says why and what fixes it, --check fails, and every flow goes
+    from the balancer's address instead, counted, forwarding as ever."""
+    balancer_extra = "max_flows = 64\nclient_address = preserve\n"
+
+    def routing_in_place(self):
+        out = subprocess.run(["ip", "rule", "show"], capture_output=True, text=True).stdout
+        return "0xca6c" in out
+
+    def test_falls_back_and_says_why(self):
+        c = self.client()
+        m = initiation(sender=7)
+        got, _ = c.roundtrip(m)
+        self.assertEqual(got, m)
+        flow = self.lb.flows()[0]
+        self.assertFalse(flow["preserved"])
+        st = self.lb.stats()
+        self.assertEqual(st["client_address"], "preserve")
+        self.assertEqual(st["flows_preserved"], 0)
+        self.assertEqual(st["preserve_fallback"], 1)
+        if self.routing_in_place():
+            self.skipTest("this host has the preserve routing: nothing to say")
+        self.assertIn("client_address = preserve cannot work yet", self.lb.read_log())
+        chk = subprocess.run([WGLB, "--check", "-c", self.lb.conf], capture_output=True, text=True)
+        self.assertEqual(chk.returncode, 1, chk.stdout + chk.stderr)
+        self.assertIn("wglb-preserve-routing up", chk.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -61,7 +61,8 @@ PY
 # 1. wireguard-tools' bytes, now.
 bash "$here/../tools/capture_wgnl.sh" "$shim" "$tool" "$T/now" || die "capture from wg failed"
 cmp -s "$T/now/dump.bin" "$vec/dump.bin" || die "the fixture changed"
-for f in family get readd_1 readd_2 readd_3 readd_4 restore_1 restore_2 restore_3 restore_4; do
+for f in family get readd_1 readd_2 readd_3 readd_4 restore_1 restore_2 restore_3 restore_4 \
+	fwmark_set fwmark_clear; do
 	same "$T/now/$f.bin" "$vec/$f.bin" || die "wg sends other bytes for $f than tests/unit/vectors/wgnl/$f.bin"
 done
 echo "ok: $(wg --version | cut -d' ' -f1-2) sends exactly the committed vectors"
@@ -94,6 +95,15 @@ for i in 1 2 3 4; do
 	same "$T/log" "$T/want" nofamily || die "peer $i: our messages differ from wg's"
 done
 echo "ok: re-handshake of 4 peers (IPv4, IPv6, preshared key, 300 allowed IPs split over 3 messages, none) sends wg's bytes"
+
+# 3b. The fwmark --route-setup reads and sets, as `wg` sets it.
+[ "$(under "$tool" conf wgk0)" = "kernel 51820 0x0" ] || die "conf: $(under "$tool" conf wgk0 2>&1)"
+for m in set:0xca6c clear:0; do
+	rm -f "$T/log"
+	FAKE_GENL_LOG=$T/log under "$tool" fwmark wgk0 "${m#*:}" || die "fwmark ${m#*:} failed"
+	same "$T/log" "$vec/fwmark_${m%%:*}.bin" nofamily || die "fwmark ${m#*:}: our message differs from wg's"
+done
+echo "ok: fwmark read from the dump; set and cleared with wg's bytes"
 
 # 4. Failures change nothing.
 rm -f "$T/log"

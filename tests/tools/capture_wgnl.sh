@@ -7,6 +7,8 @@
 #                          with a new endpoint and keepalive 1 (WG_CMD_SET_DEVICE,
 #                          one or more messages)
 #   restore_N.bin          then restoring its keepalive (peer 2: 25, others off)
+#   fwmark_set.bin         `wg set wgk0 fwmark 0xca6c` (--route-setup's mark)
+#   fwmark_clear.bin       `wg set wgk0 fwmark 0` (--route-undo)
 #   dump.bin               the fixture the kernel stand-in answers GET with
 # Sequence numbers are zeroed; everything else is wg's, byte for byte.
 # Usage: capture_wgnl.sh SHIM WGNL_TOOL OUTDIR
@@ -63,3 +65,5 @@ capture "$out/restore_1.bin" 0 set wgk0 peer "$K1" persistent-keepalive off
 capture "$out/restore_2.bin" 0 set wgk0 peer "$K2" persistent-keepalive 25
 capture "$out/restore_3.bin" 0 set wgk0 peer "$K3" persistent-keepalive off
 capture "$out/restore_4.bin" 0 set wgk0 peer "$K4" persistent-keepalive off
+capture "$out/fwmark_set.bin" 0 set wgk0 fwmark 0xca6c
+capture "$out/fwmark_clear.bin" 0 set wgk0 fwmark 0

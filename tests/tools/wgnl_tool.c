@@ -9,6 +9,8 @@
  *                                  it, in `wg show IFNAME dump`'s columns
  *   wgnl-tool peers IFNAME         wgdev_peers(): "KEY ENDPOINT HANDSHAKE"
  *   wgnl-tool rehandshake IFNAME KEY IP:PORT
+ *   wgnl-tool conf IFNAME          wgdev_conf(): "KIND PORT FWMARK"
+ *   wgnl-tool fwmark IFNAME MARK   wgdev_set_fwmark()
  */
 #include "wglb/wgdev.h"
 #include "wglb/wgnl.h"
@@ -219,6 +221,31 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "conf")) {
+		struct wgdev_conf conf;
+		int r = wgdev_conf(argv[2], &conf);
+		if (r < 0) {
+			fprintf(stderr, "wgdev_conf: %s\n", strerror(-r));
+			return 1;
+		}
+		printf("%s %d 0x%x\n", wgdev_kind(argv[2]), conf.listen_port, (unsigned)conf.fwmark);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "fwmark")) {
+		char *end;
+		unsigned long mark = strtoul(argv[3], &end, 0);
+		int r;
+		if (*end || mark > UINT32_MAX) {
+			fprintf(stderr, "bad mark\n");
+			return 2;
+		}
+		r = wgdev_set_fwmark(argv[2], (uint32_t)mark);
+		if (r < 0) {
+			fprintf(stderr, "wgdev_set_fwmark: %s\n", strerror(-r));
+			return 1;
+		}
+		return 0;
+	}
 	if (argc == 5 && !strcmp(argv[1], "rehandshake")) {
 		uint8_t pub[32];
 		size_t bin;
@@ -235,6 +262,7 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	fprintf(stderr, "usage: wgnl-tool fixture OUT | show IF | peers IF | rehandshake IF KEY IP:PORT\n");
+	fprintf(stderr, "usage: wgnl-tool fixture OUT | show IF | peers IF | rehandshake IF KEY IP:PORT | "
+		"conf IF | fwmark IF MARK\n");
 	return 2;
 }

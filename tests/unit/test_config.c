@@ -167,6 +167,12 @@ static void test_misc_errors(void **state)
 	assert_string_equal(errs, "t.conf:2: udp_gro: 'yes' is not on or off\n");
 	assert_int_equal(parse("[balancer]\nudp_gro = off\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
 	assert_false(c.udp_gro);
+	assert_int_equal(c.client_address, CLIENT_SNAT); /* the default */
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nclient_address = keep\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: client_address: 'keep' is not snat or preserve\n");
+	assert_int_equal(parse("[balancer]\nclient_address = preserve\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.client_address, CLIENT_PRESERVE);
 	config_free(&c);
 	assert_int_equal(parse("[balancer]\nworkers = 0\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
 	assert_string_equal(errs, "t.conf:2: workers: expected auto or a whole number from 1 to 64\n");

@@ -89,6 +89,32 @@ static void test_cap_and_confirmed_protection(void **state)
 	flow_table_free(&ft);
 }
 
+/* Upstream ports name snat flows (the agent joins by them); a preserved
+ * flow's port is its client's, shared with anyone's: never in the index,
+ * and never able to unindex the snat flow that holds the same number. */
+static void test_port_index_skips_preserved(void **state)
+{
+	struct flow_table ft;
+	struct flow_key k1 = key(0x0a000001, 1000), k2 = key(0x0a000002, 1000);
+	struct flow *a, *p;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, 16), 0);
+	a = flow_insert(&ft, &k1, flow_hash(&ft, &k1), 1);
+	flow_set_port(&ft, a, 40000);
+	assert_ptr_equal(flow_by_port(&ft, 40000), a);
+	p = flow_insert(&ft, &k2, flow_hash(&ft, &k2), 1);
+	p->flags |= FLOW_F_PRESERVED;
+	flow_set_port(&ft, p, 40000);
+	assert_int_equal(p->up_port, 40000);
+	assert_ptr_equal(flow_by_port(&ft, 40000), a);
+	flow_remove(&ft, p);
+	assert_ptr_equal(flow_by_port(&ft, 40000), a);
+	flow_remove(&ft, a);
+	assert_null(flow_by_port(&ft, 40000));
+	flow_table_free(&ft);
+}
+
 static void test_generation_bumps_on_reuse(void **state)
 {
 	struct flow_table ft;
@@ -288,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_insert_lookup_remove),
 		cmocka_unit_test(test_cap_and_confirmed_protection),
 		cmocka_unit_test(test_generation_bumps_on_reuse),
+		cmocka_unit_test(test_port_index_skips_preserved),
 		cmocka_unit_test(test_scan_expiry),
 		cmocka_unit_test(test_many_and_key_randomness),
 		cmocka_unit_test(test_srvidx),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* wg-health's UAPI parsers (health/uapi.c) on a reply in wireguard-go's
- * `get=1` format: peers, and the exact request that re-adds one. */
+ * `get=1` format: peers, the device's port and fwmark, and the exact
+ * request that re-adds one. */
 #include "wglb/uapi.h"
 
 #include <errno.h>
@@ -83,11 +84,48 @@ static void test_readd(void **state)
 	}
 }
 
+/* The device's own lines only; wireguard-go leaves out a zero fwmark. */
+static void test_conf(void **state)
+{
+	struct wgdev_conf c = {.listen_port = -1, .fwmark = 7};
+	static const struct {
+		const char *reply;
+		int ret, port;
+		uint32_t mark;
+	} cases[] = {
+		{"private_key=" K2 "\nfwmark=51820\nlisten_port=51820\npublic_key=" K1 "\n", 0, 51820,
+		 51820},
+		{"private_key=" K2 "\nfwmark=4294967295\nerrno=0\n", 0, 0, 0xffffffffu},
+		/* a fwmark= after a peer's key is not the device's */
+		{"listen_port=1\npublic_key=" K1 "\nfwmark=5\n", 0, 1, 0},
+		{"fwmark=4294967296\n", -EPROTO, 0, 0},
+		{"fwmark=0x10\n", -EPROTO, 0, 0},
+		{"fwmark=-1\n", -EPROTO, 0, 0},
+		{"fwmark=\n", -EPROTO, 0, 0},
+		{"listen_port=65536\n", -EPROTO, 0, 0},
+		{"fwmark=12", 0, 0, 0}, /* no end of line: not a line */
+	};
+
+	assert_int_equal(uapi_parse_conf(reply, &c), 0);
+	assert_int_equal(c.listen_port, 51820);
+	assert_int_equal(c.fwmark, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c.listen_port = -1;
+		c.fwmark = 7;
+		assert_int_equal(uapi_parse_conf(cases[i].reply, &c), cases[i].ret);
+		if (cases[i].ret == 0) {
+			assert_int_equal(c.listen_port, cases[i].port);
+			assert_int_equal(c.fwmark, cases[i].mark);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_readd),
+		cmocka_unit_test(test_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,7 @@ static void test_parse_dump(void **state)
 
 	load_dump(&dev);
 	assert_int_equal(dev.listen_port, 51820);
+	assert_int_equal(dev.fwmark, 0);
 	assert_int_equal(dev.n, 4); /* peer 3, split over three messages, is one peer */
 	for (size_t i = 0; i < 4; i++)
 		assert_int_equal(dev.peers[i].pub[0], 16 * (i + 1));
@@ -155,6 +156,45 @@ static void test_restore_matches_wg(void **state)
 		snprintf(name, sizeof(name), "restore_%d.bin", i + 1);
 		expect_set(name, &p, 1);
 	}
+}
+
+/* --route-setup's and --route-undo's change, as `wg set wgk0 fwmark M`. */
+static void test_fwmark_matches_wg(void **state)
+{
+	static const struct {
+		const char *file;
+		uint32_t mark;
+	} cases[] = {{"fwmark_set.bin", 0xca6c}, {"fwmark_clear.bin", 0}};
+	uint8_t buf[BUFSZ];
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t n = slurp(cases[i].file);
+		assert_int_equal(wgnl_msg_fwmark(buf, sizeof(buf), FAMILY, seq_of(vec), "wgk0",
+						 cases[i].mark),
+				 n);
+		assert_memory_equal(buf, vec, n);
+	}
+}
+
+/* A device message with its fwmark: read back; a wrong size refused. */
+static void test_parse_fwmark(void **state)
+{
+	uint8_t buf[BUFSZ];
+	struct wgnl_device dev;
+	struct nlmsghdr *nlh;
+	size_t n = wgnl_msg_fwmark(buf, sizeof(buf), FAMILY, 1, "wgk0", 0xca6c);
+
+	nlh = (struct nlmsghdr *)(void *)buf;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	wgnl_device_init(&dev);
+	assert_true(wgnl_parse(buf, n, 1, 0, &dev) > 0);
+	assert_int_equal(dev.fwmark, 0xca6c);
+	wgnl_device_free(&dev);
+	/* The same attribute as a u16: the last 4 bytes are the u32 attribute */
+	buf[n - 8] = 6;
+	wgnl_device_init(&dev);
+	assert_int_equal(wgnl_parse(buf, n, 1, 0, &dev), -EBADMSG);
+	wgnl_device_free(&dev);
 }
 
 /* A SET message has the GET answer's shape: what we build, we read back,
@@ -314,7 +354,8 @@ int main(void)
 		cmocka_unit_test(test_readd_matches_wg), cmocka_unit_test(test_restore_matches_wg),
 		cmocka_unit_test(test_set_round_trip),   cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_malformed),        cmocka_unit_test(test_huge_length),
-		cmocka_unit_test(test_kernel_error),
+		cmocka_unit_test(test_kernel_error),     cmocka_unit_test(test_fwmark_matches_wg),
+		cmocka_unit_test(test_parse_fwmark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

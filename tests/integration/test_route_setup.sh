@@ -1,0 +1,197 @@
+#!/bin/bash
+# wg-health --route-setup / --route-check / --route-undo and the health
+# answer's routing check (client address preservation), on a wireguard-go
+# backend in a namespace with a veth toward a stand-in balancer:
+#
+#   [balancer ns] vl 10.77.0.1/24 ---- vb 10.77.0.2/24 [backend ns: wireguard-go,
+#                                            uplink ua 192.0.2.2/24, default via 192.0.2.1]
+#
+#  1. setup puts in place: the device's fwmark, exactly one rule, the
+#     table's default via the balancer, rp_filter 2 on vb (1 before, saved);
+#  2. a second setup changes nothing; --route-check says it is in place;
+#  3. WireGuard's own packets (a handshake initiation to 198.51.100.50)
+#     leave via vb toward the balancer, while unmarked traffic keeps the
+#     main table's way;
+#  4. the health answer: 200, then 503 with the reason once the rule is
+#     gone (and once the mark is), 200 after setup again;
+#  5. undo removes all of it and restores rp_filter; twice is fine;
+#  6. a device with another nonzero fwmark, or a table with another default
+#     route (wg-quick's), is refused, and nothing changes;
+#  7. the same with an IPv6 balancer: IPv6 rule and route.
+set -uo pipefail
+B=${WGLB_BUILD:?WGLB_BUILD is the build directory}
+WGH=$B/health/wg-health
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (namespaces, routes)"; exit 77; }
+command -v wireguard-go >/dev/null || { echo "SKIP: wireguard-go is not installed"; exit 77; }
+for t in ip wg curl python3; do
+	command -v $t >/dev/null || { echo "FAIL: $t is missing"; exit 1; }
+done
+NB=wgrsb-$$ NL=wgrsl-$$
+IFN=wgrs$$ VB=vb$$ VL=vl$$ UA=ua$$ UB=ub$$
+LB=10.77.0.1 BE=10.77.0.2 PORT=18480
+T=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	ip netns del "$NB" 2>/dev/null
+	ip netns del "$NL" 2>/dev/null
+	rm -f "/var/run/wireguard/$IFN.sock"
+	rm -rf "$T"
+}
+trap cleanup EXIT
+die() { echo "FAIL: $*"; exit 1; }
+# wait_for SECONDS WHAT CMD...: poll until CMD succeeds.
+wait_for() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000)) what=$2
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s%N)" -ge "$deadline" ] && { echo "timed out after $1 s: $what"; return 1; }
+		sleep 0.1
+	done
+}
+inb() { ip netns exec "$NB" "$@"; }
+wgh() { inb "$WGH" --device "$IFN" --route-via "$LB" --state-dir "$T/state" "$@"; }
+rules() { ip -n "$NB" rule show | grep -c 'fwmark 0xca6c lookup 51820'; }
+rp() { inb cat "/proc/sys/net/ipv4/conf/$VB/rp_filter"; }
+
+ip netns add "$NB" || die "ip netns add"
+ip netns add "$NL" || die "ip netns add"
+ip -n "$NB" link set lo up
+ip -n "$NL" link set lo up
+ip link add "$VB" netns "$NB" type veth peer name "$VL" netns "$NL" || die "veth"
+ip -n "$NB" addr add "$BE/24" dev "$VB"
+ip -n "$NL" addr add "$LB/24" dev "$VL"
+ip -n "$NB" link set "$VB" up
+ip -n "$NL" link set "$VL" up
+# The backend's own way out, which its unmarked traffic must keep.
+ip -n "$NB" link add "$UA" type veth peer name "$UB" || die "uplink veth"
+ip -n "$NB" addr add 192.0.2.2/24 dev "$UA"
+ip -n "$NB" link set "$UA" up
+ip -n "$NB" link set "$UB" up
+ip -n "$NB" route add default via 192.0.2.1 dev "$UA" || die "default route"
+inb sh -c "echo 0 >/proc/sys/net/ipv4/conf/all/rp_filter; echo 1 >/proc/sys/net/ipv4/conf/$VB/rp_filter"
+[ "$(rp)" = 1 ] || die "could not set rp_filter to 1 first"
+
+inb wireguard-go -f "$IFN" >"$T/wg.log" 2>&1 &
+pids+=($!)
+wait_for 5 "wireguard-go's socket" test -S "/var/run/wireguard/$IFN.sock" || die "wireguard-go: $(cat "$T/wg.log")"
+(umask 077; wg genkey >"$T/key"; wg genkey >"$T/peer.key")
+peer=$(wg pubkey <"$T/peer.key")
+wg set "$IFN" listen-port 51820 private-key "$T/key" peer "$peer" allowed-ips 10.99.0.2/32 \
+	endpoint 198.51.100.50:51820 || die "wg set"
+ip -n "$NB" addr add 10.99.0.1/24 dev "$IFN"
+ip -n "$NB" link set "$IFN" up
+
+# 1. Setup.
+wgh --route-setup >"$T/setup1" 2>&1 || die "setup: $(cat "$T/setup1")"
+cat "$T/setup1"
+[ "$(rules)" = 1 ] || die "want one fwmark rule: $(ip -n "$NB" rule show)"
+ip -n "$NB" route show table 51820 | grep -q "^default via $LB dev $VB" ||
+	die "table 51820: $(ip -n "$NB" route show table 51820)"
+[ "$(wg show "$IFN" fwmark)" = 0xca6c ] || die "fwmark: $(wg show "$IFN" fwmark)"
+[ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp), want 2"
+[ "$(cat "$T/state/rp_filter.$VB")" = 1 ] || die "saved rp_filter: $(cat "$T/state/rp_filter.$VB")"
+[ "$(stat -c %a "$T/state")" = 700 ] || die "state dir mode $(stat -c %a "$T/state")"
+echo "ok: setup: fwmark 0xca6c, one rule, default via $LB in table 51820, rp_filter 1 -> 2 (saved)"
+
+# 2. Again: nothing changes.
+wgh --route-setup >"$T/setup2" 2>&1 || die "second setup: $(cat "$T/setup2")"
+[ "$(grep -c 'in place\|accepts client sources already' "$T/setup2")" = 4 ] ||
+	die "second setup changed something: $(cat "$T/setup2")"
+[ "$(rules)" = 1 ] || die "second setup: $(rules) rules"
+[ "$(cat "$T/state/rp_filter.$VB")" = 1 ] || die "second setup overwrote the saved rp_filter"
+wgh --route-check >"$T/check" 2>&1 || die "route-check: $(cat "$T/check")"
+grep -q "is in place" "$T/check" || die "route-check: $(cat "$T/check")"
+echo "ok: setup twice leaves one rule; --route-check exits 0"
+
+# 3. WireGuard's own packets leave toward the balancer; nothing else moves.
+inb ip route get 198.51.100.50 mark 0xca6c | grep -q "via $LB dev $VB" ||
+	die "marked: $(inb ip route get 198.51.100.50 mark 0xca6c)"
+inb ip route get 198.51.100.50 | grep -q "via 192.0.2.1 dev $UA" ||
+	die "unmarked traffic moved: $(inb ip route get 198.51.100.50)"
+if command -v nft >/dev/null; then
+	# A handshake initiation, sent by wireguard-go itself (a keepalive
+	# going from 0 to 1 starts one), counted where it reaches the balancer.
+	ip netns exec "$NL" nft add table inet rs || die "nft table"
+	ip netns exec "$NL" nft add chain inet rs pre '{ type filter hook prerouting priority 0; }'
+	ip netns exec "$NL" nft add rule inet rs pre iifname "$VL" ip saddr "$BE" ip daddr 198.51.100.50 \
+		udp sport 51820 udp dport 51820 counter
+	seen() { ip netns exec "$NL" nft list chain inet rs pre | grep -Eq 'counter packets [1-9]'; }
+	wg set "$IFN" peer "$peer" persistent-keepalive 1
+	wait_for 10 "an initiation from wireguard-go at the balancer" seen ||
+		die "wireguard-go's packet did not reach the balancer: $(ip netns exec "$NL" nft list chain inet rs pre)"
+	wg set "$IFN" peer "$peer" persistent-keepalive 0
+	echo "ok: wireguard-go's handshake initiation to 198.51.100.50 left via $VB to the balancer"
+fi
+echo "ok: marked lookups go via $LB dev $VB, unmarked ones via the uplink as before"
+
+# 4. The health answer checks it every time.
+inb "$WGH" --device "$IFN" --route-via "$LB" --port "$PORT" --listen "$BE" >"$T/health.log" 2>&1 &
+pids+=($!)
+probe() { ip netns exec "$NL" curl -s --max-time 3 -o "$T/body" -w '%{http_code}' "http://$BE:$PORT/"; }
+is() { [ "$(probe)" = "$1" ] && grep -qF "$2" "$T/body"; }
+wait_for 10 "200 while in place" is 200 healthy || die "not 200 while in place: $(cat "$T/body" "$T/health.log")"
+ip -n "$NB" rule del fwmark 0xca6c lookup 51820 || die "ip rule del"
+fix="client address routing not in place: run wg-health --device $IFN --route-via $LB --route-setup"
+wait_for 10 "503 without the rule" is 503 "$fix" || die "without the rule: $(cat "$T/body")"
+grep -q "marked packets go via 192.0.2.1" "$T/body" || die "reason: $(cat "$T/body")"
+echo "  the 503's body: $(cat "$T/body")"
+out=$(inb "$WGH" --device "$IFN" --route-via "$LB" --test 2>"$T/test.err") && die "--test exited 0"
+[ "$out" = "$IFN down" ] && grep -qF "$fix" "$T/test.err" || die "--test: $out $(cat "$T/test.err")"
+wgh --route-check >"$T/check" 2>&1 && die "route-check passed without the rule"
+grep -q "missing: rule" "$T/check" || die "route-check: $(cat "$T/check")"
+wgh --route-setup >/dev/null 2>&1 || die "setup again"
+wait_for 10 "200 again" is 200 healthy || die "not 200 after setup: $(cat "$T/body")"
+wg set "$IFN" fwmark 0
+wait_for 10 "503 without the mark" is 503 "fwmark is 0x0, not 0xca6c" || die "without the mark: $(cat "$T/body")"
+wgh --route-setup >/dev/null 2>&1 || die "setup after the mark was cleared"
+wait_for 10 "200 again" is 200 healthy || die "not 200 after setup: $(cat "$T/body")"
+echo "ok: health 200 in place, 503 with the reason without the rule or the mark, 200 after setup"
+
+# 5. Undo, twice.
+wgh --route-undo >"$T/undo1" 2>&1 || die "undo: $(cat "$T/undo1")"
+cat "$T/undo1"
+[ "$(rules)" = 0 ] || die "undo left a rule: $(ip -n "$NB" rule show)"
+[ -z "$(ip -n "$NB" route show table 51820 2>/dev/null)" ] || die "undo left $(ip -n "$NB" route show table 51820)"
+[ "$(wg show "$IFN" fwmark)" = off ] || die "undo left fwmark $(wg show "$IFN" fwmark)"
+[ "$(rp)" = 1 ] || die "rp_filter not restored: $(rp)"
+[ ! -e "$T/state/rp_filter.$VB" ] || die "undo left the state file"
+wgh --route-undo >"$T/undo2" 2>&1 || die "second undo: $(cat "$T/undo2")"
+grep -q "not there" "$T/undo2" || die "second undo: $(cat "$T/undo2")"
+wgh --route-check >/dev/null 2>&1 && die "route-check passed after undo"
+wait_for 10 "503 after undo" is 503 "$fix" || die "after undo: $(cat "$T/body")"
+echo "ok: undo removes rule, route and fwmark, restores rp_filter 1; twice is fine"
+
+# 6. Somebody else's mark is not ours to replace.
+wg set "$IFN" fwmark 0x1234
+wgh --route-setup >"$T/refused" 2>&1 && die "setup replaced fwmark 0x1234"
+grep -q "already has fwmark 0x1234" "$T/refused" || die "refusal: $(cat "$T/refused")"
+[ "$(wg show "$IFN" fwmark)" = 0x1234 ] || die "fwmark changed to $(wg show "$IFN" fwmark)"
+[ "$(rules)" = 0 ] && [ "$(rp)" = 1 ] || die "a refused setup changed the routing"
+wgh --route-undo >/dev/null 2>&1 || die "undo with another mark"
+[ "$(wg show "$IFN" fwmark)" = 0x1234 ] || die "undo cleared somebody else's mark"
+wg set "$IFN" fwmark 0
+ip -n "$NB" route add default dev "$UA" table 51820 || die "a foreign route"
+wgh --route-setup >"$T/refused" 2>&1 && die "setup replaced table 51820's default route"
+grep -q "table 51820 already has a default route dev $UA" "$T/refused" || die "refusal: $(cat "$T/refused")"
+[ "$(wg show "$IFN" fwmark)" = off ] && [ "$(rules)" = 0 ] && [ "$(rp)" = 1 ] ||
+	die "a refused setup changed something"
+ip -n "$NB" route del default dev "$UA" table 51820
+echo "ok: another nonzero fwmark, or another default route in the table, is refused with nothing changed"
+
+# 7. An IPv6 balancer: the rule and route are IPv6 ones; no rp_filter.
+ip -n "$NB" addr add fd77::2/64 dev "$VB" nodad
+ip -n "$NL" addr add fd77::1/64 dev "$VL" nodad
+w6() { inb "$WGH" --device "$IFN" --route-via fd77::1 --state-dir "$T/state" "$@"; }
+w6 --route-setup >"$T/setup6" 2>&1 || die "IPv6 setup: $(cat "$T/setup6")"
+[ "$(ip -6 -n "$NB" rule show | grep -c 'fwmark 0xca6c lookup 51820')" = 1 ] || die "IPv6 rule"
+[ "$(rules)" = 0 ] || die "an IPv6 setup added an IPv4 rule"
+ip -6 -n "$NB" route show table 51820 | grep -q "^default via fd77::1 dev $VB" || die "IPv6 route"
+inb ip -6 route get 2001:db8::7 mark 0xca6c | grep -q "via fd77::1 dev $VB" || die "IPv6 marked lookup"
+w6 --route-check >/dev/null 2>&1 || die "IPv6 route-check"
+w6 --route-undo >/dev/null 2>&1 || die "IPv6 undo"
+[ "$(ip -6 -n "$NB" rule show | grep -c 'fwmark 0xca6c')" = 0 ] || die "IPv6 undo left the rule"
+[ "$(wg show "$IFN" fwmark)" = off ] || die "IPv6 undo left the mark"
+echo "ok: an IPv6 balancer gets IPv6 rule and route, checked and undone"
+echo "PASS: route setup, check, health answers and undo"
