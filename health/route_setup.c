@@ -438,7 +438,7 @@ int rsetup_check(const struct rsetup *rs, FILE *out)
 	ret = fwmark_read(rs, &mark);
 	if (ret < 0)
 		return ret;
-	fprintf(out, "%s: %s fwmark 0x%x%s\n", rs->device, mark == rs->mark ? "ok:" : "missing:", mark,
+	fprintf(out, "%s %s fwmark 0x%x%s\n", mark == rs->mark ? "ok:" : "missing:", rs->device, mark,
 		mark == rs->mark ? "" : mark ? " (not ours)" : " (none)");
 	missing |= mark != rs->mark;
 	n = nl_rule_count(rs->family, rs->mark, rs->table);

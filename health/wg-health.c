@@ -477,7 +477,7 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 	return 0;
 }
 
-enum route_action { ROUTE_SERVE, ROUTE_SETUP, ROUTE_UNDO, ROUTE_CHECK };
+enum route_cmd { RCMD_SERVE, RCMD_SETUP, RCMD_UNDO, RCMD_CHECK };
 enum {
 	OPT_ROUTE_VIA = 256,
 	OPT_ROUTE_SETUP,
@@ -506,11 +506,11 @@ static int parse_u32(const char *opt, const char *s, uint32_t *v)
 
 /* --route-setup, --route-undo, --route-check: 0, or 1 naming what failed
  * (or, for the check, what is missing). */
-static int route_oneshot(enum route_action act, const struct rsetup *rs)
+static int route_oneshot(enum route_cmd act, const struct rsetup *rs)
 {
 	int ret;
 
-	if (act == ROUTE_CHECK) {
+	if (act == RCMD_CHECK) {
 		ret = rsetup_check(rs, stdout);
 		if (ret > 0)
 			printf("client address routing via %s is not in place: run wg-health --device %s "
@@ -519,9 +519,9 @@ static int route_oneshot(enum route_action act, const struct rsetup *rs)
 			printf("client address routing via %s is in place\n", rs->via_str);
 		return ret == 0 ? 0 : 1;
 	}
-	ret = act == ROUTE_SETUP ? rsetup_setup(rs, stdout) : rsetup_undo(rs, stdout);
+	ret = act == RCMD_SETUP ? rsetup_setup(rs, stdout) : rsetup_undo(rs, stdout);
 	if (ret < 0) {
-		fprintf(stderr, "wg-health: --route-%s failed\n", act == ROUTE_SETUP ? "setup" : "undo");
+		fprintf(stderr, "wg-health: --route-%s failed\n", act == RCMD_SETUP ? "setup" : "undo");
 		return 1;
 	}
 	return 0;
@@ -548,7 +548,7 @@ int main(int argc, char **argv)
 	};
 	const char *route_via = NULL, *state_dir = NULL;
 	uint32_t route_mark = RSETUP_MARK, route_table = RSETUP_TABLE;
-	enum route_action route_act = ROUTE_SERVE;
+	enum route_cmd route_act = RCMD_SERVE;
 	struct rsetup rs;
 	unsigned long agent_port = 8081;
 	const char *agent_key = NULL, *agent_name = NULL;
@@ -613,14 +613,14 @@ int main(int argc, char **argv)
 		case OPT_ROUTE_SETUP:
 		case OPT_ROUTE_UNDO:
 		case OPT_ROUTE_CHECK:
-			if (route_act != ROUTE_SERVE) {
+			if (route_act != RCMD_SERVE) {
 				fprintf(stderr, "wg-health: one of --route-setup, --route-undo, "
 					"--route-check at a time\n");
 				return 2;
 			}
-			route_act = opt == OPT_ROUTE_SETUP  ? ROUTE_SETUP
-				    : opt == OPT_ROUTE_UNDO ? ROUTE_UNDO
-							    : ROUTE_CHECK;
+			route_act = opt == OPT_ROUTE_SETUP  ? RCMD_SETUP
+				    : opt == OPT_ROUTE_UNDO ? RCMD_UNDO
+							    : RCMD_CHECK;
 			break;
 		case OPT_ROUTE_MARK:
 			if (parse_u32("--route-mark", optarg, &route_mark) < 0)
@@ -658,7 +658,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (route_act != ROUTE_SERVE && !route_via) {
+	if (route_act != RCMD_SERVE && !route_via) {
 		fprintf(stderr, "wg-health: --route-setup, --route-undo and --route-check need "
 			"--route-via ADDR (the balancer)\n");
 		return 2;
@@ -669,7 +669,7 @@ int main(int argc, char **argv)
 				"address; --route-table not 253-255 (the kernel's own)\n");
 			return 2;
 		}
-		if (route_act != ROUTE_SERVE)
+		if (route_act != RCMD_SERVE)
 			return route_oneshot(route_act, &rs);
 		a.route = &rs;
 	}

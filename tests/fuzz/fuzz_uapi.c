@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* wg-health's UAPI reply parsers: any reply is read or refused, and the
- * re-add request they build always fits and ends its message. */
+/* wg-health's UAPI reply parsers: any reply is read or refused (peers, the
+ * device's port and fwmark), and the re-add request they build always fits
+ * and ends its message. */
 #include "wglb/uapi.h"
 
 #include <errno.h>
@@ -33,6 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (n < 0 && n != -ENOENT && n != -E2BIG)
 		abort();
+	{
+		struct wgdev_conf conf;
+		memcpy(buf, data, size);
+		buf[size] = '\0';
+		n = uapi_parse_conf(buf, &conf);
+		if ((n != 0 && n != -EPROTO) ||
+		    (n == 0 && (conf.listen_port < 0 || conf.listen_port > 65535)))
+			abort();
+	}
 	free(buf);
 	return 0;
 }

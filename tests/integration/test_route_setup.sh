@@ -40,6 +40,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # meson's timeout: clean up too
 die() { echo "FAIL: $*"; exit 1; }
 # wait_for SECONDS WHAT CMD...: poll until CMD succeeds.
 wait_for() {
@@ -73,7 +74,9 @@ ip -n "$NB" route add default via 192.0.2.1 dev "$UA" || die "default route"
 inb sh -c "echo 0 >/proc/sys/net/ipv4/conf/all/rp_filter; echo 1 >/proc/sys/net/ipv4/conf/$VB/rp_filter"
 [ "$(rp)" = 1 ] || die "could not set rp_filter to 1 first"
 
-inb wireguard-go -f "$IFN" >"$T/wg.log" 2>&1 &
+# Not through inb(): $! must be the process itself, not a subshell that a
+# kill would leave it running behind.
+ip netns exec "$NB" wireguard-go -f "$IFN" >"$T/wg.log" 2>&1 &
 pids+=($!)
 wait_for 5 "wireguard-go's socket" test -S "/var/run/wireguard/$IFN.sock" || die "wireguard-go: $(cat "$T/wg.log")"
 (umask 077; wg genkey >"$T/key"; wg genkey >"$T/peer.key")
@@ -127,7 +130,8 @@ fi
 echo "ok: marked lookups go via $LB dev $VB, unmarked ones via the uplink as before"
 
 # 4. The health answer checks it every time.
-inb "$WGH" --device "$IFN" --route-via "$LB" --port "$PORT" --listen "$BE" >"$T/health.log" 2>&1 &
+ip netns exec "$NB" "$WGH" --device "$IFN" --route-via "$LB" --port "$PORT" --listen "$BE" \
+	>"$T/health.log" 2>&1 &
 pids+=($!)
 probe() { ip netns exec "$NL" curl -s --max-time 3 -o "$T/body" -w '%{http_code}' "http://$BE:$PORT/"; }
 is() { [ "$(probe)" = "$1" ] && grep -qF "$2" "$T/body"; }
