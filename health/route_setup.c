@@ -129,17 +129,40 @@ static int read_int(const char *path, int *v)
 	return ret;
 }
 
-/* Write "v\n" to path, opened with flags (and mode 0600 when created). */
-static int write_int(const char *path, int v, int flags)
+/* Write "v\n" to fd. A short write sets no errno: what errno holds then is
+ * left over from an earlier call (mkdir's EEXIST), so it gets -EIO. */
+static int write_fd_int(int fd, int v)
 {
 	char buf[16];
-	int n = snprintf(buf, sizeof(buf), "%d\n", v), ret = 0;
-	int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0600);
+	int n = snprintf(buf, sizeof(buf), "%d\n", v);
+	ssize_t w = write(fd, buf, (size_t)n);
+
+	if (w < 0)
+		return -errno;
+	return w == n ? 0 : -EIO;
+}
+
+/* Write "v\n" to an existing file (a /proc/sys knob). */
+static int write_int(const char *path, int v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret;
 
 	if (fd < 0)
 		return -errno;
-	if (write(fd, buf, (size_t)n) != n)
-		ret = errno ? -errno : -EIO;
+	ret = write_fd_int(fd, v);
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	return ret;
+}
+
+/* Create path (mode 0600, -EEXIST if it is there) holding "v\n". */
+static int write_new_int(const char *path, int v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_CREAT | O_EXCL, 0600), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write_fd_int(fd, v);
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
 	return ret;
@@ -189,12 +212,12 @@ static int rp_setup(const struct rsetup *rs, const char *ifname, FILE *out)
 		fprintf(stderr, "wg-health: %s: %s\n", rs->state_dir, strerror(-ret));
 		return ret;
 	}
-	ret = write_int(state, own, O_CREAT | O_EXCL);
+	ret = write_new_int(state, own);
 	if (ret < 0 && ret != -EEXIST) {
 		fprintf(stderr, "wg-health: %s: %s\n", state, strerror(-ret));
 		return ret;
 	}
-	ret = write_int(conf, 2, 0);
+	ret = write_int(conf, 2);
 	if (ret < 0) {
 		fprintf(stderr, "wg-health: %s: setting rp_filter to 2: %s\n", ifname, strerror(-ret));
 		return ret;
@@ -217,7 +240,7 @@ static int rp_undo(const struct rsetup *rs, const char *ifname, FILE *out)
 	if (ret == 0 && (old < 0 || old > 2))
 		ret = -ERANGE;
 	if (ret == 0)
-		ret = write_int(conf, old, 0);
+		ret = write_int(conf, old);
 	if (ret == 0 && unlink(state) < 0)
 		ret = -errno;
 	if (ret < 0) {
