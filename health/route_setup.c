@@ -155,16 +155,28 @@ static int write_int(const char *path, int v)
 	return ret;
 }
 
-/* Create path (mode 0600, -EEXIST if it is there) holding "v\n". */
-static int write_new_int(const char *path, int v)
+/* Create path (mode 0600) holding "v\n", or -EEXIST if it is there. The
+ * value is written whole to a temporary file in the same directory and
+ * linked into place, which fails if path exists: a write that fails leaves
+ * no empty or partial file for a later setup to take for a saved value. */
+static int write_new_int(const char *dir, const char *path, int v)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_CREAT | O_EXCL, 0600), ret;
+	char tmp[512];
+	int fd, ret;
 
+	if (snprintf(tmp, sizeof(tmp), "%s/.rp_filter.XXXXXX", dir) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0)
 		return -errno;
 	ret = write_fd_int(fd, v);
+	if (ret == 0 && fsync(fd) < 0) /* whole before it has the name */
+		ret = -errno;
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
+	if (ret == 0 && link(tmp, path) < 0)
+		ret = -errno;
+	unlink(tmp);
 	return ret;
 }
 
@@ -212,7 +224,7 @@ static int rp_setup(const struct rsetup *rs, const char *ifname, FILE *out)
 		fprintf(stderr, "wg-health: %s: %s\n", rs->state_dir, strerror(-ret));
 		return ret;
 	}
-	ret = write_new_int(state, own);
+	ret = write_new_int(rs->state_dir, state, own);
 	if (ret < 0 && ret != -EEXIST) {
 		fprintf(stderr, "wg-health: %s: %s\n", state, strerror(-ret));
 		return ret;

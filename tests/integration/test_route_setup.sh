@@ -17,7 +17,10 @@
 #  5. undo removes all of it and restores rp_filter; twice is fine;
 #  6. a device with another nonzero fwmark, or a table with another default
 #     route (wg-quick's), is refused, and nothing changes;
-#  7. the same with an IPv6 balancer: IPv6 rule and route.
+#  7. a state dir with no room (a full tmpfs): setup fails before rp_filter
+#     changes and leaves no empty state file behind, so with room again
+#     it saves the real value and undo restores it;
+#  8. the same with an IPv6 balancer: IPv6 rule and route.
 set -uo pipefail
 B=${WGLB_BUILD:?WGLB_BUILD is the build directory}
 WGH=$B/health/wg-health
@@ -184,7 +187,31 @@ grep -q "table 51820 already has a default route dev $UA" "$T/refused" || die "r
 ip -n "$NB" route del default dev "$UA" table 51820
 echo "ok: another nonzero fwmark, or another default route in the table, is refused with nothing changed"
 
-# 7. An IPv6 balancer: the rule and route are IPv6 ones; no rp_filter.
+# 7. Saving rp_filter fails on a full state dir: in a mount namespace of its
+# own, a tmpfs of one page, filled. No file may be left that a later setup
+# takes for a saved value (and undo fails to read).
+mkdir "$T/full"
+inb unshare -m --propagation private sh -c '
+	d=$1 wgh=$2 dev=$3 via=$4 rp=/proc/sys/net/ipv4/conf/$5/rp_filter o=$6
+	w() { "$wgh" --device "$dev" --route-via "$via" --state-dir "$d" "$@"; }
+	fail() { echo "FAIL: $*"; exit 1; }
+	mount -t tmpfs -o size=4k,mode=0700 wglb-full "$d" || fail "mount tmpfs"
+	head -c 4096 /dev/zero >"$d/fill" 2>/dev/null
+	w --route-setup >"$o/full1" 2>&1 && fail "setup passed on a full state dir: $(cat "$o/full1")"
+	grep -q "No space left" "$o/full1" || fail "setup on a full state dir: $(cat "$o/full1")"
+	[ "$(ls -A "$d")" = fill ] || fail "a failed save left: $(ls -A "$d")"
+	[ "$(cat "$rp")" = 1 ] || fail "rp_filter changed with nothing saved: $(cat "$rp")"
+	rm "$d/fill"
+	w --route-setup >"$o/full2" 2>&1 || fail "setup with room again: $(cat "$o/full2")"
+	[ "$(cat "$d/rp_filter.$5")" = 1 ] || fail "saved: $(cat "$d/rp_filter.$5")"
+	w --route-undo >"$o/full3" 2>&1 || fail "undo: $(cat "$o/full3")"
+	[ -z "$(ls -A "$d")" ] || fail "undo left: $(ls -A "$d")"
+' sh "$T/full" "$WGH" "$IFN" "$LB" "$VB" "$T" || die "full state dir"
+[ "$(rp)" = 1 ] && [ "$(rules)" = 0 ] && [ "$(wg show "$IFN" fwmark)" = off ] ||
+	die "after the full state dir: rp_filter $(rp), $(rules) rules, fwmark $(wg show "$IFN" fwmark)"
+echo "ok: a full state dir fails setup with rp_filter unchanged and no state file; then saved and restored"
+
+# 8. An IPv6 balancer: the rule and route are IPv6 ones; no rp_filter.
 ip -n "$NB" addr add fd77::2/64 dev "$VB" nodad
 ip -n "$NL" addr add fd77::1/64 dev "$VL" nodad
 w6() { inb "$WGH" --device "$IFN" --route-via fd77::1 --state-dir "$T/state" "$@"; }
