@@ -14,7 +14,8 @@
 #     main table's way;
 #  4. the health answer: 200, then 503 with the reason once the rule is
 #     gone (and once the mark is), 200 after setup again;
-#  5. undo removes all of it and restores rp_filter; twice is fine;
+#  5. undo removes all of it and restores rp_filter, also with the balancer
+#     unreachable (its link down); twice is fine;
 #  6. a device with another nonzero fwmark, or a table with another default
 #     route (wg-quick's), is refused, and nothing changes;
 #  7. a state dir with no room (a full tmpfs): setup fails before rp_filter
@@ -156,7 +157,13 @@ wgh --route-setup >/dev/null 2>&1 || die "setup after the mark was cleared"
 wait_for 10 "200 again" is 200 healthy || die "not 200 after setup: $(cat "$T/body")"
 echo "ok: health 200 in place, 503 with the reason without the rule or the mark, 200 after setup"
 
-# 5. Undo, twice.
+# 5. Undo, twice, with the balancer unreachable ($VB down: the way to $LB is
+# the uplink's gateway now): the saved file names the interface. A file
+# whose name is not an interface's is left alone.
+[ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp) before undo, want 2"
+echo 2 >"$T/state/rp_filter.all"
+ip -n "$NB" link set "$VB" down || die "ip link set $VB down"
+inb ip route get "$LB" | grep -q "via 192.0.2.1" || die "$LB still on-link: $(inb ip route get "$LB")"
 wgh --route-undo >"$T/undo1" 2>&1 || die "undo: $(cat "$T/undo1")"
 cat "$T/undo1"
 [ "$(rules)" = 0 ] || die "undo left a rule: $(ip -n "$NB" rule show)"
@@ -164,11 +171,17 @@ cat "$T/undo1"
 [ "$(wg show "$IFN" fwmark)" = off ] || die "undo left fwmark $(wg show "$IFN" fwmark)"
 [ "$(rp)" = 1 ] || die "rp_filter not restored: $(rp)"
 [ ! -e "$T/state/rp_filter.$VB" ] || die "undo left the state file"
+[ "$(inb cat /proc/sys/net/ipv4/conf/all/rp_filter)" = 0 ] || die "undo wrote conf/all"
+[ -e "$T/state/rp_filter.all" ] || die "undo removed rp_filter.all"
+rm "$T/state/rp_filter.all"
 wgh --route-undo >"$T/undo2" 2>&1 || die "second undo: $(cat "$T/undo2")"
-grep -q "not there" "$T/undo2" || die "second undo: $(cat "$T/undo2")"
+grep -q "not there" "$T/undo2" && grep -q "rp_filter: nothing saved" "$T/undo2" ||
+	die "second undo: $(cat "$T/undo2")"
+[ "$(rp)" = 1 ] || die "second undo: rp_filter $(rp)"
+ip -n "$NB" link set "$VB" up || die "ip link set $VB up"
 wgh --route-check >/dev/null 2>&1 && die "route-check passed after undo"
 wait_for 10 "503 after undo" is 503 "$fix" || die "after undo: $(cat "$T/body")"
-echo "ok: undo removes rule, route and fwmark, restores rp_filter 1; twice is fine"
+echo "ok: undo with $LB unreachable removes rule, route and fwmark, restores rp_filter 1; twice is fine"
 
 # 6. Somebody else's mark is not ours to replace.
 wg set "$IFN" fwmark 0x1234
