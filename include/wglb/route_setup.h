@@ -24,7 +24,10 @@
 
 #define RSETUP_MARK      0xca6cu /* 51820 */
 #define RSETUP_TABLE     51820u
-#define RSETUP_STATE_DIR "/run/wg-health" /* rp_filter.IFNAME: the value before setup */
+/* rp_filter.IFNAME: the value before setup. Not under /run/wg-health:
+ * that is wg-health.service's RuntimeDirectory, which systemd removes when
+ * the service stops, and undo would find nothing to restore. */
+#define RSETUP_STATE_DIR "/var/lib/wg-health"
 #define RSETUP_WHY_MAX   384 /* a health answer's reason */
 
 struct rsetup {
