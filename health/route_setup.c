@@ -12,6 +12,8 @@
 #include "wglb/rtnl.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
@@ -129,27 +131,65 @@ static int read_int(const char *path, int *v)
 	return ret;
 }
 
-/* Write "v\n" to path, opened with flags (and mode 0600 when created). */
-static int write_int(const char *path, int v, int flags)
+/* Write "v\n" to fd. A short write sets no errno: what errno holds then is
+ * left over from an earlier call (mkdir's EEXIST), so it gets -EIO. */
+static int write_fd_int(int fd, int v)
 {
 	char buf[16];
-	int n = snprintf(buf, sizeof(buf), "%d\n", v), ret = 0;
-	int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0600);
+	int n = snprintf(buf, sizeof(buf), "%d\n", v);
+	ssize_t w = write(fd, buf, (size_t)n);
+
+	if (w < 0)
+		return -errno;
+	return w == n ? 0 : -EIO;
+}
+
+/* Write "v\n" to an existing file (a /proc/sys knob). */
+static int write_int(const char *path, int v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret;
 
 	if (fd < 0)
 		return -errno;
-	if (write(fd, buf, (size_t)n) != n)
-		ret = errno ? -errno : -EIO;
+	ret = write_fd_int(fd, v);
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
 	return ret;
 }
 
-static void rp_paths(const struct rsetup *rs, const char *ifname, char *conf, size_t conf_size,
-		     char *state, size_t state_size)
+/* Create path (mode 0600) holding "v\n", or -EEXIST if it is there. The
+ * value is written whole to a temporary file in the same directory and
+ * linked into place, which fails if path exists: a write that fails leaves
+ * no empty or partial file for a later setup to take for a saved value. */
+static int write_new_int(const char *dir, const char *path, int v)
+{
+	char tmp[512];
+	int fd, ret;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.rp_filter.XXXXXX", dir) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+	if (fd < 0)
+		return -errno;
+	ret = write_fd_int(fd, v);
+	if (ret == 0 && fsync(fd) < 0) /* whole before it has the name */
+		ret = -errno;
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	if (ret == 0 && link(tmp, path) < 0)
+		ret = -errno;
+	unlink(tmp);
+	return ret;
+}
+
+/* 0, or -ENAMETOOLONG for a state dir too long to name the file in. */
+static int rp_paths(const struct rsetup *rs, const char *ifname, char *conf, size_t conf_size,
+		    char *state, size_t state_size)
 {
 	snprintf(conf, conf_size, "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
-	snprintf(state, state_size, "%s/rp_filter.%s", rs->state_dir, ifname);
+	if ((size_t)snprintf(state, state_size, "%s/rp_filter.%s", rs->state_dir, ifname) >= state_size)
+		return -ENAMETOOLONG;
+	return 0;
 }
 
 /* The kernel filters by the larger of conf/all and conf/IF; 2 (loose)
@@ -181,7 +221,11 @@ static int rp_setup(const struct rsetup *rs, const char *ifname, FILE *out)
 		fprintf(out, "%s: rp_filter %d: accepts client sources already\n", ifname, value);
 		return 0;
 	}
-	rp_paths(rs, ifname, conf, sizeof(conf), state, sizeof(state));
+	ret = rp_paths(rs, ifname, conf, sizeof(conf), state, sizeof(state));
+	if (ret < 0) {
+		fprintf(stderr, "wg-health: %s: %s\n", rs->state_dir, strerror(-ret));
+		return ret;
+	}
 	/* Keep the value from before the first setup: a second run must not
 	 * save our own 2 as the one to restore. */
 	if (mkdir(rs->state_dir, 0700) < 0 && errno != EEXIST) {
@@ -189,12 +233,12 @@ static int rp_setup(const struct rsetup *rs, const char *ifname, FILE *out)
 		fprintf(stderr, "wg-health: %s: %s\n", rs->state_dir, strerror(-ret));
 		return ret;
 	}
-	ret = write_int(state, own, O_CREAT | O_EXCL);
+	ret = write_new_int(rs->state_dir, state, own);
 	if (ret < 0 && ret != -EEXIST) {
 		fprintf(stderr, "wg-health: %s: %s\n", state, strerror(-ret));
 		return ret;
 	}
-	ret = write_int(conf, 2, 0);
+	ret = write_int(conf, 2);
 	if (ret < 0) {
 		fprintf(stderr, "wg-health: %s: setting rp_filter to 2: %s\n", ifname, strerror(-ret));
 		return ret;
@@ -203,21 +247,34 @@ static int rp_setup(const struct rsetup *rs, const char *ifname, FILE *out)
 	return 0;
 }
 
-static int rp_undo(const struct rsetup *rs, const char *ifname, FILE *out)
+/* A name after "rp_filter." in the state dir, before it goes into a path
+ * under /proc/sys: one component, an interface's (the kernel refuses "/",
+ * ":" and white space; "all" and "default" are not interfaces). */
+static bool ifname_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n >= IF_NAMESIZE || !strcmp(name, ".") || strstr(name, "..") ||
+	    !strcmp(name, "all") || !strcmp(name, "default"))
+		return false;
+	for (; *name; name++)
+		if (*name == '/' || *name == ':' || isspace((unsigned char)*name))
+			return false;
+	return true;
+}
+
+static int rp_restore(const struct rsetup *rs, const char *ifname, FILE *out)
 {
 	char conf[96], state[512];
 	int old, ret;
 
-	rp_paths(rs, ifname, conf, sizeof(conf), state, sizeof(state));
-	ret = read_int(state, &old);
-	if (ret == -ENOENT) {
-		fprintf(out, "%s: rp_filter: nothing saved, left as it is\n", ifname);
-		return 0;
-	}
+	ret = rp_paths(rs, ifname, conf, sizeof(conf), state, sizeof(state));
+	if (ret == 0)
+		ret = read_int(state, &old);
 	if (ret == 0 && (old < 0 || old > 2))
 		ret = -ERANGE;
 	if (ret == 0)
-		ret = write_int(conf, old, 0);
+		ret = write_int(conf, old);
 	if (ret == 0 && unlink(state) < 0)
 		ret = -errno;
 	if (ret < 0) {
@@ -227,6 +284,49 @@ static int rp_undo(const struct rsetup *rs, const char *ifname, FILE *out)
 	}
 	fprintf(out, "%s: rp_filter restored to %d\n", ifname, old);
 	return 0;
+}
+
+/* Every value saved in the state dir, whatever route the balancer has
+ * now: undo must work with the balancer gone, and the file names the
+ * interface. */
+static int rp_undo(const struct rsetup *rs, FILE *out)
+{
+	static const char prefix[] = "rp_filter.";
+	DIR *d = opendir(rs->state_dir);
+	struct dirent *e;
+	int ret, first = 0, n = 0;
+
+	if (!d && errno == ENOENT) {
+		fprintf(out, "rp_filter: nothing saved in %s, left as it is\n", rs->state_dir);
+		return 0;
+	}
+	if (!d) {
+		ret = -errno;
+		fprintf(stderr, "wg-health: %s: %s\n", rs->state_dir, strerror(-ret));
+		return ret;
+	}
+	while ((errno = 0, e = readdir(d))) {
+		const char *ifname = e->d_name + sizeof(prefix) - 1;
+
+		if (strncmp(e->d_name, prefix, sizeof(prefix) - 1))
+			continue;
+		if (!ifname_ok(ifname)) {
+			fprintf(stderr, "wg-health: %s/%s: not an interface's name, left as it is\n",
+				rs->state_dir, e->d_name);
+			continue;
+		}
+		ret = rp_restore(rs, ifname, out);
+		first = first ? first : ret;
+		n++;
+	}
+	if (errno && !first) {
+		first = -errno;
+		fprintf(stderr, "wg-health: reading %s: %s\n", rs->state_dir, strerror(-first));
+	}
+	closedir(d);
+	if (!n && !first)
+		fprintf(out, "rp_filter: nothing saved in %s, left as it is\n", rs->state_dir);
+	return first;
 }
 
 /* ---- the steps ---------------------------------------------------------- */
@@ -409,8 +509,7 @@ static int route_undo(const struct rsetup *rs, FILE *out)
 
 int rsetup_undo(const struct rsetup *rs, FILE *out)
 {
-	char ifname[IF_NAMESIZE];
-	int oif, ret, first = 0;
+	int ret, first = 0;
 
 	/* Each part on its own: one that fails leaves the others undone. */
 	ret = fwmark_undo(rs, out);
@@ -420,9 +519,7 @@ int rsetup_undo(const struct rsetup *rs, FILE *out)
 	ret = route_undo(rs, out);
 	first = first ? first : ret;
 	if (rs->family == AF_INET) {
-		ret = balancer_link(rs, &oif, ifname);
-		if (ret == 0)
-			ret = rp_undo(rs, ifname, out);
+		ret = rp_undo(rs, out);
 		first = first ? first : ret;
 	}
 	return first;

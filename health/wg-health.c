@@ -643,7 +643,7 @@ int main(int argc, char **argv)
 			       "                 [--route-via ADDR [--route-mark 0xca6c] [--route-table 51820]]\n"
 			       "       wg-health [--device wg0] --route-via ADDR --route-setup|--route-undo|--route-check\n"
 			       "                 [--route-mark 0xca6c] [--route-table 51820] "
-			       "[--state-dir /run/wg-health]\n"
+			       "[--state-dir /var/lib/wg-health]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n"
 			       "With --route-via (wglb's client_address = preserve; ADDR is the balancer):\n"

@@ -24,7 +24,10 @@
 
 #define RSETUP_MARK      0xca6cu /* 51820 */
 #define RSETUP_TABLE     51820u
-#define RSETUP_STATE_DIR "/run/wg-health" /* rp_filter.IFNAME: the value before setup */
+/* rp_filter.IFNAME: the value before setup. Not under /run/wg-health:
+ * that is wg-health.service's RuntimeDirectory, which systemd removes when
+ * the service stops, and undo would find nothing to restore. */
+#define RSETUP_STATE_DIR "/var/lib/wg-health"
 #define RSETUP_WHY_MAX   384 /* a health answer's reason */
 
 struct rsetup {
@@ -47,7 +50,9 @@ int rsetup_init(struct rsetup *rs, const char *device, const char *via, uint32_t
  * fwmark. 0 or -errno. */
 int rsetup_setup(const struct rsetup *rs, FILE *out);
 /* Take it away again: the device's mark (only if it is ours), the rule,
- * the table's default route, the saved rp_filter. Idempotent. 0 or -errno. */
+ * the table's default route, and (IPv4) each rp_filter saved in the state
+ * dir, by the interface its file names: no route to the balancer needed.
+ * Idempotent. 0 or -errno. */
 int rsetup_undo(const struct rsetup *rs, FILE *out);
 /* Report each part: 0 all in place, 1 something missing, -errno when it
  * could not be asked. */

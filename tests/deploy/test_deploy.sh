@@ -51,6 +51,15 @@ check "systemd-analyze verify wglb.service + wglb-preserve.conf" verify "$T/unit
 cat deploy/systemd/wg-health.service deploy/systemd/wg-health-preserve.conf |
 	sed -e "s|/usr/sbin/wg-health|$B/health/wg-health|g" >"$T/units/wg-health-preserve.service"
 check "systemd-analyze verify wg-health.service + wg-health-preserve.conf" verify "$T/units/wg-health-preserve.service"
+# Restarted with wg0 (a new wg0 has lost its fwmark), and the rp_filter it
+# saves in the default state dir, which outlives the service (/run/wg-health
+# does not).
+preserve_dropin() {
+	local f=deploy/systemd/wg-health-preserve.conf
+	sed -n '/^\[Unit\]/,/^\[/p' $f | grep -qx 'PartOf=wg-quick@wg0.service' &&
+		grep -q '^ExecStartPre=+/usr/sbin/wg-health .*--route-setup$' $f && ! grep -q -- '--state-dir' $f
+}
+check "wg-health-preserve.conf: PartOf=wg-quick@wg0.service, setup with the default state dir" preserve_dropin
 check "the units' man pages are shipped" man_pages
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service

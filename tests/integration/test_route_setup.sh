@@ -14,10 +14,14 @@
 #     main table's way;
 #  4. the health answer: 200, then 503 with the reason once the rule is
 #     gone (and once the mark is), 200 after setup again;
-#  5. undo removes all of it and restores rp_filter; twice is fine;
+#  5. undo removes all of it and restores rp_filter, also with the balancer
+#     unreachable (its link down); twice is fine;
 #  6. a device with another nonzero fwmark, or a table with another default
 #     route (wg-quick's), is refused, and nothing changes;
-#  7. the same with an IPv6 balancer: IPv6 rule and route.
+#  7. a state dir with no room (a full tmpfs): setup fails before rp_filter
+#     changes and leaves no empty state file behind, so with room again
+#     it saves the real value and undo restores it;
+#  8. the same with an IPv6 balancer: IPv6 rule and route.
 set -uo pipefail
 B=${WGLB_BUILD:?WGLB_BUILD is the build directory}
 WGH=$B/health/wg-health
@@ -153,7 +157,13 @@ wgh --route-setup >/dev/null 2>&1 || die "setup after the mark was cleared"
 wait_for 10 "200 again" is 200 healthy || die "not 200 after setup: $(cat "$T/body")"
 echo "ok: health 200 in place, 503 with the reason without the rule or the mark, 200 after setup"
 
-# 5. Undo, twice.
+# 5. Undo, twice, with the balancer unreachable ($VB down: the way to $LB is
+# the uplink's gateway now): the saved file names the interface. A file
+# whose name is not an interface's is left alone.
+[ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp) before undo, want 2"
+echo 2 >"$T/state/rp_filter.all"
+ip -n "$NB" link set "$VB" down || die "ip link set $VB down"
+inb ip route get "$LB" | grep -q "via 192.0.2.1" || die "$LB still on-link: $(inb ip route get "$LB")"
 wgh --route-undo >"$T/undo1" 2>&1 || die "undo: $(cat "$T/undo1")"
 cat "$T/undo1"
 [ "$(rules)" = 0 ] || die "undo left a rule: $(ip -n "$NB" rule show)"
@@ -161,11 +171,17 @@ cat "$T/undo1"
 [ "$(wg show "$IFN" fwmark)" = off ] || die "undo left fwmark $(wg show "$IFN" fwmark)"
 [ "$(rp)" = 1 ] || die "rp_filter not restored: $(rp)"
 [ ! -e "$T/state/rp_filter.$VB" ] || die "undo left the state file"
+[ "$(inb cat /proc/sys/net/ipv4/conf/all/rp_filter)" = 0 ] || die "undo wrote conf/all"
+[ -e "$T/state/rp_filter.all" ] || die "undo removed rp_filter.all"
+rm "$T/state/rp_filter.all"
 wgh --route-undo >"$T/undo2" 2>&1 || die "second undo: $(cat "$T/undo2")"
-grep -q "not there" "$T/undo2" || die "second undo: $(cat "$T/undo2")"
+grep -q "not there" "$T/undo2" && grep -q "rp_filter: nothing saved" "$T/undo2" ||
+	die "second undo: $(cat "$T/undo2")"
+[ "$(rp)" = 1 ] || die "second undo: rp_filter $(rp)"
+ip -n "$NB" link set "$VB" up || die "ip link set $VB up"
 wgh --route-check >/dev/null 2>&1 && die "route-check passed after undo"
 wait_for 10 "503 after undo" is 503 "$fix" || die "after undo: $(cat "$T/body")"
-echo "ok: undo removes rule, route and fwmark, restores rp_filter 1; twice is fine"
+echo "ok: undo with $LB unreachable removes rule, route and fwmark, restores rp_filter 1; twice is fine"
 
 # 6. Somebody else's mark is not ours to replace.
 wg set "$IFN" fwmark 0x1234
@@ -184,7 +200,31 @@ grep -q "table 51820 already has a default route dev $UA" "$T/refused" || die "r
 ip -n "$NB" route del default dev "$UA" table 51820
 echo "ok: another nonzero fwmark, or another default route in the table, is refused with nothing changed"
 
-# 7. An IPv6 balancer: the rule and route are IPv6 ones; no rp_filter.
+# 7. Saving rp_filter fails on a full state dir: in a mount namespace of its
+# own, a tmpfs of one page, filled. No file may be left that a later setup
+# takes for a saved value (and undo fails to read).
+mkdir "$T/full"
+inb unshare -m --propagation private sh -c '
+	d=$1 wgh=$2 dev=$3 via=$4 rp=/proc/sys/net/ipv4/conf/$5/rp_filter o=$6
+	w() { "$wgh" --device "$dev" --route-via "$via" --state-dir "$d" "$@"; }
+	fail() { echo "FAIL: $*"; exit 1; }
+	mount -t tmpfs -o size=4k,mode=0700 wglb-full "$d" || fail "mount tmpfs"
+	head -c 4096 /dev/zero >"$d/fill" 2>/dev/null
+	w --route-setup >"$o/full1" 2>&1 && fail "setup passed on a full state dir: $(cat "$o/full1")"
+	grep -q "No space left" "$o/full1" || fail "setup on a full state dir: $(cat "$o/full1")"
+	[ "$(ls -A "$d")" = fill ] || fail "a failed save left: $(ls -A "$d")"
+	[ "$(cat "$rp")" = 1 ] || fail "rp_filter changed with nothing saved: $(cat "$rp")"
+	rm "$d/fill"
+	w --route-setup >"$o/full2" 2>&1 || fail "setup with room again: $(cat "$o/full2")"
+	[ "$(cat "$d/rp_filter.$5")" = 1 ] || fail "saved: $(cat "$d/rp_filter.$5")"
+	w --route-undo >"$o/full3" 2>&1 || fail "undo: $(cat "$o/full3")"
+	[ -z "$(ls -A "$d")" ] || fail "undo left: $(ls -A "$d")"
+' sh "$T/full" "$WGH" "$IFN" "$LB" "$VB" "$T" || die "full state dir"
+[ "$(rp)" = 1 ] && [ "$(rules)" = 0 ] && [ "$(wg show "$IFN" fwmark)" = off ] ||
+	die "after the full state dir: rp_filter $(rp), $(rules) rules, fwmark $(wg show "$IFN" fwmark)"
+echo "ok: a full state dir fails setup with rp_filter unchanged and no state file; then saved and restored"
+
+# 8. An IPv6 balancer: the rule and route are IPv6 ones; no rp_filter.
 ip -n "$NB" addr add fd77::2/64 dev "$VB" nodad
 ip -n "$NL" addr add fd77::1/64 dev "$VL" nodad
 w6() { inb "$WGH" --device "$IFN" --route-via fd77::1 --state-dir "$T/state" "$@"; }
