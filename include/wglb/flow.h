@@ -98,6 +98,11 @@ void flow_set_port(struct flow_table *ft, struct flow *f, uint16_t port);
 /* The flow whose upstream socket has this local port, or NULL: joins a
  * backend's report of its peers' endpoints to flows in O(1). */
 struct flow *flow_by_port(struct flow_table *ft, uint16_t port);
+/* A FLOW_F_PRESERVED flow of k's address and port on any of the first
+ * n_listeners listeners (k->listener ignored), or NULL: such a flow's
+ * socket holds that address and port on this host. */
+struct flow *flow_find_preserved(struct flow_table *ft, const struct flow_key *k,
+				 unsigned n_listeners);
 void flow_confirm(struct flow_table *ft, struct flow *f);
 /* A confirmed flow loses its confirmation and its proof (it must prove
  * receipt anew, at its next handshake): it goes first in eviction order. */

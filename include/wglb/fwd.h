@@ -37,7 +37,7 @@ struct fwd {
 	uint32_t n_rearm;
 	struct flow_table ft;
 	struct srvidx si; /* backend session index -> flow (roaming clients) */
-	struct ratelimit rl_table_full, rl_no_socket, rl_preserve;
+	struct ratelimit rl_table_full, rl_no_socket, rl_preserve, rl_bad_source;
 	/* Initiations per client source: hs_limit for sources as claimed
 	 * (past it, a source must prove itself with a cookie), hs_proven for
 	 * sources that did (mac2): a spoofer can spend only the former. */

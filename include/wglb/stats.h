@@ -31,6 +31,8 @@ enum drop {
 			       * share of cookie replies (reflection at a spoofed victim) */
 	DROP_COOKIE_UNSENT,   /* wanted a cookie, left unanswered: the send groups replies may
 			       * use were taken (forwarding keeps the rest) */
+	DROP_BAD_SOURCE,      /* client_address = preserve: a source no client has (not
+			       * unicast, port 0, a backend's or this balancer's own address) */
 	DROP__COUNT,
 };
 
@@ -58,7 +60,7 @@ struct wglb_stats {
 	uint64_t flows_roamed; /* new flows sent to their session's backend by its index */
 	uint64_t flows_confirmed; /* clients that proved receipt (echoed the backend's index) */
 	uint64_t flows_preserved; /* new flows sent from the client's own address (client_address) */
-	uint64_t preserve_fallback; /* ... that could not be and went from the balancer's instead */
+	uint64_t preserve_fallback; /* new flows that could not be and went from the balancer's */
 	uint64_t flows_demoted;   /* confirmed flows whose backend fell silent (backend_silence) */
 	uint64_t cookies_sent;    /* cookie replies wglb sent (handshake_cookies) */
 	uint64_t mac2_valid, mac2_invalid; /* handshakes whose mac2 proved / failed to prove the source */

@@ -4,8 +4,8 @@
  * with file and line and keep running the old config untouched. Otherwise
  * diff the backends by name: kept ones keep their flows and their health
  * but take the file's settings and admin state, removed ones hand their
- * flows on, new ones are added. Listeners, max_flows and the control
- * socket need a restart.
+ * flows on, new ones are added. Listeners, max_flows, the control
+ * socket and client_address need a restart.
  */
 #include "wglb/reload.h"
 #include "wglb/workers.h"
@@ -39,6 +39,8 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 		log_warn("workers changed: takes effect at the next restart");
 	if (old->udp_gro != nc->udp_gro)
 		log_warn("udp_gro changed: takes effect at the next restart");
+	if (old->client_address != nc->client_address)
+		log_warn("client_address changed: takes effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
 		log_warn("[health] added or removed: takes effect at the next restart");
 	if (memcmp(&old->agent, &nc->agent, sizeof(nc->agent)))
@@ -57,6 +59,7 @@ static void keep_restart_only(struct wglb_config *nc, const struct wglb_config *
 	nc->metrics_listen = old->metrics_listen;
 	nc->workers = old->workers;
 	nc->udp_gro = old->udp_gro;
+	nc->client_address = old->client_address; /* the listeners' sharing is set at start */
 	if (!(nc->health.enabled && old->health.enabled))
 		nc->health = old->health;
 	nc->agent = old->agent;

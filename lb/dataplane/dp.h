@@ -108,10 +108,10 @@ void dp_arm_upstream(struct loop *l, struct fwd *dp, struct flow *f);
 void dp_defer_rearm(struct loop *l, struct fwd *dp, struct flow *f);
 /* The flow now holds this backend session index (roaming clients). */
 void dp_session_set(struct loop *l, struct fwd *dp, struct flow *f, uint32_t idx);
-/* A new flow, on backend bi when bi >= 0, else on Maglev's choice. NULL
- * when none could open (counted). */
+/* A new flow, on backend bi when bi >= 0, else on Maglev's choice, for a
+ * datagram sent to local address dst. NULL when none could open (counted). */
 struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key *k, uint32_t h,
-			  int bi);
+			  int bi, const uint8_t dst[16]);
 /* Move a flow to backend nb, its socket with it. False if it closed. */
 bool dp_repin(struct loop *l, struct fwd *dp, struct flow *f, unsigned nb, enum repin why);
 void dp_close_flow(struct loop *l, struct fwd *dp, struct flow *f);

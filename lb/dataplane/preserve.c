@@ -90,7 +90,10 @@ static int marked_is_local(int family)
 		return -EBADMSG;
 	if (msg.nh.nlmsg_type == NLMSG_ERROR) {
 		const struct nlmsgerr *err = NLMSG_DATA(&msg.nh);
-		return msg.nh.nlmsg_len >= NLMSG_LENGTH(sizeof(*err)) && err->error ? 0 : -EBADMSG;
+		if (msg.nh.nlmsg_len < NLMSG_LENGTH(sizeof(*err)) || !err->error)
+			return -EBADMSG;
+		/* No route at all for a marked packet: the routing is not in place. */
+		return err->error == -ENETUNREACH || err->error == -EHOSTUNREACH ? 0 : err->error;
 	}
 	if (msg.nh.nlmsg_type != RTM_NEWROUTE || msg.nh.nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)))
 		return -EBADMSG;

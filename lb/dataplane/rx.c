@@ -93,6 +93,21 @@ static bool client_rx(struct loop *l, unsigned li, uint8_t *buf, int res, struct
 	return true;
 }
 
+/* The local address rx was sent to: from IP_PKTINFO on a wildcard
+ * listener, else the listener's own. */
+static const uint8_t *local_addr(const struct loop *l, struct rx *rx)
+{
+	const struct listener *ls = &l->lst[rx->k.listener];
+
+	if (!ls->wildcard) {
+		if (ls->addr.u.sa.sa_family == AF_INET6)
+			memcpy(rx->laddr, &ls->addr.u.in6.sin6_addr, 16);
+		else
+			memcpy(rx->laddr, &ls->addr.u.in4.sin_addr, 4);
+	}
+	return rx->laddr;
+}
+
 /* Carry out the verdict: the flow to forward on, or NULL when the datagram
  * was answered (a cookie) or dropped (counted). */
 static struct flow *act(struct loop *l, struct fwd *dp, struct rx *rx, struct flow *f, uint32_t h,
@@ -110,7 +125,7 @@ static struct flow *act(struct loop *l, struct fwd *dp, struct rx *rx, struct fl
 	}
 	l->st.msgs_in[rx->wi.type]++;
 	if (v->action == ROUTE_NEW) {
-		f = dp_flow_open(l, dp, &rx->k, h, v->backend);
+		f = dp_flow_open(l, dp, &rx->k, h, v->backend, local_addr(l, rx));
 		/* A roamed flow joins its session's backend but leaves the index
 		 * entry with the flow that learned it from the backend: anyone
 		 * who knows an index can roam it from a forged source, and that

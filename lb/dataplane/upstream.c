@@ -78,28 +78,36 @@ static int upstream_open_snat(const struct loop *l, const struct backend *b, uin
 	return fd;
 }
 
-/* Why the client's address k may not be a flow's source toward b: NULL
- * when it may. Only a unicast address that is neither this host's
- * loopback nor a backend's own: a datagram's claimed source must not make
- * the balancer speak to a backend as the backend itself, or as another. */
-static const char *preserve_refused(const struct loop *l, const struct flow_key *k,
-				    const struct backend *b)
+/* client_address = preserve: why source k can be no client's (NULL when
+ * it can): not unicast, port 0, an IPv4-mapped address, a backend's own
+ * address, or the address it was sent to (this balancer's own: IPv6 input
+ * does not refuse it). A flow from such a source is dropped: sent as it
+ * claims, the balancer would speak to a backend as itself or as a backend. */
+static const char *source_refused(const struct loop *l, const struct flow_key *k,
+				  const uint8_t dst[16])
 {
-	if (k->family != b->addr.u.sa.sa_family)
-		return "client and backend differ in address family";
+	size_t n = k->family == AF_INET ? 4 : 16;
+
+	if (!k->port)
+		return "port 0";
 	if (k->family == AF_INET) {
 		uint32_t a = ((uint32_t)k->addr[0] << 24) | ((uint32_t)k->addr[1] << 16) |
 			     ((uint32_t)k->addr[2] << 8) | k->addr[3];
-		if (a >> 24 == 0 || a >> 24 == 127 || a >> 28 == 0xe || a == UINT32_MAX ||
-		    (a >> 16) == 0xa9fe)
+		/* 0/8, loopback, link-local, multicast and 240/4 (broadcast in it) */
+		if (a >> 24 == 0 || a >> 24 == 127 || a >> 16 == 0xa9fe || a >> 28 >= 0xe)
 			return "not a unicast address";
 	} else {
 		static const uint8_t lo6[16] = {[15] = 1};
 		static const uint8_t any6[16];
+		static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 		if (!memcmp(k->addr, lo6, 16) || !memcmp(k->addr, any6, 16) || k->addr[0] == 0xff ||
 		    (k->addr[0] == 0xfe && (k->addr[1] & 0xc0) == 0x80))
 			return "not a unicast address";
+		if (!memcmp(k->addr, mapped, sizeof(mapped)))
+			return "an IPv4-mapped address";
 	}
+	if (!memcmp(k->addr, dst, n))
+		return "this balancer's own address";
 	for (unsigned i = 0; i < l->pool.n; i++) {
 		const struct backend *o = &l->pool.be[i];
 		if (!o->in_use || o->addr.u.sa.sa_family != k->family)
@@ -107,10 +115,20 @@ static const char *preserve_refused(const struct loop *l, const struct flow_key 
 		if (!memcmp(k->addr,
 			    k->family == AF_INET ? (const void *)&o->addr.u.in4.sin_addr
 						 : (const void *)&o->addr.u.in6.sin6_addr,
-			    k->family == AF_INET ? 4 : 16))
+			    n))
 			return "a backend's address";
 	}
 	return NULL;
+}
+
+/* The client's port is one of our listen ports (a client whose own port
+ * is 51820): its socket must share the port with the listener. */
+static bool is_listen_port(const struct loop *l, uint16_t port_be)
+{
+	for (unsigned i = 0; i < l->cfg.n_listen; i++)
+		if (htons(addr_port(&l->cfg.listen[i].u)) == port_be)
+			return true;
+	return false;
 }
 
 /* A connected UDP socket toward the backend that sends from the client's
@@ -130,13 +148,15 @@ static int upstream_open_preserve(const struct loop *l, const struct backend *b,
 		e = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
 	else
 		e = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-	/* The client's port may be one this host serves on a wildcard
-	 * address (the listen port itself, when a client's own port is
-	 * 51820): sharing it is safe, because a connected socket is chosen
-	 * over a wildcard one for the backend's replies, and the client's
-	 * address is never one this host answers on. */
-	if (e < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	/* No SO_REUSEADDR: the client's address and port are this flow's
+	 * alone, and a second bind of them (the same source on another
+	 * listener, another worker) fails. Only a client whose own port is a
+	 * listen port shares it with the listener (SO_REUSEPORT, this user
+	 * only: listeners of a client_address = preserve wglb set it too);
+	 * the backend's replies pick the connected socket over the listener. */
+	if (e < 0 ||
+	    (is_listen_port(l, k->port) &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, &src.sa, sl) < 0) {
 		e = errno;
 		close(fd);
@@ -153,18 +173,23 @@ static int upstream_open(struct loop *l, struct fwd *dp, const struct backend *b
 {
 	*preserved = false;
 	if (l->cfg.client_address == CLIENT_PRESERVE) {
-		const char *why = dp->preserve_ok ? preserve_refused(l, k, b)
-						  : "this host cannot yet: see wglb --check";
-		int fd = why ? -EADDRNOTAVAIL : upstream_open_preserve(l, b, k);
+		const char *why = NULL;
+		int fd = -EADDRNOTAVAIL;
 		uint64_t sup;
 
+		if (!dp->preserve_ok)
+			why = "this host cannot yet: see wglb --check";
+		else if (k->family != b->addr.u.sa.sa_family)
+			why = "client and backend differ in address family";
+		else if (flow_find_preserved(&dp->ft, k, l->n_lst))
+			why = "another flow holds that address and port";
+		else
+			fd = upstream_open_preserve(l, b, k);
 		if (fd >= 0) {
 			*preserved = true;
 			*port = ntohs(k->port);
-			l->st.flows_preserved++;
 			return fd;
 		}
-		l->st.preserve_fallback++;
 		if (ratelimit_ok(&dp->rl_preserve, l->now_ms, 10000, &sup)) {
 			char a[ADDR_STRLEN];
 			union wglb_sa sa;
@@ -299,7 +324,8 @@ static int evict_for(struct loop *l, struct fwd *dp, const struct backend *b,
 }
 
 /* A new flow, on backend bi when bi >= 0, else on Maglev's choice. */
-struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key *k, uint32_t h, int bi)
+struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key *k, uint32_t h, int bi,
+			  const uint8_t dst[16])
 {
 	struct flow *f;
 	struct backend *b;
@@ -307,6 +333,22 @@ struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key 
 	uint16_t port;
 	bool full, preserved = false;
 
+	if (l->cfg.client_address == CLIENT_PRESERVE && dp->preserve_ok) {
+		const char *why = source_refused(l, k, dst);
+		uint64_t sup;
+		if (why) {
+			drop_in(l, DROP_BAD_SOURCE);
+			if (ratelimit_ok(&dp->rl_bad_source, l->now_ms, 10000, &sup)) {
+				char a[ADDR_STRLEN];
+				union wglb_sa sa;
+				flow_client_sa(k, &sa);
+				addr_fmt(&sa, a, sizeof(a));
+				log_warn("client_address: dropped a datagram from %s (%s); %llu more "
+					 "since the last report", a, why, (unsigned long long)sup);
+			}
+			return NULL;
+		}
+	}
 	if (bi < 0)
 		bi = pool_pick(&l->pool, client_hash(k));
 	if (bi < 0) {
@@ -345,8 +387,12 @@ struct flow *dp_flow_open(struct loop *l, struct fwd *dp, const struct flow_key 
 		return NULL;
 	}
 	f->fd = fd;
-	if (preserved)
+	if (preserved) {
 		f->flags |= FLOW_F_PRESERVED;
+		l->st.flows_preserved++;
+	} else if (l->cfg.client_address == CLIENT_PRESERVE) {
+		l->st.preserve_fallback++;
+	}
 	flow_set_port(&dp->ft, f, port);
 	f->backend = (uint16_t)bi;
 	dp->be[bi].flows++;

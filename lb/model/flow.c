@@ -202,6 +202,21 @@ struct flow *flow_by_port(struct flow_table *ft, uint16_t port)
 	return i && (ft->flows[i - 1].flags & FLOW_F_USED) ? &ft->flows[i - 1] : NULL;
 }
 
+struct flow *flow_find_preserved(struct flow_table *ft, const struct flow_key *k,
+				 unsigned n_listeners)
+{
+	struct flow_key q = *k;
+
+	for (unsigned li = 0; li < n_listeners && li <= UINT8_MAX; li++) {
+		struct flow *f;
+		q.listener = (uint8_t)li;
+		f = flow_lookup(ft, &q, flow_hash(ft, &q));
+		if (f && (f->flags & FLOW_F_PRESERVED))
+			return f;
+	}
+	return NULL;
+}
+
 void flow_scan(struct flow_table *ft, uint32_t budget, flow_visit_fn cb, void *ctx)
 {
 	if (budget > ft->cap)

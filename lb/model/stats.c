@@ -20,6 +20,7 @@ const char *stats_drop_name(enum drop d)
 		[DROP_NEEDS_COOKIE] = "needs_cookie",
 		[DROP_UNPROVEN] = "unproven",
 		[DROP_NO_FLOW] = "no_flow",
+		[DROP_BAD_SOURCE] = "bad_source",
 		[DROP_COOKIE_CAPPED] = "cookie_capped",
 		[DROP_COOKIE_UNSENT] = "cookie_unsent",
 	};

@@ -27,7 +27,8 @@ NFT
 	wait_for 5 "health answers with the routing in place" \
 		ip netns exec "$NS_LB" curl -sf --max-time 1 "http://10.10.10.11:8080/" -o /dev/null
 }
-AGENT=1 HEALTH_EXTRA="--route-via 10.10.10.1" WGLB_EXTRA="client_address = preserve" topo_up 3 2
+AGENT=1 HEALTH_EXTRA="--route-via 10.10.10.1" WGLB_EXTRA=$'client_address = preserve\nlisten = 0.0.0.0:51821' \
+	topo_up 3 2
 
 sees_client() { # i: the server holding client i's flow sees its own address and port
 	local be
@@ -56,7 +57,8 @@ log "a client from port 51820 is seen as 198.51.100.12:51820"
 [ "$(stat_json 's["client_address"]')" = preserve ] || die "client_address not preserve"
 ctl --json show flows | python3 -c 'import json, sys
 fl = json.load(sys.stdin)["flows"]
-assert fl and all(f["preserved"] for f in fl if f["client"].startswith("198.51.100.")), fl' ||
+mine = [f for f in fl if f["client"].startswith("198.51.100.")]
+assert len(mine) >= 2 and all(f["preserved"] for f in mine), fl' ||
 	die "show flows: a client flow not preserved"
 ip netns exec "$NS_LB" "$WGLB" --check -c "$T/wglb.conf" | grep -q "client addresses preserved" ||
 	die "wglb --check does not see the routing"
@@ -93,36 +95,62 @@ for j in $(seq 1 "$N_BE"); do
 	hs=$(wg show "$(wg_be "$j")" latest-handshakes | awk -v k="$(cat "$T/outsider.pub")" '$1 == k { print $2 }')
 	[ "${hs:-0}" = 0 ] || die "the outsider completed a handshake with b$j"
 done
-app_ok 1 || die "client 1 lost the app while the outsider knocked"
+ctl --json show flows | python3 -c 'import json, sys
+fl = [f for f in json.load(sys.stdin)["flows"] if f["client"].startswith(sys.argv[1] + ":")]
+assert fl and fl[0]["preserved"], fl' "$OUTSIDER" ||
+	die "the outsider's flow was not sent from its own address"
+wait_for 5 "client 1 reaches the app while the outsider knocks" app_ok 1 ||
+	{ ctl show flows; die "client 1 lost the app while the outsider knocked"; }
 log "the servers' rule admits 198.51.100.0/24 and drops $OUTSIDER"
 
-# A datagram that claims a backend's address: the flow goes from the
-# balancer's address instead (counted), never from the backend's.
-fb0=$(stat_json 's["preserve_fallback"]')
-ip netns exec "$(ns_cl 1)" python3 - <<'PY' || die "spoofed send"
-import socket, struct
+# Spoofed sources. spoof SRC SPORT DPORT: one initiation-shaped datagram
+# (it would open a flow) from SRC:SPORT to the balancer's DPORT.
+spoof() {
+	ip netns exec "$(ns_cl 1)" python3 - "$@" <<'PY'
+import socket, struct, sys
 def csum(b):
     if len(b) % 2: b += b"\0"
     s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
     s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
-src, dst = socket.inet_aton("10.10.10.12"), socket.inet_aton("198.51.100.1")
-payload = struct.pack("<I", 1) + b"\1" * 144  # initiation-shaped: it opens a flow
-udp = struct.pack("!HHHH", 51820, 51820, 8 + len(payload), 0) + payload
+src, dst = socket.inet_aton(sys.argv[1]), socket.inet_aton("198.51.100.1")
+payload = struct.pack("<I", 1) + b"\1" * 144
+udp = struct.pack("!HHHH", int(sys.argv[2]), int(sys.argv[3]), 8 + len(payload), 0) + payload
 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
 ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 s.sendto(ip + udp, ("198.51.100.1", 0))
 PY
-spoof_seen() {
-	ctl --json show flows | python3 -c 'import json, sys
-fl = [f for f in json.load(sys.stdin)["flows"] if f["client"] == "10.10.10.12:51820"]
-sys.exit(0 if fl and not fl[0]["preserved"] else 1)'
 }
-wait_for 5 "a flow for the spoofed source, from the balancer's address" spoof_seen ||
-	{ ctl show flows; die "no snat flow for the spoofed source"; }
+# A source that claims a backend's address is no client's: dropped and
+# counted, never sent as b2, nor as the balancer.
+bad0=$(stat_json 's["drops_in"]["bad_source"]')
+spoof 10.10.10.12 51820 51820 || die "spoofed send"
+wait_for 5 "the spoofed source counted as bad_source" \
+	sh -c "[ \"\$(cd / && '$WGLBCTL' -s '$T/control.sock' --json show stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"drops_in\"][\"bad_source\"])')\" -gt $bad0 ]" ||
+	die "a datagram from a backend's address was not dropped as bad_source"
+ctl --json show flows | python3 -c 'import json, sys
+sys.exit(any(f["client"].startswith("10.10.10.12:") for f in json.load(sys.stdin)["flows"]))' ||
+	die "a flow opened for a backend's address"
+log "a source claiming backend b2's address was dropped (bad_source)"
+# Client 1's own address and port, to the second listener: the second flow
+# may not bind them again (the kernel would hand it client 1's replies);
+# it goes from the balancer's address and client 1 keeps its tunnel.
+fb0=$(stat_json 's["preserve_fallback"]')
+spoof 198.51.100.11 40001 51821 || die "spoofed send"
+dup_seen() {
+	ctl --json show flows | python3 -c 'import json, sys
+fl = [f for f in json.load(sys.stdin)["flows"] if f["client"] == "198.51.100.11:40001"]
+sys.exit(0 if len(fl) == 2 and sum(f["preserved"] for f in fl) == 1 else 1)'
+}
+wait_for 5 "a second flow for client 1's source, not preserved" dup_seen ||
+	{ ctl show flows; die "the second listener's flow took client 1's address"; }
 [ "$(stat_json 's["preserve_fallback"]')" -gt "$fb0" ] || die "the fallback was not counted"
-log "a source claiming backend b2's address went from the balancer's address"
+# Replies stolen by a duplicate would stay stolen for as long as it lives
+# (flow_idle_timeout): a client that reaches the app kept its own.
+wait_for 5 "client 1 reaches the app" app_ok 1 || die "client 1 lost its tunnel to a spoofed duplicate"
+wait_for 5 "client 1's server still sees it" sees_client 1 || die "client 1's server lost its address"
+log "client 1's address on the second listener went from the balancer's; client 1 undisturbed"
 
 # Failover with agents: the new server sends to the client's own address
 # through the balancer, and the client is back at once.

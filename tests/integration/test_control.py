@@ -322,12 +322,15 @@ class TestControl(unittest.TestCase):
               f"{ratio:.2f}x (median of the paired ratios); {refused} of 200 idle "
               f"connections closed", file=sys.stderr)
         self.assertGreaterEqual(refused, 70)
-        if os.environ.get("ASAN_OPTIONS"):
+        if os.environ.get("ASAN_OPTIONS") or os.environ.get("WGLB_TEST_WORKERS"):
             # Under AddressSanitizer every control reply costs several times
             # what it does in the real build, which is what this would then
-            # measure: the 10% bound is asserted in the normal build.
-            print("sanitizer build: forwarding only has to stay above half its quiet rate",
-                  file=sys.stderr)
+            # measure. With workers, the main thread answers the abuse while
+            # another forwards: on two cores, shared with this client, they
+            # share CPU time, not a loop. The 10% bound, where the loop that
+            # forwards also answers, is asserted in the normal build.
+            print("sanitizer build or workers: forwarding only has to stay above half its "
+                  "quiet rate", file=sys.stderr)
             self.assertGreaterEqual(loaded, 0.5 * base)
         else:
             self.assertGreaterEqual(loaded, 0.9 * base)

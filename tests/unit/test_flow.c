@@ -108,7 +108,13 @@ static void test_port_index_skips_preserved(void **state)
 	flow_set_port(&ft, p, 40000);
 	assert_int_equal(p->up_port, 40000);
 	assert_ptr_equal(flow_by_port(&ft, 40000), a);
+	/* The same address and port on another listener: found on any. */
+	struct flow_key q = k2;
+	q.listener = 1;
+	assert_ptr_equal(flow_find_preserved(&ft, &q, 2), p);
+	assert_null(flow_find_preserved(&ft, &k1, 2)); /* a's is not preserved */
 	flow_remove(&ft, p);
+	assert_null(flow_find_preserved(&ft, &q, 2));
 	assert_ptr_equal(flow_by_port(&ft, 40000), a);
 	flow_remove(&ft, a);
 	assert_null(flow_by_port(&ft, 40000));
