@@ -148,13 +148,18 @@ static int upstream_open_preserve(const struct loop *l, const struct backend *b,
 		e = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
 	else
 		e = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-	/* No SO_REUSEADDR: the client's address and port are this flow's
-	 * alone, and a second bind of them (the same source on another
-	 * listener, another worker) fails. Only a client whose own port is a
-	 * listen port shares it with the listener (SO_REUSEPORT, this user
-	 * only: listeners of a client_address = preserve wglb set it too);
-	 * the backend's replies pick the connected socket over the listener. */
-	if (e < 0 ||
+	/* SO_REUSEADDR: a socket of the process before a restart (closed,
+	 * but held until its ring is torn down) or another worker's flow for
+	 * the same client (a client steered anew while workers start) may
+	 * still hold this address and port; the newest socket gets the
+	 * backend's replies, and either flow sends them to the same client
+	 * from the same listener. A second flow of the same client on another
+	 * listener is refused before (flow_find_preserved: each address is
+	 * steered to one worker for every listener). A client whose own port
+	 * is a listen port also shares it with the listener (SO_REUSEPORT,
+	 * this user only: the listeners of a preserve wglb set it); the
+	 * backend's replies pick the connected socket over the listener. */
+	if (e < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (is_listen_port(l, k->port) &&
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    bind(fd, &src.sa, sl) < 0) {

@@ -17,7 +17,7 @@ rt_nexthops() { ip -n "$NS_LB" route show "$LB_PUBLIC" | grep -o 'via 192\.0\.2\
 
 ecmp_router() {
 	ip -n "$NS_LB" addr add 198.51.100.1/24 dev brc
-	ip -n "$NS_LB" link add brl type bridge && ip -n "$NS_LB" link set brl up
+	ip -n "$NS_LB" link add brl address 02:00:00:00:0b:04 type bridge && ip -n "$NS_LB" link set brl up
 	ip -n "$NS_LB" addr add 192.0.2.1/24 dev brl
 	ip netns exec "$NS_LB" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
 	{

@@ -192,13 +192,16 @@ topo_up() {
 	 done) || die "keys"
 
 	mkns "$NS_LB"; mkns "$NS_APP"
-	ip -n "$NS_LB" link add brc type bridge && ip -n "$NS_LB" link set brc up
-	ip -n "$NS_LB" link add brb type bridge && ip -n "$NS_LB" link set brb up
+	# Bridges get a fixed MAC: one that takes the lowest of its ports' (the
+	# default) changes it when a port joins later, and a neighbour that
+	# cached the old one loses the balancer until its ARP entry goes stale.
+	ip -n "$NS_LB" link add brc address 02:00:00:00:0b:01 type bridge && ip -n "$NS_LB" link set brc up
+	ip -n "$NS_LB" link add brb address 02:00:00:00:0b:02 type bridge && ip -n "$NS_LB" link set brb up
 	if [ "${LB_MODE:-wglb}" != pair ] && [ "${LB_MODE:-wglb}" != ecmp ]; then # they hold these
 		ip -n "$NS_LB" addr add "$LB_PUBLIC/24" dev brc
 		ip -n "$NS_LB" addr add 10.10.10.1/24 dev brb
 	fi
-	ip -n "$NS_APP" link add bra type bridge && ip -n "$NS_APP" link set bra up
+	ip -n "$NS_APP" link add bra address 02:00:00:00:0b:03 type bridge && ip -n "$NS_APP" link set bra up
 	ip -n "$NS_APP" addr add "$APP/24" dev bra
 
 	for j in $(seq 1 "$N_BE"); do
