@@ -27,6 +27,7 @@
 #include "wglb/clock.h"
 #include "wglb/route_setup.h"
 #include "wglb/rtnl.h"
+#include "wglb/showpeers.h"
 #include "wglb/version.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CLIENTS_DIR  "/run/wg-health-agent" /* the agent unit's RuntimeDirectory */
 #define MAX_CONN     1024
 #define MAX_PER_SRC  64   /* connections one source (address, IPv6 /64) may hold (a prober needs one) */
 #define MAX_PROBERS  8
@@ -50,14 +52,20 @@
 #define HEALTH_TIMEOUT_MS 1000 /* a probe sends its request at once */
 #define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */
 #define ACCEPT_PAUSE_MS   100  /* accept at EMFILE: wait, don't spin */
+/* A request longer than REQ_MAX (a balancer telling its clients) grows
+ * into a buffer of its own; all such buffers together stay under this,
+ * since their bytes arrive before the MAC that vouches for them. */
+#define BIG_TOTAL         (8u << 20)
 
 struct conn {
 	int fd;
-	bool agent; /* on the agent port: one signed command line */
+	bool agent; /* on the agent port: one signed request (ap_request_end) */
 	size_t len;
 	uint64_t deadline;
 	char *out;       /* a reply still being sent (agent port), malloc'd */
 	size_t out_len, out_off;
+	char *big;       /* the request, once longer than req[] (agent port), malloc'd */
+	size_t big_cap;
 	char req[REQ_MAX];
 };
 
@@ -127,6 +135,8 @@ static int check(const struct wghealth *a, char *buf, const char **why, bool *dr
 	return 200;
 }
 
+static size_t big_total; /* bytes in every conn's big buffer */
+
 static void conn_close(struct wghealth *a, unsigned i)
 {
 	struct conn *c = a->conns[i];
@@ -134,6 +144,8 @@ static void conn_close(struct wghealth *a, unsigned i)
 	epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->out);
+	big_total -= c->big_cap;
+	free(c->big);
 	free(c);
 	a->conns[i] = a->conns[--a->n];
 	a->slots[i] = a->slots[a->n];
@@ -294,7 +306,7 @@ static bool send_rest(struct conn *c)
 }
 
 /* One signed command: answer it, then send without ever blocking. */
-static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
+static bool agent_request(struct wghealth *a, struct conn *c, const char *req, size_t len_req)
 {
 	static char out[1 << 20];
 	char self[ADDR_STRLEN] = "";
@@ -304,7 +316,7 @@ static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
 
 	if (getsockname(c->fd, &local.sa, &sl) == 0)
 		addr_fmt(&local, self, sizeof(self));
-	len = agentcmd_handle(a->cmd, self, c->req, (size_t)(nl - c->req), out, sizeof(out));
+	len = agentcmd_handle(a->cmd, self, req, len_req, out, sizeof(out));
 	c->out = malloc((size_t)len);
 	if (!c->out)
 		return true;
@@ -315,6 +327,58 @@ static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
 	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
 	epoll_ctl(a->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	return false;
+}
+
+/* Room for more of an agent request: req[], then a buffer of its own
+ * that doubles up to AP_MAX_MSG within BIG_TOTAL. False: no more room. */
+static bool agent_room(struct conn *c)
+{
+	size_t cap = c->big ? c->big_cap : REQ_MAX, nc;
+	char *nb;
+
+	if (c->len < cap)
+		return true;
+	nc = cap * 2 > AP_MAX_MSG ? AP_MAX_MSG : cap * 2;
+	if (nc <= cap || big_total - c->big_cap + nc > BIG_TOTAL)
+		return false;
+	nb = realloc(c->big, nc);
+	if (!nb)
+		return false;
+	if (!c->big)
+		memcpy(nb, c->req, c->len);
+	big_total += nc - c->big_cap;
+	c->big = nb;
+	c->big_cap = nc;
+	return true;
+}
+
+/* Read an agent request until ap_request_end frames it whole, answer it. */
+static void agent_data(struct wghealth *a, struct conn *c, unsigned i)
+{
+	long end = 0;
+	ssize_t n;
+	char *buf;
+
+	if (!agent_room(c)) {
+		conn_close(a, i);
+		return;
+	}
+	buf = c->big ? c->big : c->req;
+	n = recv(c->fd, buf + c->len, (c->big ? c->big_cap : REQ_MAX) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(a, i);
+		return;
+	}
+	c->len += (size_t)n;
+	end = ap_request_end(buf, c->len);
+	if (end == 0)
+		return;
+	if (end < 0 || agent_request(a, c, buf, (size_t)end - 1))
+		conn_close(a, i);
+	else
+		a->slots[i].flags |= ACC_F_REQUEST; /* answered, its reply still going out */
 }
 
 static void on_data(struct wghealth *a, struct conn *c)
@@ -332,6 +396,10 @@ static void on_data(struct wghealth *a, struct conn *c)
 			conn_close(a, i);
 		return;
 	}
+	if (c->agent) {
+		agent_data(a, c, i);
+		return;
+	}
 	n = recv(c->fd, c->req + c->len, REQ_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -340,16 +408,6 @@ static void on_data(struct wghealth *a, struct conn *c)
 		return;
 	}
 	c->len += (size_t)n;
-	if (c->agent) {
-		char *nl = memchr(c->req, '\n', c->len);
-		if (!nl && c->len < AP_MAX_LINE)
-			return;
-		if (!nl || agent_request(a, c, nl))
-			conn_close(a, i);
-		else
-			a->slots[i].flags |= ACC_F_REQUEST; /* answered, its reply still going out */
-		return;
-	}
 	r = handle(a, c);
 	if (r == 0 && request_line(c))
 		a->slots[i].flags |= ACC_F_REQUEST;
@@ -486,6 +544,8 @@ enum {
 	OPT_ROUTE_MARK,
 	OPT_ROUTE_TABLE,
 	OPT_STATE_DIR,
+	OPT_SHOW_PEERS,
+	OPT_CLIENTS_FILE,
 };
 
 /* --route-mark, --route-table: 1 to 2^32-1, decimal or 0x hex. */
@@ -544,9 +604,13 @@ int main(int argc, char **argv)
 		{"route-mark", required_argument, NULL, OPT_ROUTE_MARK},
 		{"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"show-peers", no_argument, NULL, OPT_SHOW_PEERS},
+		{"clients-file", required_argument, NULL, OPT_CLIENTS_FILE},
 		{NULL, 0, NULL, 0},
 	};
-	const char *route_via = NULL, *state_dir = NULL;
+	const char *route_via = NULL, *state_dir = NULL, *clients_file = NULL;
+	char clients_default[128];
+	bool show_peers = false;
 	uint32_t route_mark = RSETUP_MARK, route_table = RSETUP_TABLE;
 	enum route_cmd route_act = RCMD_SERVE;
 	struct rsetup rs;
@@ -633,6 +697,12 @@ int main(int argc, char **argv)
 		case OPT_STATE_DIR:
 			state_dir = optarg;
 			break;
+		case OPT_SHOW_PEERS:
+			show_peers = true;
+			break;
+		case OPT_CLIENTS_FILE:
+			clients_file = optarg;
+			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
 			return 0;
@@ -644,6 +714,7 @@ int main(int argc, char **argv)
 			       "       wg-health [--device wg0] --route-via ADDR --route-setup|--route-undo|--route-check\n"
 			       "                 [--route-mark 0xca6c] [--route-table 51820] "
 			       "[--state-dir /var/lib/wg-health]\n"
+			       "       wg-health [--device wg0] --show-peers [--clients-file PATH]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n"
 			       "With --route-via (wglb's client_address = preserve; ADDR is the balancer):\n"
@@ -652,12 +723,21 @@ int main(int argc, char **argv)
 			       "fwmark, the rule 'fwmark MARK lookup TABLE', 'default via ADDR' in TABLE,\n"
 			       "rp_filter 2 (loose) on the interface toward ADDR (IPv4; the old value\n"
 			       "saved in the state dir). --route-undo takes it away, --route-check shows\n"
-			       "it; each exits 0, or 1 naming what failed or is missing.\n");
+			       "it; each exits 0, or 1 naming what failed or is missing.\n"
+			       "The agent keeps who a balancer (client_address = snat) says is behind\n"
+			       "each peer's endpoint in --clients-file (default " CLIENTS_DIR "/IF.clients);\n"
+			       "--show-peers prints the peers as wg show does, with those clients.\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
+	if (!clients_file) {
+		snprintf(clients_default, sizeof(clients_default), CLIENTS_DIR "/%s.clients", a.device);
+		clients_file = clients_default;
+	}
+	if (show_peers)
+		return showpeers_run(a.device, clients_file);
 	if (route_act != RCMD_SERVE && !route_via) {
 		fprintf(stderr, "wg-health: --route-setup, --route-undo and --route-check need "
 			"--route-via ADDR (the balancer)\n");
@@ -702,6 +782,7 @@ int main(int argc, char **argv)
 		if (sodium_init() < 0 || !(a.cmd = calloc(1, sizeof(*a.cmd))))
 			return 3;
 		a.cmd->ifname = a.device;
+		a.cmd->clients_file = clients_file;
 		a.cmd->name = agent_name;
 		/* Nothing signed before this start counts: a request captured
 		 * earlier cannot be replayed after a restart. */
