@@ -216,7 +216,7 @@ topo_up() {
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
 			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" ${HEALTH_EXTRA:-} \
-			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j"}
+			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j" --clients-file "$T/clients-b$j"}
 	done
 	for i in $(seq 1 "$N_CL"); do
 		local ns; ns=$(ns_cl "$i")
