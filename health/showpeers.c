@@ -46,11 +46,13 @@ static void ago(FILE *out, uint64_t now_s, uint64_t then_s)
 {
 	uint64_t s = now_s > then_s ? now_s - then_s : 0;
 
-	if (s >= 3600)
-		fprintf(out, "%llu hours, ", (unsigned long long)(s / 3600));
-	if (s >= 60)
-		fprintf(out, "%llu minutes, ", (unsigned long long)(s / 60 % 60));
-	fprintf(out, "%llu seconds ago", (unsigned long long)(s % 60));
+	unsigned long long h = s / 3600, m = s / 60 % 60, sec = s % 60;
+
+	if (h)
+		fprintf(out, "%llu hour%s, ", h, h == 1 ? "" : "s");
+	if (h || m)
+		fprintf(out, "%llu minute%s, ", m, m == 1 ? "" : "s");
+	fprintf(out, "%llu second%s ago", sec, sec == 1 ? "" : "s");
 }
 
 static void bytes(FILE *out, uint64_t b)

@@ -54,8 +54,11 @@
 #define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */
 #define ACCEPT_PAUSE_MS   100  /* accept at EMFILE: wait, don't spin */
 /* A request longer than REQ_MAX (a balancer telling its clients) grows
- * into a buffer of its own; all such buffers together stay under this,
- * since their bytes arrive before the MAC that vouches for them. */
+ * into a buffer of its own. Its bytes arrive before the MAC that vouches
+ * for them, so a source (address, IPv6 /64) holds one such buffer at a
+ * time, and all of them together stay under this: one pool for --prober
+ * sources (the balancers), one for everybody else, so that strangers
+ * cannot take the balancers' room. */
 #define BIG_TOTAL         (8u << 20)
 
 struct conn {
@@ -67,6 +70,8 @@ struct conn {
 	size_t out_len, out_off;
 	char *big;       /* the request, once longer than req[] (agent port), malloc'd */
 	size_t big_cap;
+	bool big_prober; /* big counts in the probers' pool */
+	size_t scan;     /* ap_request_end's place */
 	char req[REQ_MAX];
 };
 
@@ -99,13 +104,22 @@ static bool route_ok(const struct wghealth *a, const union wglb_sa *local, int c
 		     uint32_t fwmark, char *buf)
 {
 	const struct rsetup *only = NULL;
+	const uint8_t *addr = NULL;
+	int family = 0;
 
-	for (unsigned i = 0; local && i < a->n_routes && !only; i++) {
+	if (local && local->sa.sa_family == AF_INET) {
+		family = AF_INET;
+		addr = (const uint8_t *)&local->in4.sin_addr;
+	} else if (local && local->sa.sa_family == AF_INET6) {
+		/* An IPv4 probe to a dual-stack listener (--listen ::). */
+		bool mapped = IN6_IS_ADDR_V4MAPPED(&local->in6.sin6_addr);
+		family = mapped ? AF_INET : AF_INET6;
+		addr = (const uint8_t *)&local->in6.sin6_addr + (mapped ? 12 : 0);
+	}
+	for (unsigned i = 0; addr && i < a->n_routes && !only; i++) {
 		const struct rsetup *rs = &a->routes[i];
-		if (rs->has_from && local->sa.sa_family == rs->family &&
-		    !memcmp(rs->family == AF_INET ? (const void *)&local->in4.sin_addr
-						  : (const void *)&local->in6.sin6_addr,
-			    rs->from, rs->family == AF_INET ? 4 : 16))
+		if (rs->has_from && family == rs->family &&
+		    !memcmp(addr, rs->from, family == AF_INET ? 4 : 16))
 			only = rs;
 	}
 	if (only)
@@ -163,7 +177,7 @@ static int check(const struct wghealth *a, const union wglb_sa *local, char *buf
 	return 200;
 }
 
-static size_t big_total; /* bytes in every conn's big buffer */
+static size_t big_total[2]; /* bytes in every conn's big buffer: [prober] */
 
 static void conn_close(struct wghealth *a, unsigned i)
 {
@@ -172,7 +186,7 @@ static void conn_close(struct wghealth *a, unsigned i)
 	epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->out);
-	big_total -= c->big_cap;
+	big_total[c->big_prober] -= c->big_cap;
 	free(c->big);
 	free(c);
 	a->conns[i] = a->conns[--a->n];
@@ -362,26 +376,35 @@ static bool agent_request(struct wghealth *a, struct conn *c, const char *req, s
 	return false;
 }
 
-/* Room for more of an agent request: req[], then a buffer of its own
- * that doubles up to AP_MAX_MSG within BIG_TOTAL. False: no more room. */
-static bool agent_room(struct conn *c)
+/* Room for more of conns[i]'s agent request: req[], then a buffer of its
+ * own that doubles up to AP_MAX_MSG: one per source, within its pool's
+ * BIG_TOTAL. False: no more room. */
+static bool agent_room(struct wghealth *a, unsigned i)
 {
+	struct conn *c = a->conns[i];
 	size_t cap = c->big ? c->big_cap : REQ_MAX, nc;
+	bool prober = a->slots[i].flags & ACC_F_PROBER;
 	char *nb;
 
 	if (c->len < cap)
 		return true;
+	if (!c->big)
+		for (unsigned k = 0; k < a->n; k++)
+			if (k != i && a->conns[k]->big &&
+			    !memcmp(a->slots[k].key, a->slots[i].key, ACC_KEY_LEN))
+				return false;
 	nc = cap * 2 > AP_MAX_MSG ? AP_MAX_MSG : cap * 2;
-	if (nc <= cap || big_total - c->big_cap + nc > BIG_TOTAL)
+	if (nc <= cap || big_total[prober] - c->big_cap + nc > BIG_TOTAL)
 		return false;
 	nb = realloc(c->big, nc);
 	if (!nb)
 		return false;
 	if (!c->big)
 		memcpy(nb, c->req, c->len);
-	big_total += nc - c->big_cap;
+	big_total[prober] += nc - c->big_cap;
 	c->big = nb;
 	c->big_cap = nc;
+	c->big_prober = prober;
 	return true;
 }
 
@@ -392,7 +415,7 @@ static void agent_data(struct wghealth *a, struct conn *c, unsigned i)
 	ssize_t n;
 	char *buf;
 
-	if (!agent_room(c)) {
+	if (!agent_room(a, i)) {
 		conn_close(a, i);
 		return;
 	}
@@ -405,7 +428,7 @@ static void agent_data(struct wghealth *a, struct conn *c, unsigned i)
 		return;
 	}
 	c->len += (size_t)n;
-	end = ap_request_end(buf, c->len);
+	end = ap_request_end(buf, c->len, &c->scan);
 	if (end == 0)
 		return;
 	if (end < 0 || agent_request(a, c, buf, (size_t)end - 1))
@@ -722,7 +745,11 @@ int main(int argc, char **argv)
 			route_via[n_via++] = optarg;
 			break;
 		case OPT_ROUTE_FROM:
-			route_from[n_via ? n_via - 1 : 0] = optarg;
+			if (!n_via) {
+				fprintf(stderr, "wg-health: --route-from follows the --route-via it is for\n");
+				return 2;
+			}
+			route_from[n_via - 1] = optarg;
 			break;
 		case OPT_ROUTE_SETUP:
 		case OPT_ROUTE_UNDO:

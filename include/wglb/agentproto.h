@@ -117,8 +117,9 @@ bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
  * buf[0..len) (through its last newline), 0 when more must be read, -1
  * when it can no longer be one (a line over AP_MAX_LINE, a message over
  * AP_MAX_MSG). A request is one line, except "... peers clients N", whose
- * lines end with the one that starts "end ". Framing only: the caller
- * still verifies what it returns. */
-long ap_request_end(const char *buf, size_t len);
+ * lines end with the one that starts "end ". *scan (0 to start) keeps
+ * where the next call resumes, so a request read in many pieces is
+ * scanned once. Framing only: the caller still verifies what it returns. */
+long ap_request_end(const char *buf, size_t len, size_t *scan);
 
 #endif

@@ -328,36 +328,46 @@ bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
 	return list_next(m, pos, "c", 3, line);
 }
 
-long ap_request_end(const char *buf, size_t len)
+long ap_request_end(const char *buf, size_t len, size_t *scan)
 {
-	const char *nl = memchr(buf, '\n', len), *p;
+	const char *nl, *p;
 	char first[AP_MAX_LINE], *tok, *save, *w[12];
 	size_t flen;
 	int n = 0;
 
-	if (!nl)
-		return len >= AP_MAX_LINE ? -1 : 0;
-	flen = (size_t)(nl - buf);
-	if (flen >= sizeof(first))
-		return -1;
-	memcpy(first, buf, flen);
-	first[flen] = '\0';
-	for (tok = strtok_r(first, " ", &save); tok && n < 12; tok = strtok_r(NULL, " ", &save))
-		w[n++] = tok;
-	/* "v2 TIME NONCE to NAME SELF peers clients N": lines follow, the MAC
-	 * ends the "end N" line. Anything else is one line. */
-	if (n != 9 || strcmp(w[6], "peers") || strcmp(w[7], "clients"))
-		return (long)flen + 1;
-	for (p = nl + 1; p < buf + len;) {
+	if (!*scan) { /* the first line: one request, or the head of one with lines */
+		nl = memchr(buf, '\n', len);
+		if (!nl)
+			return len >= AP_MAX_LINE ? -1 : 0;
+		flen = (size_t)(nl - buf);
+		if (flen >= sizeof(first))
+			return -1;
+		memcpy(first, buf, flen);
+		first[flen] = '\0';
+		for (tok = strtok_r(first, " ", &save); tok && n < 12; tok = strtok_r(NULL, " ", &save))
+			w[n++] = tok;
+		/* "v2 TIME NONCE to NAME SELF peers clients N": lines follow, the
+		 * MAC ends the "end N" line. Anything else is one line. */
+		if (n != 9 || strcmp(w[6], "peers") || strcmp(w[7], "clients"))
+			return (long)flen + 1;
+		*scan = flen + 1;
+	}
+	/* Lines from the first one not yet seen whole: each byte is looked at
+	 * about once however the request arrives. */
+	for (p = buf + *scan; p < buf + len;) {
 		const char *e = memchr(p, '\n', (size_t)(buf + len - p));
-		if (!e)
+		if (!e) {
+			if ((size_t)(buf + len - p) >= AP_MAX_LINE)
+				return -1;
 			break;
+		}
 		if ((size_t)(e - p) >= AP_MAX_LINE)
 			return -1;
 		if (e - p >= 4 && !memcmp(p, "end ", 4))
 			return e + 1 - buf;
 		p = e + 1;
 	}
+	*scan = (size_t)(p - buf);
 	return len >= AP_MAX_MSG ? -1 : 0;
 }
 

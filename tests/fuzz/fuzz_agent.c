@@ -24,7 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ap_msg m, line;
 	unsigned n = 0, seen = 0;
 	size_t pos = 0;
-	long end = ap_request_end((const char *)data, size);
+	size_t scan = 0, scan2 = 0;
+	long end = ap_request_end((const char *)data, size, &scan);
+	/* Read in two pieces: the same frame as read whole. */
+	if (ap_request_end((const char *)data, size / 2, &scan2) == 0 &&
+	    ap_request_end((const char *)data, size, &scan2) != end)
+		abort();
 	enum ap_verdict v = ap_verify(&key, &replay, 1000000, (const char *)data, size, &m);
 
 	if (end < -1 || end > (long)size || (end > 0 && data[end - 1] != '\n'))

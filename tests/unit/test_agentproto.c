@@ -331,6 +331,14 @@ static const char *const clients2[] = {
 	"c 10.0.0.1:40002 [2001:db8::7]:4242",
 };
 
+/* ap_request_end from the start, as for a request that arrived whole. */
+static long end_of(const char *buf, size_t len)
+{
+	size_t scan = 0;
+
+	return ap_request_end(buf, len, &scan);
+}
+
 /* The agent frames a request before it can verify it: one line, or for
  * "peers clients N" everything through the "end" line; the framing cannot
  * be made to swallow more, or wait forever, by a sender without the key. */
@@ -343,13 +351,13 @@ static void test_request_framing(void **state)
 
 	(void)state;
 	/* Whole, and in every shorter prefix: "need more" (0), never a cut. */
-	assert_int_equal(ap_request_end(text, (size_t)len), len);
+	assert_int_equal(end_of(text, (size_t)len), len);
 	for (int cut = 0; cut < len; cut++)
-		assert_int_equal(ap_request_end(text, (size_t)cut), 0);
+		assert_int_equal(end_of(text, (size_t)cut), 0);
 	/* A second request behind it is not part of it. */
 	memcpy(more, text, (size_t)len);
 	memcpy(more + len, text, (size_t)len);
-	assert_int_equal(ap_request_end(more, 2 * (size_t)len), len);
+	assert_int_equal(end_of(more, 2 * (size_t)len), len);
 	/* It verifies as a request and its lines check. */
 	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
 	assert_int_equal(m.n, 6);
@@ -357,18 +365,39 @@ static void test_request_framing(void **state)
 	assert_int_equal(n, 2);
 	/* A one-line request ends at its newline, even with lines after it. */
 	len = ap_sign(&key, 7000000, "to be1 10.0.0.2:8081 peers", text, sizeof(text), NULL);
-	assert_int_equal(ap_request_end(text, (size_t)len), len);
+	assert_int_equal(end_of(text, (size_t)len), len);
 	memcpy(text + len, "c 1.2.3.4:5 6.7.8.9:10\nend 1\n", 29);
-	assert_int_equal(ap_request_end(text, (size_t)len + 29), len);
+	assert_int_equal(end_of(text, (size_t)len + 29), len);
 	/* No newline within a line's length: never a request. */
 	memset(more, 'a', sizeof(more));
-	assert_int_equal(ap_request_end(more, AP_MAX_LINE - 1), 0);
-	assert_int_equal(ap_request_end(more, AP_MAX_LINE), -1);
+	assert_int_equal(end_of(more, AP_MAX_LINE - 1), 0);
+	assert_int_equal(end_of(more, AP_MAX_LINE), -1);
 	/* A multi-line head, then a line too long to be one. */
 	len = snprintf(more, sizeof(more), "v2 1 0011223344556677 to be1 x peers clients 1\n");
 	memset(more + len, 'c', AP_MAX_LINE);
 	more[len + AP_MAX_LINE] = '\n';
-	assert_int_equal(ap_request_end(more, (size_t)len + AP_MAX_LINE + 1), -1);
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE + 1), -1);
+	/* ... or a last line that grows past one without ending. */
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE - 1), 0);
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE), -1);
+}
+
+/* A request that arrives a byte at a time is framed where it ends, and
+ * each call resumes where the last stopped (a keyless sender trickling
+ * newlines costs each byte one look, not a rescan of all before it). */
+static void test_request_framing_resumes(void **state)
+{
+	char text[4096];
+	int len = clients_request(clients2, 2, "2", text, sizeof(text));
+	size_t scan = 0, last = 0;
+
+	(void)state;
+	for (int cut = 1; cut < len; cut++) {
+		assert_int_equal(ap_request_end(text, (size_t)cut, &scan), 0);
+		assert_true(scan >= last && scan <= (size_t)cut); /* never back, never past the data */
+		last = scan;
+	}
+	assert_int_equal(ap_request_end(text, (size_t)len, &scan), len);
 }
 
 /* The counts must agree and every line must have the shape; a signed
@@ -444,6 +473,7 @@ int main(void)
 		cmocka_unit_test(test_report_signed_whole),
 		cmocka_unit_test(test_key_load),
 		cmocka_unit_test(test_request_framing),
+		cmocka_unit_test(test_request_framing_resumes),
 		cmocka_unit_test(test_clients_check),
 	};
 	if (sodium_init() < 0)

@@ -47,7 +47,7 @@ static void test_clients_by_endpoint(void **state)
 				    "  client: 198.51.100.11:51820 (told by the balancer 10 seconds ago)\n"
 				    "  latest handshake: 5 seconds ago\n"
 				    "  transfer: 2.00 KiB received, 100 B sent\n"));
-	assert_non_null(strstr(out, "  client: [2001:db8:5::9]:1234 (told by the balancer 1 seconds ago)"));
+	assert_non_null(strstr(out, "  client: [2001:db8:5::9]:1234 (told by the balancer 1 second ago)"));
 	assert_non_null(strstr(out, "  endpoint: 10.0.0.1:40003\n"));
 	assert_int_equal(strstr(out, "10.0.0.1:40003\n") - out + strlen("10.0.0.1:40003\n"),
 			 (long)strlen(out)); /* its block ends there: nothing invented */
