@@ -4,6 +4,10 @@
  * port so the health port can stay open to probes:
  *   to NAME SELF peers                  -> "peers", "peer KEY ENDPOINT HANDSHAKE_S"
  *                                          lines, "end N": one message, one MAC
+ *   to NAME SELF peers clients N        -> the same; the request's lines
+ *     "c ENDPOINT CLIENT", then "end N"     say who is behind each endpoint
+ *                                          (a balancer in snat mode): kept
+ *                                          as notes for --show-peers
  *   to NAME SELF rehandshake KEY IP:PORT -> "ok" or "err REASON"
  * NAME is this backend's name in wglb.conf, SELF the address and port the
  * balancer connected to: a request meant for another (misnamed or
@@ -20,8 +24,10 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -41,10 +47,110 @@ static int reply(struct agent_cmd *a, char *out, size_t size, size_t *off, const
 	return 0;
 }
 
+static int note_cmp(const void *k, const void *e)
+{
+	return strcmp(k, ((const struct client_note *)e)->endpoint);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const struct client_note *agentcmd_note(const struct agent_cmd *a, const char *endpoint)
+{
+	return bsearch(endpoint, a->notes, a->n_notes, sizeof(a->notes[0]), note_cmp);
+}
+
+/* addr_parse + addr_fmt: one spelling per address, so the balancer's
+ * endpoint and WireGuard's compare as strings. False if not an address. */
+static bool canon(const char *in, char *out)
+{
+	struct wglb_addr ad;
+
+	return addr_parse(in, &ad) == 0 && addr_port(&ad.u) && addr_fmt(&ad.u, out, ADDR_STRLEN);
+}
+
+/* The notes as lines "ENDPOINT CLIENT UNIX_S" in a file replaced whole
+ * (write, then rename): --show-peers reads it while we write. */
+static void notes_save(const struct agent_cmd *a)
+{
+	char tmp[4096];
+	uint64_t now = clock_monotonic_ms(), wall = clock_realtime_ms();
+	FILE *f;
+	int ok;
+
+	if (!a->clients_file ||
+	    snprintf(tmp, sizeof(tmp), "%s.tmp", a->clients_file) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	for (unsigned i = 0; i < a->n_notes; i++)
+		fprintf(f, "%s %s %llu\n", a->notes[i].endpoint, a->notes[i].client,
+			(unsigned long long)((wall - (now - a->notes[i].ms)) / 1000));
+	ok = fflush(f) == 0 && !ferror(f);
+	if (fclose(f) != 0 || !ok || rename(tmp, a->clients_file) != 0)
+		unlink(tmp);
+}
+
+/* A balancer's "c ENDPOINT CLIENT" lines, against the peers just read:
+ * only an endpoint some peer has is noted (a balancer cannot fill the
+ * table with endpoints no peer uses), and a note nobody repeats within
+ * CLIENT_NOTE_TTL_MS, or whose endpoint no peer has now, goes. */
+static void notes_update(struct agent_cmd *a, const struct ap_msg *m, int npeers)
+{
+	static char eps[WGDEV_MAX_PEERS][ADDR_STRLEN];
+	static const char *sorted[WGDEV_MAX_PEERS];
+	uint64_t now = clock_monotonic_ms();
+	struct ap_msg line;
+	size_t pos = 0;
+	unsigned k = 0, ns = 0;
+	char ep[ADDR_STRLEN], cl[ADDR_STRLEN];
+	const char *key = ep;
+
+	for (int i = 0; i < npeers; i++)
+		if (a->peers[i].endpoint[0] && canon(a->peers[i].endpoint, eps[ns]))
+			sorted[ns] = eps[ns], ns++;
+	qsort(sorted, ns, sizeof(sorted[0]), str_cmp);
+	for (unsigned i = 0; i < a->n_notes; i++) {
+		key = a->notes[i].endpoint;
+		if (now - a->notes[i].ms <= CLIENT_NOTE_TTL_MS &&
+		    bsearch(&key, sorted, ns, sizeof(sorted[0]), str_cmp))
+			a->notes[k++] = a->notes[i];
+	}
+	a->n_notes = k;
+	while (ap_clients_next(m, &pos, &line)) {
+		struct client_note *n;
+		key = ep;
+		if (!canon(line.word[1], ep) || !canon(line.word[2], cl) ||
+		    !bsearch(&key, sorted, ns, sizeof(sorted[0]), str_cmp))
+			continue;
+		n = bsearch(ep, a->notes, a->n_notes, sizeof(a->notes[0]), note_cmp);
+		if (!n) {
+			unsigned at = 0;
+			if (a->n_notes == WGDEV_MAX_PEERS)
+				continue;
+			while (at < a->n_notes && strcmp(a->notes[at].endpoint, ep) < 0)
+				at++;
+			memmove(&a->notes[at + 1], &a->notes[at],
+				(a->n_notes - at) * sizeof(a->notes[0]));
+			a->n_notes++;
+			n = &a->notes[at];
+			snprintf(n->endpoint, sizeof(n->endpoint), "%s", ep);
+		}
+		snprintf(n->client, sizeof(n->client), "%s", cl);
+		n->ms = now;
+		a->clients_told++;
+	}
+	notes_save(a);
+}
+
 /* The peers report, signed whole: dropping, adding or moving a line breaks
  * its MAC, and "end N" counts the peer lines (a report cut short for room
  * says so in N and still verifies). */
-static int report(struct agent_cmd *a, const char *rn, char *out, size_t size)
+static int report(struct agent_cmd *a, const char *rn, const struct ap_msg *told, char *out,
+		  size_t size)
 {
 	char head[64];
 	int n = wgdev_peers(a->ifname, a->peers, WGDEV_MAX_PEERS), len, shown = 0;
@@ -54,6 +160,8 @@ static int report(struct agent_cmd *a, const char *rn, char *out, size_t size)
 		reply(a, out, size, &off, "re %s err wg_%d", rn, -n);
 		return (int)off;
 	}
+	if (told)
+		notes_update(a, told, n);
 	snprintf(head, sizeof(head), "re %s peers", rn);
 	len = ap_head(clock_realtime_ms(), head, out, size, NULL);
 	if (len < 0)
@@ -88,13 +196,15 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 	char rn[17];
 	uint8_t pub[32];
 	size_t bin;
+	unsigned told;
 
 	if (v != AP_OK) {
 		a->refused[v]++;
 		/* No signed reply: the sender is not who it claims to be. */
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(v));
 	}
-	if (m.body_len) { /* a request is one line; the caller cuts at the first newline */
+	/* A request is one line, but for the clients a peers request tells. */
+	if (m.body_len && ap_clients_check(&m, &told) != AP_OK) {
 		a->refused[AP_BAD_FORMAT]++;
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(AP_BAD_FORMAT));
 	}
@@ -108,7 +218,9 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 	m.n -= 3; /* the command's words follow the target */
 	memmove(m.word, m.word + 3, sizeof(m.word[0]) * (size_t)m.n);
 	if (!strcmp(m.word[0], "peers") && m.n == 1)
-		return report(a, rn, out, size);
+		return report(a, rn, NULL, out, size);
+	if (!strcmp(m.word[0], "peers") && m.n == 3 && ap_clients_check(&m, &told) == AP_OK)
+		return report(a, rn, &m, out, size);
 	if (!strcmp(m.word[0], "rehandshake") && m.n == 3) {
 		struct wglb_addr ep;
 		int r;

@@ -53,6 +53,28 @@ int rsetup_init(struct rsetup *rs, const char *device, const char *via, uint32_t
 	return 0;
 }
 
+int rsetup_from(struct rsetup *rs, const char *from)
+{
+	if (inet_pton(rs->family, from, rs->from) != 1 ||
+	    !inet_ntop(rs->family, rs->from, rs->from_str, sizeof(rs->from_str)))
+		return -EINVAL;
+	rs->has_from = true;
+	return 0;
+}
+
+static const void *from_of(const struct rsetup *rs)
+{
+	return rs->has_from ? rs->from : NULL;
+}
+
+/* "[from F ]fwmark 0xM lookup T": the rule as ip rule shows it. */
+static const char *rule_str(const struct rsetup *rs, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s%sfwmark 0x%x lookup %u", rs->has_from ? "from " : "",
+		 rs->has_from ? rs->from_str : "", rs->has_from ? " " : "", rs->mark, rs->table);
+	return buf;
+}
+
 static size_t alen(const struct rsetup *rs)
 {
 	return rs->family == AF_INET6 ? 16 : 4;
@@ -89,7 +111,7 @@ static int balancer_link(const struct rsetup *rs, int *oif, char name[IF_NAMESIZ
 	struct nl_route r;
 	char gw[INET6_ADDRSTRLEN];
 	bool wireguard;
-	int ret = nl_route_get(rs->family, rs->via, 0, &r);
+	int ret = nl_route_get(rs->family, rs->via, NULL, 0, &r);
 
 	if (ret < 0) {
 		fprintf(stderr, "wg-health: no route to %s: %s\n", rs->via_str, strerror(-ret));
@@ -346,20 +368,21 @@ static int fwmark_read(const struct rsetup *rs, uint32_t *mark)
 
 static int rule_setup(const struct rsetup *rs, FILE *out)
 {
-	int n = nl_rule_count(rs->family, rs->mark, rs->table);
+	char rule[128];
+	int n = nl_rule_count(rs->family, from_of(rs), rs->mark, rs->table);
 
+	rule_str(rs, rule, sizeof(rule));
 	if (n > 0) {
-		fprintf(out, "rule fwmark 0x%x lookup %u: in place\n", rs->mark, rs->table);
+		fprintf(out, "rule %s: in place\n", rule);
 		return 0;
 	}
 	if (n == 0)
-		n = nl_rule_add(rs->family, rs->mark, rs->table);
+		n = nl_rule_add(rs->family, from_of(rs), rs->mark, rs->table);
 	if (n < 0) {
-		fprintf(stderr, "wg-health: rule fwmark 0x%x lookup %u: %s\n", rs->mark, rs->table,
-			strerror(-n));
+		fprintf(stderr, "wg-health: rule %s: %s\n", rule, strerror(-n));
 		return n;
 	}
-	fprintf(out, "rule fwmark 0x%x lookup %u: added\n", rs->mark, rs->table);
+	fprintf(out, "rule %s: added\n", rule);
 	return 0;
 }
 
@@ -479,17 +502,17 @@ static int fwmark_undo(const struct rsetup *rs, FILE *out)
 
 static int rule_undo(const struct rsetup *rs, FILE *out)
 {
-	int n = nl_rule_count(rs->family, rs->mark, rs->table), ret = 0, i;
+	char rule[128];
+	int n = nl_rule_count(rs->family, from_of(rs), rs->mark, rs->table), ret = 0, i;
 
+	rule_str(rs, rule, sizeof(rule));
 	for (i = 0; i < n && i < RULES_MAX && ret == 0; i++)
-		ret = nl_rule_del(rs->family, rs->mark, rs->table);
+		ret = nl_rule_del(rs->family, from_of(rs), rs->mark, rs->table);
 	if (n < 0 || (ret < 0 && ret != -ENOENT)) {
-		fprintf(stderr, "wg-health: removing rule fwmark 0x%x lookup %u: %s\n", rs->mark,
-			rs->table, strerror(n < 0 ? -n : -ret));
+		fprintf(stderr, "wg-health: removing rule %s: %s\n", rule, strerror(n < 0 ? -n : -ret));
 		return n < 0 ? n : ret;
 	}
-	fprintf(out, "rule fwmark 0x%x lookup %u: %s\n", rs->mark, rs->table,
-		n ? "removed" : "not there");
+	fprintf(out, "rule %s: %s\n", rule, n ? "removed" : "not there");
 	return 0;
 }
 
@@ -538,15 +561,14 @@ int rsetup_check(const struct rsetup *rs, FILE *out)
 	fprintf(out, "%s %s fwmark 0x%x%s\n", mark == rs->mark ? "ok:" : "missing:", rs->device, mark,
 		mark == rs->mark ? "" : mark ? " (not ours)" : " (none)");
 	missing |= mark != rs->mark;
-	n = nl_rule_count(rs->family, rs->mark, rs->table);
+	n = nl_rule_count(rs->family, from_of(rs), rs->mark, rs->table);
 	if (n < 0) {
 		fprintf(stderr, "wg-health: listing rules: %s\n", strerror(-n));
 		return n;
 	}
-	fprintf(out, "%s rule fwmark 0x%x lookup %u (%d)\n", n ? "ok:" : "missing:", rs->mark,
-		rs->table, n);
+	fprintf(out, "%s rule %s (%d)\n", n ? "ok:" : "missing:", rule_str(rs, path, sizeof(path)), n);
 	missing |= !n;
-	ret = nl_route_get(rs->family, doc_dst(rs), rs->mark, &r);
+	ret = nl_route_get(rs->family, doc_dst(rs), from_of(rs), rs->mark, &r);
 	if (ret < 0) {
 		fprintf(stderr, "wg-health: looking up a marked route: %s\n", strerror(-ret));
 		return ret;
@@ -570,7 +592,7 @@ int rsetup_check(const struct rsetup *rs, FILE *out)
 
 int rsetup_verify(const struct rsetup *rs, int conf_err, uint32_t fwmark, char *why, size_t size)
 {
-	char fix[224], where[96], detail[128];
+	char fix[288], where[96], detail[128];
 	struct nl_route r;
 	int ret;
 
@@ -581,7 +603,7 @@ int rsetup_verify(const struct rsetup *rs, int conf_err, uint32_t fwmark, char *
 		snprintf(detail, sizeof(detail), "%s's fwmark is 0x%x, not 0x%x", rs->device, fwmark,
 			 rs->mark);
 	} else {
-		ret = nl_route_get(rs->family, doc_dst(rs), rs->mark, &r);
+		ret = nl_route_get(rs->family, doc_dst(rs), from_of(rs), rs->mark, &r);
 		if (ret == 0 && via_balancer(rs, &r))
 			return 0;
 		if (ret < 0)
@@ -591,6 +613,8 @@ int rsetup_verify(const struct rsetup *rs, int conf_err, uint32_t fwmark, char *
 				 route_str(rs, &r, where, sizeof(where)));
 	}
 	snprintf(fix, sizeof(fix), "wg-health --device %s --route-via %s", rs->device, rs->via_str);
+	if (rs->has_from)
+		snprintf(fix + strlen(fix), sizeof(fix) - strlen(fix), " --route-from %s", rs->from_str);
 	if (rs->mark != RSETUP_MARK)
 		snprintf(fix + strlen(fix), sizeof(fix) - strlen(fix), " --route-mark 0x%x", rs->mark);
 	if (rs->table != RSETUP_TABLE)

@@ -254,7 +254,7 @@ static int route_dump_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_STOP;
 }
 
-int nl_route_get(int family, const void *dst, uint32_t mark, struct nl_route *out)
+int nl_route_get(int family, const void *dst, const void *src, uint32_t mark, struct nl_route *out)
 {
 	char buf[256];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -273,6 +273,10 @@ int nl_route_get(int family, const void *dst, uint32_t mark, struct nl_route *ou
 	if (family == AF_INET)
 		rtm->rtm_flags = RTM_F_LOOKUP_TABLE;
 	mnl_attr_put(nlh, RTA_DST, addr_len(family), dst);
+	if (src) {
+		rtm->rtm_src_len = (unsigned char)(8 * addr_len(family));
+		mnl_attr_put(nlh, RTA_SRC, addr_len(family), src);
+	}
 	if (mark)
 		mnl_attr_put_u32(nlh, RTA_MARK, mark);
 	ret = talk(nlh, route_cb, out);
@@ -344,10 +348,13 @@ int nl_route_default_del(int family, const void *gw, uint32_t table)
 
 struct rule_match {
 	uint32_t mark, table;
+	const uint8_t *src; /* NULL: a rule with no source selector */
+	size_t alen;
 	int count;
 	/* of the rule being parsed */
 	uint32_t r_mark, r_mask, r_table;
-	bool r_other; /* a selector besides the mark: not our rule */
+	uint8_t r_src[16];
+	bool r_other; /* a selector besides the mark and source: not our rule */
 };
 
 static int rule_attr_cb(const struct nlattr *attr, void *data)
@@ -369,6 +376,13 @@ static int rule_attr_cb(const struct nlattr *attr, void *data)
 			m->r_mask = mnl_attr_get_u32(attr);
 		else
 			m->r_table = mnl_attr_get_u32(attr);
+		break;
+	case FRA_SRC:
+		if (mnl_attr_get_payload_len(attr) != m->alen) {
+			m->r_other = true; /* another family's length: not ours */
+			break;
+		}
+		memcpy(m->r_src, mnl_attr_get_payload(attr), m->alen);
 		break;
 	case FRA_IIFNAME:
 	case FRA_OIFNAME:
@@ -396,18 +410,21 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	m->r_mark = 0;
 	m->r_mask = UINT32_MAX; /* the kernel's for a mark given alone */
 	m->r_table = frh->table;
-	m->r_other = frh->src_len || frh->dst_len || frh->tos || (frh->flags & FIB_RULE_INVERT);
+	memset(m->r_src, 0, sizeof(m->r_src));
+	m->r_other = frh->dst_len || frh->tos || (frh->flags & FIB_RULE_INVERT) ||
+		     frh->src_len != (m->src ? 8 * m->alen : 0);
 	if (mnl_attr_parse(nlh, sizeof(*frh), rule_attr_cb, m) < 0)
 		return MNL_CB_ERROR;
 	if (frh->action == FR_ACT_TO_TBL && !m->r_other && m->r_mark == m->mark &&
-	    m->r_mask == UINT32_MAX && m->r_table == m->table)
+	    m->r_mask == UINT32_MAX && m->r_table == m->table &&
+	    (!m->src || !memcmp(m->r_src, m->src, m->alen)))
 		m->count++;
 	return MNL_CB_OK;
 }
 
-/* An RTM_*RULE for "fwmark MARK lookup TABLE". */
+/* An RTM_*RULE for "[from SRC] fwmark MARK lookup TABLE". */
 static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, int family,
-				 uint32_t mark, uint32_t table)
+				 const void *src, uint32_t mark, uint32_t table)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct fib_rule_hdr *frh;
@@ -422,30 +439,34 @@ static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, int f
 	frh->table = table < 256 ? (unsigned char)table : RT_TABLE_UNSPEC;
 	mnl_attr_put_u32(nlh, FRA_TABLE, table);
 	mnl_attr_put_u32(nlh, FRA_FWMARK, mark);
+	if (src) {
+		frh->src_len = (unsigned char)(8 * addr_len(family));
+		mnl_attr_put(nlh, FRA_SRC, addr_len(family), src);
+	}
 	return nlh;
 }
 
-int nl_rule_count(int family, uint32_t mark, uint32_t table)
+int nl_rule_count(int family, const void *src, uint32_t mark, uint32_t table)
 {
 	char buf[256];
-	struct rule_match m = {.mark = mark, .table = table};
-	int ret = talk(rule_msg(buf, RTM_GETRULE, NLM_F_DUMP, family, 0, 0), rule_cb, &m);
+	struct rule_match m = {.mark = mark, .table = table, .src = src, .alen = addr_len(family)};
+	int ret = talk(rule_msg(buf, RTM_GETRULE, NLM_F_DUMP, family, NULL, 0, 0), rule_cb, &m);
 
 	return ret < 0 ? ret : m.count;
 }
 
-int nl_rule_add(int family, uint32_t mark, uint32_t table)
+int nl_rule_add(int family, const void *src, uint32_t mark, uint32_t table)
 {
 	char buf[256];
 
-	return talk(rule_msg(buf, RTM_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, family, mark,
-			     table),
+	return talk(rule_msg(buf, RTM_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, family, src,
+			     mark, table),
 		    NULL, NULL);
 }
 
-int nl_rule_del(int family, uint32_t mark, uint32_t table)
+int nl_rule_del(int family, const void *src, uint32_t mark, uint32_t table)
 {
 	char buf[256];
 
-	return talk(rule_msg(buf, RTM_DELRULE, NLM_F_ACK, family, mark, table), NULL, NULL);
+	return talk(rule_msg(buf, RTM_DELRULE, NLM_F_ACK, family, src, mark, table), NULL, NULL);
 }

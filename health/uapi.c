@@ -162,6 +162,10 @@ int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max)
 			snprintf(peers[n - 1].endpoint, sizeof(peers[n - 1].endpoint), "%s", line + 9);
 		} else if (in_peer && !strncmp(line, "last_handshake_time_sec=", 24)) {
 			peers[n - 1].handshake_s = strtoull(line + 24, NULL, 10);
+		} else if (in_peer && !strncmp(line, "rx_bytes=", 9)) {
+			peers[n - 1].rx_bytes = strtoull(line + 9, NULL, 10);
+		} else if (in_peer && !strncmp(line, "tx_bytes=", 9)) {
+			peers[n - 1].tx_bytes = strtoull(line + 9, NULL, 10);
 		}
 	}
 	return n;

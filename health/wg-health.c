@@ -27,6 +27,7 @@
 #include "wglb/clock.h"
 #include "wglb/route_setup.h"
 #include "wglb/rtnl.h"
+#include "wglb/showpeers.h"
 #include "wglb/version.h"
 
 #include <errno.h>
@@ -43,21 +44,34 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CLIENTS_DIR  "/run/wg-health-agent" /* the agent unit's RuntimeDirectory */
 #define MAX_CONN     1024
 #define MAX_PER_SRC  64   /* connections one source (address, IPv6 /64) may hold (a prober needs one) */
 #define MAX_PROBERS  8
+#define MAX_ROUTES   8    /* --route-via: balancers (ECMP) */
 #define REQ_MAX      4096
 #define HEALTH_TIMEOUT_MS 1000 /* a probe sends its request at once */
 #define AGENT_TIMEOUT_MS  5000 /* a peers reply can be long */
 #define ACCEPT_PAUSE_MS   100  /* accept at EMFILE: wait, don't spin */
+/* A request longer than REQ_MAX (a balancer telling its clients) grows
+ * into a buffer of its own. Its bytes arrive before the MAC that vouches
+ * for them, so a source (address, IPv6 /64) holds one such buffer at a
+ * time, and all of them together stay under this: one pool for --prober
+ * sources (the balancers), one for everybody else, so that strangers
+ * cannot take the balancers' room. */
+#define BIG_TOTAL         (8u << 20)
 
 struct conn {
 	int fd;
-	bool agent; /* on the agent port: one signed command line */
+	bool agent; /* on the agent port: one signed request (ap_request_end) */
 	size_t len;
 	uint64_t deadline;
 	char *out;       /* a reply still being sent (agent port), malloc'd */
 	size_t out_len, out_off;
+	char *big;       /* the request, once longer than req[] (agent port), malloc'd */
+	size_t big_cap;
+	bool big_prober; /* big counts in the probers' pool */
+	size_t scan;     /* ap_request_end's place */
 	char req[REQ_MAX];
 };
 
@@ -75,15 +89,52 @@ struct wghealth {
 	uint64_t paused_until[2]; /* [agent_port]: accept paused at EMFILE until then */
 	uint64_t shed, per_src_refused, full_refused, emfile, via_tunnel, ingress_unknown;
 	struct acc_ifcache ifc;
-	const struct rsetup *route; /* --route-via: checked on every answer; else NULL */
+	/* --route-via: checked on every answer (for the balancer whose --route-from
+	 * address the probe came to, or every one); n_routes 0: none. */
+	const struct rsetup *routes;
+	unsigned n_routes;
 	volatile sig_atomic_t stop;
 };
 
 static struct wghealth *sig_agent;
 
-/* The verdict: 200, or 503 with a reason (maybe written to buf, size
- * RSETUP_WHY_MAX); *drain when the drain file exists. */
-static int check(const struct wghealth *a, char *buf, const char **why, bool *drain)
+/* The routes to check for a probe that came to local (NULL: all): the
+ * balancer whose own address on this server it came to, else all. */
+static bool route_ok(const struct wghealth *a, const union wglb_sa *local, int conf_err,
+		     uint32_t fwmark, char *buf)
+{
+	const struct rsetup *only = NULL;
+	const uint8_t *addr = NULL;
+	int family = 0;
+
+	if (local && local->sa.sa_family == AF_INET) {
+		family = AF_INET;
+		addr = (const uint8_t *)&local->in4.sin_addr;
+	} else if (local && local->sa.sa_family == AF_INET6) {
+		/* An IPv4 probe to a dual-stack listener (--listen ::). */
+		bool mapped = IN6_IS_ADDR_V4MAPPED(&local->in6.sin6_addr);
+		family = mapped ? AF_INET : AF_INET6;
+		addr = (const uint8_t *)&local->in6.sin6_addr + (mapped ? 12 : 0);
+	}
+	for (unsigned i = 0; addr && i < a->n_routes && !only; i++) {
+		const struct rsetup *rs = &a->routes[i];
+		if (rs->has_from && family == rs->family &&
+		    !memcmp(addr, rs->from, family == AF_INET ? 4 : 16))
+			only = rs;
+	}
+	if (only)
+		return rsetup_verify(only, conf_err, fwmark, buf, RSETUP_WHY_MAX) == 0;
+	for (unsigned i = 0; i < a->n_routes; i++)
+		if (rsetup_verify(&a->routes[i], conf_err, fwmark, buf, RSETUP_WHY_MAX) < 0)
+			return false;
+	return true;
+}
+
+/* The verdict for a probe that came to local (NULL: --test): 200, or 503
+ * with a reason (maybe written to buf, size RSETUP_WHY_MAX); *drain when
+ * the drain file exists. */
+static int check(const struct wghealth *a, const union wglb_sa *local, char *buf, const char **why,
+		 bool *drain)
 {
 	struct wgdev_conf conf;
 	struct stat st;
@@ -118,14 +169,15 @@ static int check(const struct wghealth *a, char *buf, const char **why, bool *dr
 	/* A server that would answer wglb's clients directly (they came from
 	 * their own addresses) must not get them. Here, an unreadable mark
 	 * fails too: it is the one thing that proves the replies' way. */
-	if (a->route &&
-	    rsetup_verify(a->route, ret, ret == 0 ? conf.fwmark : 0, buf, RSETUP_WHY_MAX) < 0) {
+	if (a->n_routes && !route_ok(a, local, ret, ret == 0 ? conf.fwmark : 0, buf)) {
 		*why = buf;
 		return 503;
 	}
 	*why = "healthy";
 	return 200;
 }
+
+static size_t big_total[2]; /* bytes in every conn's big buffer: [prober] */
 
 static void conn_close(struct wghealth *a, unsigned i)
 {
@@ -134,6 +186,8 @@ static void conn_close(struct wghealth *a, unsigned i)
 	epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->out);
+	big_total[c->big_prober] -= c->big_cap;
+	free(c->big);
 	free(c);
 	a->conns[i] = a->conns[--a->n];
 	a->slots[i] = a->slots[a->n];
@@ -188,7 +242,12 @@ static int handle(struct wghealth *a, struct conn *c)
 		respond(a, c, "405 Method Not Allowed", "GET or HEAD\n", false, false);
 		return 1;
 	}
-	code = check(a, buf, &why, &drain);
+	{
+		union wglb_sa local;
+		socklen_t sl = sizeof(local);
+		code = check(a, getsockname(c->fd, &local.sa, &sl) == 0 ? &local : NULL, buf, &why,
+			     &drain);
+	}
 	snprintf(body, sizeof(body), "%s\n", why);
 	respond(a, c, code == 200 ? "200 OK" : "503 Service Unavailable", body, head, drain);
 	return 1;
@@ -294,7 +353,7 @@ static bool send_rest(struct conn *c)
 }
 
 /* One signed command: answer it, then send without ever blocking. */
-static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
+static bool agent_request(struct wghealth *a, struct conn *c, const char *req, size_t len_req)
 {
 	static char out[1 << 20];
 	char self[ADDR_STRLEN] = "";
@@ -304,7 +363,7 @@ static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
 
 	if (getsockname(c->fd, &local.sa, &sl) == 0)
 		addr_fmt(&local, self, sizeof(self));
-	len = agentcmd_handle(a->cmd, self, c->req, (size_t)(nl - c->req), out, sizeof(out));
+	len = agentcmd_handle(a->cmd, self, req, len_req, out, sizeof(out));
 	c->out = malloc((size_t)len);
 	if (!c->out)
 		return true;
@@ -315,6 +374,67 @@ static bool agent_request(struct wghealth *a, struct conn *c, const char *nl)
 	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
 	epoll_ctl(a->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	return false;
+}
+
+/* Room for more of conns[i]'s agent request: req[], then a buffer of its
+ * own that doubles up to AP_MAX_MSG: one per source, within its pool's
+ * BIG_TOTAL. False: no more room. */
+static bool agent_room(struct wghealth *a, unsigned i)
+{
+	struct conn *c = a->conns[i];
+	size_t cap = c->big ? c->big_cap : REQ_MAX, nc;
+	bool prober = a->slots[i].flags & ACC_F_PROBER;
+	char *nb;
+
+	if (c->len < cap)
+		return true;
+	if (!c->big)
+		for (unsigned k = 0; k < a->n; k++)
+			if (k != i && a->conns[k]->big &&
+			    !memcmp(a->slots[k].key, a->slots[i].key, ACC_KEY_LEN))
+				return false;
+	nc = cap * 2 > AP_MAX_MSG ? AP_MAX_MSG : cap * 2;
+	if (nc <= cap || big_total[prober] - c->big_cap + nc > BIG_TOTAL)
+		return false;
+	nb = realloc(c->big, nc);
+	if (!nb)
+		return false;
+	if (!c->big)
+		memcpy(nb, c->req, c->len);
+	big_total[prober] += nc - c->big_cap;
+	c->big = nb;
+	c->big_cap = nc;
+	c->big_prober = prober;
+	return true;
+}
+
+/* Read an agent request until ap_request_end frames it whole, answer it. */
+static void agent_data(struct wghealth *a, struct conn *c, unsigned i)
+{
+	long end = 0;
+	ssize_t n;
+	char *buf;
+
+	if (!agent_room(a, i)) {
+		conn_close(a, i);
+		return;
+	}
+	buf = c->big ? c->big : c->req;
+	n = recv(c->fd, buf + c->len, (c->big ? c->big_cap : REQ_MAX) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(a, i);
+		return;
+	}
+	c->len += (size_t)n;
+	end = ap_request_end(buf, c->len, &c->scan);
+	if (end == 0)
+		return;
+	if (end < 0 || agent_request(a, c, buf, (size_t)end - 1))
+		conn_close(a, i);
+	else
+		a->slots[i].flags |= ACC_F_REQUEST; /* answered, its reply still going out */
 }
 
 static void on_data(struct wghealth *a, struct conn *c)
@@ -332,6 +452,10 @@ static void on_data(struct wghealth *a, struct conn *c)
 			conn_close(a, i);
 		return;
 	}
+	if (c->agent) {
+		agent_data(a, c, i);
+		return;
+	}
 	n = recv(c->fd, c->req + c->len, REQ_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -340,16 +464,6 @@ static void on_data(struct wghealth *a, struct conn *c)
 		return;
 	}
 	c->len += (size_t)n;
-	if (c->agent) {
-		char *nl = memchr(c->req, '\n', c->len);
-		if (!nl && c->len < AP_MAX_LINE)
-			return;
-		if (!nl || agent_request(a, c, nl))
-			conn_close(a, i);
-		else
-			a->slots[i].flags |= ACC_F_REQUEST; /* answered, its reply still going out */
-		return;
-	}
 	r = handle(a, c);
 	if (r == 0 && request_line(c))
 		a->slots[i].flags |= ACC_F_REQUEST;
@@ -422,10 +536,12 @@ static int serve(struct wghealth *a, const char *listen_spec, unsigned port, uns
 		if (a->lfd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) < 0)
 			return 3;
 		fprintf(stderr, "wg-health: serving %s for %s\n", spec, a->device);
-		if (a->route)
-			fprintf(stderr, "wg-health: %s's replies to clients must leave via %s "
+		for (unsigned i = 0; i < a->n_routes; i++)
+			fprintf(stderr, "wg-health: %s's replies to clients%s%s must leave via %s "
 				"(fwmark 0x%x, table %u): checked on every answer\n", a->device,
-				a->route->via_str, a->route->mark, a->route->table);
+				a->routes[i].has_from ? " from " : "",
+				a->routes[i].has_from ? a->routes[i].from_str : "",
+				a->routes[i].via_str, a->routes[i].mark, a->routes[i].table);
 	}
 	if (a->cmd) {
 		addr_set_port(&addr.u, (uint16_t)agent_port);
@@ -486,6 +602,9 @@ enum {
 	OPT_ROUTE_MARK,
 	OPT_ROUTE_TABLE,
 	OPT_STATE_DIR,
+	OPT_ROUTE_FROM,
+	OPT_SHOW_PEERS,
+	OPT_CLIENTS_FILE,
 };
 
 /* --route-mark, --route-table: 1 to 2^32-1, decimal or 0x hex. */
@@ -514,7 +633,8 @@ static int route_oneshot(enum route_cmd act, const struct rsetup *rs)
 		ret = rsetup_check(rs, stdout);
 		if (ret > 0)
 			printf("client address routing via %s is not in place: run wg-health --device %s "
-			       "--route-via %s --route-setup\n", rs->via_str, rs->device, rs->via_str);
+			       "--route-via %s%s%s --route-setup\n", rs->via_str, rs->device, rs->via_str,
+			       rs->has_from ? " --route-from " : "", rs->has_from ? rs->from_str : "");
 		else if (ret == 0)
 			printf("client address routing via %s is in place\n", rs->via_str);
 		return ret == 0 ? 0 : 1;
@@ -538,18 +658,28 @@ int main(int argc, char **argv)
 		{"agent-only", no_argument, NULL, 'O'},       {"prober", required_argument, NULL, 'P'},
 		{"name", required_argument, NULL, 'N'},
 		{"route-via", required_argument, NULL, OPT_ROUTE_VIA},
+		{"route-from", required_argument, NULL, OPT_ROUTE_FROM},
 		{"route-setup", no_argument, NULL, OPT_ROUTE_SETUP},
 		{"route-undo", no_argument, NULL, OPT_ROUTE_UNDO},
 		{"route-check", no_argument, NULL, OPT_ROUTE_CHECK},
 		{"route-mark", required_argument, NULL, OPT_ROUTE_MARK},
 		{"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"show-peers", no_argument, NULL, OPT_SHOW_PEERS},
+		{"clients-file", required_argument, NULL, OPT_CLIENTS_FILE},
 		{NULL, 0, NULL, 0},
 	};
-	const char *route_via = NULL, *state_dir = NULL;
-	uint32_t route_mark = RSETUP_MARK, route_table = RSETUP_TABLE;
+	/* --route-via starts a balancer; --route-from and --route-table name
+	 * its own address here and its table (the latest --route-via's). */
+	const char *route_via[MAX_ROUTES] = {0}, *route_from[MAX_ROUTES] = {0};
+	uint32_t route_table[MAX_ROUTES] = {0};
+	unsigned n_via = 0;
+	const char *state_dir = NULL, *clients_file = NULL;
+	char clients_default[128];
+	bool show_peers = false;
+	uint32_t route_mark = RSETUP_MARK;
 	enum route_cmd route_act = RCMD_SERVE;
-	struct rsetup rs;
+	static struct rsetup routes[MAX_ROUTES];
 	unsigned long agent_port = 8081;
 	const char *agent_key = NULL, *agent_name = NULL;
 	int ret;
@@ -608,7 +738,18 @@ int main(int argc, char **argv)
 			agent_name = optarg;
 			break;
 		case OPT_ROUTE_VIA:
-			route_via = optarg;
+			if (n_via == MAX_ROUTES) {
+				fprintf(stderr, "wg-health: at most %d --route-via\n", MAX_ROUTES);
+				return 2;
+			}
+			route_via[n_via++] = optarg;
+			break;
+		case OPT_ROUTE_FROM:
+			if (!n_via) {
+				fprintf(stderr, "wg-health: --route-from follows the --route-via it is for\n");
+				return 2;
+			}
+			route_from[n_via - 1] = optarg;
 			break;
 		case OPT_ROUTE_SETUP:
 		case OPT_ROUTE_UNDO:
@@ -627,11 +768,17 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case OPT_ROUTE_TABLE:
-			if (parse_u32("--route-table", optarg, &route_table) < 0)
+			if (parse_u32("--route-table", optarg, &route_table[n_via ? n_via - 1 : 0]) < 0)
 				return 2;
 			break;
 		case OPT_STATE_DIR:
 			state_dir = optarg;
+			break;
+		case OPT_SHOW_PEERS:
+			show_peers = true;
+			break;
+		case OPT_CLIENTS_FILE:
+			clients_file = optarg;
 			break;
 		case 'V':
 			printf("wg-health %s\n", WGLB_VERSION);
@@ -640,10 +787,12 @@ int main(int argc, char **argv)
 			printf("usage: wg-health [--device wg0] [--port 8080] [--listen ADDR] "
 			       "[--drain-file PATH] [--prober CIDR]... [--test]\n"
 			       "                 [--agent-port 8081 --agent-key PATH --name NAME [--agent-only]]\n"
-			       "                 [--route-via ADDR [--route-mark 0xca6c] [--route-table 51820]]\n"
-			       "       wg-health [--device wg0] --route-via ADDR --route-setup|--route-undo|--route-check\n"
-			       "                 [--route-mark 0xca6c] [--route-table 51820] "
-			       "[--state-dir /var/lib/wg-health]\n"
+			       "                 [--route-via ADDR [--route-from LOCAL] [--route-table 51820]]...\n"
+			       "                 [--route-mark 0xca6c]\n"
+			       "       wg-health [--device wg0] --route-setup|--route-undo|--route-check\n"
+			       "                 --route-via ADDR [--route-from LOCAL] [--route-table 51820]...\n"
+			       "                 [--route-mark 0xca6c] [--state-dir /var/lib/wg-health]\n"
+			       "       wg-health [--device wg0] --show-peers [--clients-file PATH]\n"
 			       "HTTP 200 while the WireGuard interface is up, 503 otherwise; 503 with\n"
 			       "X-Wglb-Drain: 1 while the drain file exists. --test prints the state.\n"
 			       "With --route-via (wglb's client_address = preserve; ADDR is the balancer):\n"
@@ -652,32 +801,71 @@ int main(int argc, char **argv)
 			       "fwmark, the rule 'fwmark MARK lookup TABLE', 'default via ADDR' in TABLE,\n"
 			       "rp_filter 2 (loose) on the interface toward ADDR (IPv4; the old value\n"
 			       "saved in the state dir). --route-undo takes it away, --route-check shows\n"
-			       "it; each exits 0, or 1 naming what failed or is missing.\n");
+			       "it; each exits 0, or 1 naming what failed or is missing. Several balancers\n"
+			       "at once (ECMP): one --route-via each, each with --route-from, this server's\n"
+			       "address that balancer sends to; rules 'from LOCAL fwmark MARK lookup TABLE',\n"
+			       "tables 51820, 51821, ... unless given; a probe is answered for its own.\n"
+			       "The agent keeps who a balancer (client_address = snat) says is behind\n"
+			       "each peer's endpoint in --clients-file (default " CLIENTS_DIR "/IF.clients);\n"
+			       "--show-peers prints the peers as wg show does, with those clients.\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (route_act != RCMD_SERVE && !route_via) {
+	if (!clients_file) {
+		snprintf(clients_default, sizeof(clients_default), CLIENTS_DIR "/%s.clients", a.device);
+		clients_file = clients_default;
+	}
+	if (show_peers)
+		return showpeers_run(a.device, clients_file);
+	if (route_act != RCMD_SERVE && !n_via) {
 		fprintf(stderr, "wg-health: --route-setup, --route-undo and --route-check need "
 			"--route-via ADDR (the balancer)\n");
 		return 2;
 	}
-	if (route_via) {
-		if (rsetup_init(&rs, a.device, route_via, route_mark, route_table, state_dir) < 0) {
+	for (unsigned i = 0; i < n_via; i++) {
+		/* Several balancers (ECMP): each its own address here and its own
+		 * table, else their rules would be one and the same. */
+		uint32_t table = route_table[i] ? route_table[i] : RSETUP_TABLE + i;
+		if (n_via > 1 && !route_from[i]) {
+			fprintf(stderr, "wg-health: with several --route-via, each needs --route-from: "
+				"this server's address that balancer sends to\n");
+			return 2;
+		}
+		if (rsetup_init(&routes[i], a.device, route_via[i], route_mark, table, state_dir) < 0) {
 			fprintf(stderr, "wg-health: --route-via wants the balancer's IPv4 or IPv6 "
 				"address; --route-table not 253-255 (the kernel's own)\n");
 			return 2;
 		}
-		if (route_act != RCMD_SERVE)
-			return route_oneshot(route_act, &rs);
-		a.route = &rs;
+		if (route_from[i] && rsetup_from(&routes[i], route_from[i]) < 0) {
+			fprintf(stderr, "wg-health: --route-from wants this server's address, of the "
+				"same family as --route-via %s\n", route_via[i]);
+			return 2;
+		}
+		for (unsigned k = 0; k < i; k++)
+			if (routes[k].table == table) {
+				fprintf(stderr, "wg-health: --route-via %s and %s share table %u\n",
+					route_via[k], route_via[i], table);
+				return 2;
+			}
 	}
+	if (n_via && route_act != RCMD_SERVE) {
+		/* Setup stops at the first failure; check and undo see every one. */
+		int worst = 0;
+		for (unsigned i = 0; i < n_via && !(worst && route_act == RCMD_SETUP); i++) {
+			ret = route_oneshot(route_act, &routes[i]);
+			worst = ret > worst ? ret : worst;
+		}
+		return worst;
+	}
+	a.routes = routes;
+	a.n_routes = n_via;
 	if (test) {
 		bool drain;
 		const char *why;
 		char buf[RSETUP_WHY_MAX];
-		int code = check(&a, buf, &why, &drain);
+		int code = check(&a, NULL, buf, &why, &drain);
 		printf("%s %s\n", a.device, code == 200 ? "up" : drain ? "draining" : "down");
 		if (code != 200)
 			fprintf(stderr, "wg-health: %s\n", why);
@@ -702,6 +890,7 @@ int main(int argc, char **argv)
 		if (sodium_init() < 0 || !(a.cmd = calloc(1, sizeof(*a.cmd))))
 			return 3;
 		a.cmd->ifname = a.device;
+		a.cmd->clients_file = clients_file;
 		a.cmd->name = agent_name;
 		/* Nothing signed before this start counts: a request captured
 		 * earlier cannot be replayed after a restart. */

@@ -300,6 +300,13 @@ static int parse_peer(const struct nlattr *attr, void *data)
 		p->handshake_s = ts.sec;
 		break;
 	}
+	case WGPEER_A_RX_BYTES:
+	case WGPEER_A_TX_BYTES:
+		if (mnl_attr_validate(attr, MNL_TYPE_U64) < 0)
+			return fail(EBADMSG);
+		*(mnl_attr_get_type(attr) == WGPEER_A_RX_BYTES ? &p->rx_bytes : &p->tx_bytes) =
+			mnl_attr_get_u64(attr);
+		break;
 	case WGPEER_A_ALLOWEDIPS:
 		return mnl_attr_parse_nested(attr, parse_aips, p);
 	}
@@ -575,6 +582,8 @@ int wgnl_peers(const char *ifname, struct wgdev_peer *peers, int max)
 		if (dev.peers[i].ep.sa.sa_family)
 			addr_fmt(&dev.peers[i].ep, peers[n].endpoint, sizeof(peers[n].endpoint));
 		peers[n].handshake_s = dev.peers[i].handshake_s > 0 ? (uint64_t)dev.peers[i].handshake_s : 0;
+		peers[n].rx_bytes = dev.peers[i].rx_bytes;
+		peers[n].tx_bytes = dev.peers[i].tx_bytes;
 	}
 	wgnl_device_free(&dev);
 	return ret < 0 ? ret : n;

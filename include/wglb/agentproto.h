@@ -3,8 +3,9 @@
  * The balancer <-> backend agent channel (instant failover). A message is
  * "v2 TIME_MS NONCE WORDS..." then, in a reply, more lines ("\nLINE"),
  * then " MAC\n": MAC is libsodium's crypto_auth (HMAC-SHA-512-256) over
- * every byte before it, so a multi-line reply (a peers report) is signed
- * whole and no line can be dropped, added or moved unseen. NONCE is 16
+ * every byte before it, so a multi-line message (a peers report, or a
+ * peers request that tells clients) is signed whole and no line can be
+ * dropped, added or moved unseen. NONCE is 16
  * random hex digits, TIME_MS the sender's Unix time in ms. The receiver
  * refuses a bad MAC, a timestamp outside +-30 s, one from before the
  * receiver started (a capture replayed after a restart), and a nonce it
@@ -30,7 +31,7 @@
 #define AP_KEY_CONTEXT "wglb agent key v2" /* the derivation's domain, NUL-terminated in its input */
 #define AP_NAME_MAX   32 /* a backend name with its NUL (BACKEND_NAME_MAX) */
 #define AP_MAX_LINE   512
-#define AP_MAX_MSG    (1 << 20) /* a whole reply: a peers report */
+#define AP_MAX_MSG    (1 << 20) /* a whole message: a peers report, or the clients told */
 #define AP_MAX_WORDS  6
 #define AP_SKEW_MS    30000
 #define AP_WINDOW_MS  (2 * AP_SKEW_MS) /* a nonce must be remembered this long */
@@ -103,5 +104,22 @@ enum ap_verdict ap_report_check(const struct ap_msg *m, unsigned *n);
 /* The next peer line's words into line (word[0] "peer"); *pos starts at 0.
  * False after the last (only after ap_report_check said AP_OK). */
 bool ap_report_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
+
+/* A verified peers request that tells the agent who is behind each flow
+ * (the words end "peers clients N"; lines "c ENDPOINT CLIENT": the flow's
+ * address as the backend sees it and the client's own), then "end N".
+ * AP_OK with *n the number of client lines when every line has that shape
+ * and both counts agree; else AP_BAD_FORMAT. */
+enum ap_verdict ap_clients_check(const struct ap_msg *m, unsigned *n);
+bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
+
+/* Framing on the agent's side: the length of the first whole request in
+ * buf[0..len) (through its last newline), 0 when more must be read, -1
+ * when it can no longer be one (a line over AP_MAX_LINE, a message over
+ * AP_MAX_MSG). A request is one line, except "... peers clients N", whose
+ * lines end with the one that starts "end ". *scan (0 to start) keeps
+ * where the next call resumes, so a request read in many pieces is
+ * scanned once. Framing only: the caller still verifies what it returns. */
+long ap_request_end(const char *buf, size_t len, size_t *scan);
 
 #endif

@@ -11,6 +11,13 @@
  * --route-check do and show this, and its health answers fail while it is
  * not in place (a server that would answer clients directly must not get
  * them).
+ *
+ * Several balancers at once (ECMP): each sends to an address of its own on
+ * this server (from), and the rule becomes "from FROM fwmark MARK lookup
+ * TABLE", one table per balancer. WireGuard answers from the address a
+ * peer's packets last arrived on (the kernel's endpoint source, wireguard-
+ * go's sticky sockets), so each reply leaves via the balancer that holds
+ * the client's flow now.
  */
 #ifndef WGLB_ROUTE_SETUP_H
 #define WGLB_ROUTE_SETUP_H
@@ -18,6 +25,7 @@
 #include "wglb/wgdev.h"
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +44,9 @@ struct rsetup {
 	uint8_t via[16];     /* the balancer's address, 4 or 16 bytes */
 	char via_str[INET6_ADDRSTRLEN];
 	uint32_t mark, table;
+	bool has_from;       /* the rule selects by source address too */
+	uint8_t from[16];    /* this server's address that balancer sends to */
+	char from_str[INET6_ADDRSTRLEN];
 	const char *state_dir;
 };
 
@@ -43,6 +54,9 @@ struct rsetup {
  * must not be 0, table not one of the kernel's own (253-255). 0 or -EINVAL. */
 int rsetup_init(struct rsetup *rs, const char *device, const char *via, uint32_t mark,
 		uint32_t table, const char *state_dir);
+/* Select by source too: from is this server's address, of via's family,
+ * that the balancer sends to. 0 or -EINVAL. */
+int rsetup_from(struct rsetup *rs, const char *from);
 
 /* Put everything in place, or leave what already is; one line to out for
  * each thing done or found in place, a message naming what failed to

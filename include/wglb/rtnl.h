@@ -29,9 +29,10 @@ struct nl_route {
 };
 
 /* The route a packet from this host to dst takes, carrying mark (0: no
- * mark) as WireGuard's own packets do (RTM_GETROUTE, RTA_MARK).
+ * mark) as WireGuard's own packets do (RTM_GETROUTE, RTA_MARK), from the
+ * local address src (NULL: the kernel's choice; RTA_SRC).
  * 0, or -errno (-ENETUNREACH when there is no route). */
-int nl_route_get(int family, const void *dst, uint32_t mark, struct nl_route *out);
+int nl_route_get(int family, const void *dst, const void *src, uint32_t mark, struct nl_route *out);
 /* Table T's default route (a dump of that table). 0, -ENOENT when it has
  * none, or -errno. */
 int nl_route_table_default(int family, uint32_t table, struct nl_route *out);
@@ -40,11 +41,12 @@ int nl_route_table_default(int family, uint32_t table, struct nl_route *out);
 int nl_route_default_set(int family, const void *gw, int oif, uint32_t table);
 /* Remove "default via gw table T". 0, -ESRCH when there is none, or -errno. */
 int nl_route_default_del(int family, const void *gw, uint32_t table);
-/* How many rules "fwmark MARK lookup TABLE" (no other selector) family has. */
-int nl_rule_count(int family, uint32_t mark, uint32_t table);
+/* How many rules "[from SRC] fwmark MARK lookup TABLE" (no other
+ * selector; src NULL: no source selector, else a host address) family has. */
+int nl_rule_count(int family, const void *src, uint32_t mark, uint32_t table);
 /* Add one such rule (priority chosen by the kernel). 0 or -errno. */
-int nl_rule_add(int family, uint32_t mark, uint32_t table);
+int nl_rule_add(int family, const void *src, uint32_t mark, uint32_t table);
 /* Remove one such rule. 0, -ENOENT when there is none, or -errno. */
-int nl_rule_del(int family, uint32_t mark, uint32_t table);
+int nl_rule_del(int family, const void *src, uint32_t mark, uint32_t table);
 
 #endif

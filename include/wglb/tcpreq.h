@@ -29,10 +29,12 @@ typedef void (*tcpreq_done_fn)(struct loop *l, struct tcpreq *t, const char *err
 
 struct tcpreq {
 	int fd, watch;
-	bool busy, sent;
+	bool busy, connected, sent;
 	uint64_t started_ms, deadline_ms;
 	char out[512]; /* the request */
-	size_t outlen;
+	/* A request longer than out[]: the caller's, kept until done; NULL: out[]. */
+	const char *long_out;
+	size_t outlen, outoff;
 	char *buf;     /* the reply, at most max bytes (malloc'd as it grows) */
 	size_t len, cap, max;
 	tcpreq_read_fn on_read;
@@ -40,7 +42,7 @@ struct tcpreq {
 	void *ctx;
 };
 
-/* Start: t->out/outlen, max, on_read, on_done and ctx set by the caller.
+/* Start: t->out (or long_out)/outlen, max, on_read, on_done and ctx set by the caller.
  * 0, or -errno with on_done already called. */
 int tcpreq_start(struct loop *l, struct tcpreq *t, const union wglb_sa *to, socklen_t tolen,
 		 uint32_t timeout_ms);

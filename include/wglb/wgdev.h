@@ -17,6 +17,7 @@ struct wgdev_peer {
 	uint8_t pub[32];
 	char endpoint[64];    /* "IP:PORT" or "[IP6]:PORT"; "" when none */
 	uint64_t handshake_s; /* last handshake, Unix seconds; 0 = never */
+	uint64_t rx_bytes, tx_bytes;
 };
 
 /* The interface's own settings that wg-health checks. */

@@ -38,6 +38,7 @@ struct wgnl_peer {
 	union wglb_sa ep;   /* ep.sa.sa_family 0: no endpoint */
 	int keepalive;       /* seconds; -1: not sent / not reported */
 	int64_t handshake_s; /* parsed: last handshake, Unix seconds; 0 = never */
+	uint64_t rx_bytes, tx_bytes; /* parsed */
 	struct wgnl_aip *aips;
 	size_t n_aips;
 };

@@ -241,51 +241,134 @@ static bool next_line(const struct ap_msg *m, size_t *pos, const char **line, si
 	return true;
 }
 
-enum ap_verdict ap_report_check(const struct ap_msg *m, unsigned *n)
+/* The body of a list: lines of item_words words starting with item, then
+ * "end N" counting them exactly, last. */
+static enum ap_verdict list_check(const struct ap_msg *m, const char *item, int item_words,
+				  unsigned *n)
 {
 	struct ap_msg w, *line = &w;
 	const char *l;
 	size_t pos = 0, len;
-	unsigned peers = 0;
+	unsigned items = 0;
 	bool ended = false;
 	unsigned long long count;
 	char *end;
 
-	if (m->n != 3 || strcmp(m->word[2], "peers"))
-		return AP_BAD_FORMAT;
 	while (next_line(m, &pos, &l, &len)) {
 		if (ended || len >= sizeof(line->buf) || !split(l, len, line, NULL, 0))
 			return AP_BAD_FORMAT;
-		if (!strcmp(line->word[0], "peer") && line->n == 4) {
-			peers++;
+		if (!strcmp(line->word[0], item) && line->n == item_words) {
+			items++;
 			continue;
 		}
-		/* "end N": the last line, and N counts the peer lines exactly. */
 		if (strcmp(line->word[0], "end") || line->n != 2 ||
 		    !isdigit((unsigned char)line->word[1][0]))
 			return AP_BAD_FORMAT;
 		errno = 0;
 		count = strtoull(line->word[1], &end, 10);
-		if (errno || *end || count != peers)
+		if (errno || *end || count != items)
 			return AP_BAD_FORMAT;
 		ended = true;
 	}
 	if (!ended)
 		return AP_BAD_FORMAT;
-	*n = peers;
+	*n = items;
 	return AP_OK;
 }
 
-bool ap_report_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
+static bool list_next(const struct ap_msg *m, size_t *pos, const char *item, int item_words,
+		      struct ap_msg *line)
 {
 	const char *l;
 	size_t len;
 
 	while (next_line(m, pos, &l, &len))
-		if (len < sizeof(line->buf) && split(l, len, line, NULL, 0) && !strcmp(line->word[0], "peer") &&
-		    line->n == 4)
+		if (len < sizeof(line->buf) && split(l, len, line, NULL, 0) &&
+		    !strcmp(line->word[0], item) && line->n == item_words)
 			return true;
 	return false;
+}
+
+enum ap_verdict ap_report_check(const struct ap_msg *m, unsigned *n)
+{
+	if (m->n != 3 || strcmp(m->word[2], "peers"))
+		return AP_BAD_FORMAT;
+	return list_check(m, "peer", 4, n);
+}
+
+bool ap_report_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
+{
+	return list_next(m, pos, "peer", 4, line);
+}
+
+/* "peers clients N" as the request's last three words. */
+static bool clients_head(const struct ap_msg *m, unsigned long long *count)
+{
+	char *end;
+
+	if (m->n < 3 || strcmp(m->word[m->n - 3], "peers") || strcmp(m->word[m->n - 2], "clients") ||
+	    !isdigit((unsigned char)m->word[m->n - 1][0]))
+		return false;
+	errno = 0;
+	*count = strtoull(m->word[m->n - 1], &end, 10);
+	return !errno && !*end;
+}
+
+enum ap_verdict ap_clients_check(const struct ap_msg *m, unsigned *n)
+{
+	unsigned long long count;
+
+	if (!clients_head(m, &count) || list_check(m, "c", 3, n) != AP_OK || count != *n)
+		return AP_BAD_FORMAT;
+	return AP_OK;
+}
+
+bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
+{
+	return list_next(m, pos, "c", 3, line);
+}
+
+long ap_request_end(const char *buf, size_t len, size_t *scan)
+{
+	const char *nl, *p;
+	char first[AP_MAX_LINE], *tok, *save, *w[12];
+	size_t flen;
+	int n = 0;
+
+	if (!*scan) { /* the first line: one request, or the head of one with lines */
+		nl = memchr(buf, '\n', len);
+		if (!nl)
+			return len >= AP_MAX_LINE ? -1 : 0;
+		flen = (size_t)(nl - buf);
+		if (flen >= sizeof(first))
+			return -1;
+		memcpy(first, buf, flen);
+		first[flen] = '\0';
+		for (tok = strtok_r(first, " ", &save); tok && n < 12; tok = strtok_r(NULL, " ", &save))
+			w[n++] = tok;
+		/* "v2 TIME NONCE to NAME SELF peers clients N": lines follow, the
+		 * MAC ends the "end N" line. Anything else is one line. */
+		if (n != 9 || strcmp(w[6], "peers") || strcmp(w[7], "clients"))
+			return (long)flen + 1;
+		*scan = flen + 1;
+	}
+	/* Lines from the first one not yet seen whole: each byte is looked at
+	 * about once however the request arrives. */
+	for (p = buf + *scan; p < buf + len;) {
+		const char *e = memchr(p, '\n', (size_t)(buf + len - p));
+		if (!e) {
+			if ((size_t)(buf + len - p) >= AP_MAX_LINE)
+				return -1;
+			break;
+		}
+		if ((size_t)(e - p) >= AP_MAX_LINE)
+			return -1;
+		if (e - p >= 4 && !memcmp(p, "end ", 4))
+			return e + 1 - buf;
+		p = e + 1;
+	}
+	*scan = (size_t)(p - buf);
+	return len >= AP_MAX_MSG ? -1 : 0;
 }
 
 const char *ap_verdict_name(enum ap_verdict v)

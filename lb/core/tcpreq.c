@@ -83,6 +83,29 @@ static bool grow(struct tcpreq *t)
 	return true;
 }
 
+/* Send what is left of the request (a long one may take several turns),
+ * then wait for the reply. */
+static void send_rest(struct loop *l, struct tcpreq *t)
+{
+	const char *p = t->long_out ? t->long_out : t->out;
+	ssize_t n;
+
+	while (t->outoff < t->outlen) {
+		n = send(t->fd, p + t->outoff, t->outlen - t->outoff, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			watch(l, t, POLLOUT);
+			return;
+		}
+		if (n < 0) {
+			end(l, t, errno == ECONNRESET ? "reset" : "send");
+			return;
+		}
+		t->outoff += (size_t)n;
+	}
+	t->sent = true;
+	watch(l, t, POLLIN);
+}
+
 static void on_connected(struct loop *l, struct tcpreq *t, uint32_t revents)
 {
 	int err = 0;
@@ -94,13 +117,8 @@ static void on_connected(struct loop *l, struct tcpreq *t, uint32_t revents)
 		end(l, t, conn_reason(err ? err : ECONNREFUSED));
 		return;
 	}
-	/* A fresh socket's buffer always takes a request this small. */
-	if (send(t->fd, t->out, t->outlen, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)t->outlen) {
-		end(l, t, errno == ECONNRESET ? "reset" : "send");
-		return;
-	}
-	t->sent = true;
-	watch(l, t, POLLIN);
+	t->connected = true;
+	send_rest(l, t);
 }
 
 static void on_io(struct loop *l, void *ctx, uint32_t revents)
@@ -110,8 +128,15 @@ static void on_io(struct loop *l, void *ctx, uint32_t revents)
 	ssize_t n;
 
 	t->watch = -1;
-	if (!t->sent) {
+	if (!t->connected) {
 		on_connected(l, t, revents);
+		return;
+	}
+	if (!t->sent) {
+		if (revents & POLLERR)
+			end(l, t, "send");
+		else
+			send_rest(l, t);
 		return;
 	}
 	if (!grow(t)) { /* a close-waiter's reply past max, or out of memory */
@@ -143,7 +168,8 @@ int tcpreq_start(struct loop *l, struct tcpreq *t, const union wglb_sa *to, sock
 	t->started_ms = l->now_ms;
 	t->deadline_ms = l->now_ms + timeout_ms;
 	t->len = 0;
-	t->sent = false;
+	t->outoff = 0;
+	t->connected = t->sent = false;
 	t->watch = -1;
 	t->busy = true;
 	t->fd = socket(to->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -15,6 +15,19 @@ birdc_rt() { birdc -s "$T/bird-rt.ctl" "$@"; }
 # The next hops the router's kernel has for the service address.
 rt_nexthops() { ip -n "$NS_LB" route show "$LB_PUBLIC" | grep -o 'via 192\.0\.2\.[0-9]*' | awk '{print $2}' | sort | tr '\n' ' '; }
 
+carrier() { # i: the balancer client i's packets reach now (its flow there is the least idle)
+	local k idle best=99999 who=""
+	for k in $(seq 1 "$N_LBS"); do
+		idle=$(ctl_ecmp "$k" show flows 2>/dev/null |
+			awk -v c="198.51.100.$((10 + $1)):" 'index($1, c) == 1 { print $5; exit }')
+		[ -n "$idle" ] && [ "$idle" -lt "$best" ] && { best=$idle; who=$k; }
+	done
+	echo "$who"
+}
+# "i k" for every client: its carrier now.
+carriers() { for i in $(seq 1 "$N_CL"); do echo "$i $(carrier "$i")"; done; }
+busiest() { carriers | awk '{ n[$2]++ } END { for (k in n) if (n[k] > m) { m = n[k]; b = k } print b }'; }
+
 ecmp_router() {
 	ip -n "$NS_LB" addr add 198.51.100.1/24 dev brc
 	ip -n "$NS_LB" link add brl address 02:00:00:00:0b:04 type bridge && ip -n "$NS_LB" link set brl up
@@ -43,6 +56,8 @@ ecmp_balancer() { # k: start balancer k and its announcement
 	veth_to_bridge "$ns" eth1 "$NS_LB" brb "10.10.10.$((100 + k))/24"
 	ip -n "$ns" route add default via 192.0.2.1
 	sed -e "s|^control = .*|control = $T/control-e$k.sock|" "$T/wglb.conf" >"$T/wglb-e$k.conf"
+	# A test's own set-up of balancer k before its wglb starts.
+	[ "$(type -t ecmp_balancer_hook)" = function ] && { ecmp_balancer_hook "$k" || die "ecmp_balancer_hook $k"; }
 	bg "$ns" "wglb-e$k" "$WGLB" -c "$T/wglb-e$k.conf"
 	wait_for 5 "wglb on balancer $k" test -S "$T/control-e$k.sock" || { cat "$T/wglb-e$k.log"; die "wglb e$k"; }
 	sed -e "s/@ROUTER_ID@/192.0.2.$((10 + k))/" -e 's/@LOCAL_AS@/65001/' -e 's/@ROUTER@/192.0.2.1/' \

@@ -16,15 +16,6 @@ N=${CLIENTS:-12}
 LB_PUBLIC=203.0.113.10 # the service address every balancer announces
 LB_MODE=ecmp AGENT=1 topo_up 3 "$N"
 
-carrier() { # i: the balancer client i's packets reach now (its flow there is the least idle)
-	local k idle best=99999 who=""
-	for k in $(seq 1 "$N_LBS"); do
-		idle=$(ctl_ecmp "$k" show flows 2>/dev/null |
-			awk -v c="198.51.100.$((10 + $1)):" 'index($1, c) == 1 { print $5; exit }')
-		[ -n "$idle" ] && [ "$idle" -lt "$best" ] && { best=$idle; who=$k; }
-	done
-	echo "$who"
-}
 hs_all() { for i in $(seq 1 "$N"); do wg show "$(wg_cl "$i")" latest-handshakes | awk '{print $2}'; done | tr '\n' ' '; }
 # Handshakes between two hs_all readings that a failure caused: each
 # client's session rekeys on its own 120 s after it began (REKEY_AFTER_TIME),
@@ -41,10 +32,8 @@ wait_for 10 "all clients pinging" all_pinging || die "pings"
 sleep 2 # let every client's data land on its carrier
 
 # Each balancer's clients, and the busiest balancer.
-carriers() { for i in $(seq 1 "$N"); do echo "$i $(carrier "$i")"; done; }
 all_carried() { ! carriers | awk 'NF < 2 { f = 1 } END { exit !f }'; }
 wait_for 5 "every client on a balancer" all_carried || { carriers; die "a client has no flow"; }
-busiest() { carriers | awk '{ n[$2]++ } END { for (k in n) if (n[k] > m) { m = n[k]; b = k } print b }'; }
 
 state() { # what each balancer and backend holds, for a failure's log
 	log "router: $(rt_nexthops)"

@@ -3,7 +3,8 @@
 # backend initiating a handshake to the client through wglb. Ten kills in
 # a row, pinging 10 times a second: each recovery within 3 s (target 2 s;
 # without agents it is WireGuard's own ~15 s). Then forged, replayed,
-# stale, unknown-peer and garbage agent commands change nothing.
+# stale, unknown-peer and garbage agent commands change nothing. The
+# serving server names the client behind its peer (client_address = snat).
 source "$(dirname "$0")/topo.sh"
 AGENT=1 topo_up 3 1
 ping_start 1 0.1
@@ -33,10 +34,22 @@ done_n=$(stat_json 's["agent"]["completed"]')
 [ "$done_n" -ge "${RUNS:-10}" ] || die "only $done_n re-handshakes completed"
 awk -v m="$max" 'BEGIN { exit !(m < 3) }' || die "a recovery took ${max}s (limit 3 s): $sorted"
 
-# Bad agent commands: nothing changes, everything is counted.
+# The server sees wglb's address, and its agent was told the client's.
 key=$(cat "$T/client1.pub")
+be=$(serving_backend 1)
+client=$(ctl show flows | awk '$1 ~ /^198\.51\.100\.11:/ && $2 == "'"$be"'" { print $1; exit }')
+[ -n "$client" ] || die "no flow of client 1 on $be"
+show_peers() { ip netns exec "$(ns_be "${be#b}")" "$WGHEALTH" --device "$(wg_be "${be#b}")" \
+	--show-peers --clients-file "$T/clients-$be"; }
+names_client() { show_peers | grep -A3 -F "peer: $key" | grep -qF "client: $client (told"; }
+wait_for 5 "$be names client 1 ($client)" names_client || { show_peers; die "$be does not name client 1"; }
+show_peers | grep -A3 -F "peer: $key" | grep -q "endpoint: 10\.10\.10\.1:" ||
+	die "the server's endpoint for client 1 is not wglb's"
+log "$be: $(show_peers | grep -A4 -F "peer: $key" | tr -s ' \n' ' ')"
+
+# Bad agent commands: nothing changes, everything is counted.
 ep0=$(wg show "$(wg_be 1)" endpoints | awk -v k="$key" '$1 == k { print $2 }')
-ip netns exec "$NS_LB" python3 - "$T/agent-b1.key" "$key" "$T/agent-b2.key" "$T/agent.key" <<'PY' || die "bad commands were not refused"
+ip netns exec "$NS_LB" python3 - "$T/agent-b1.key" "$key" "$T/agent-b2.key" "$T/agent.key" "$T/clients-b1" <<'PY' || die "bad commands were not refused"
 import base64, hashlib, hmac, os, socket, sys, time
 key = base64.b64decode(open(sys.argv[1]).read().strip())  # b1's own
 peer = sys.argv[2]
@@ -72,7 +85,18 @@ r = ask(os.urandom(64).replace(b"\n", b"x") + b"\n"); assert r.startswith("refus
 unknown = base64.b64encode(os.urandom(32)).decode()
 r = ask(line(key, f"{to} rehandshake {unknown} {ep}")); assert "err unknown_peer" in r, r
 r = ask(line(key, f"{to} rehandshake {peer} nonsense")); assert "err bad_arguments" in r, r
-print("agent refused: bad MAC, another backend's key, the master key, replay, stale, another target, garbage; unknown peer and bad arguments answered as errors")
+# Clients told: an endpoint no peer has is not noted (nobody fills the
+# agent's notes with addresses of its choosing), a count that lies is
+# refused, and lines without the key's MAC are not a request at all.
+def told(k, lines, n=None):
+    body = f"v2 {int(time.time() * 1000)} {os.urandom(8).hex()} {to} peers clients {len(lines) if n is None else n}"
+    body += "".join("\n" + l for l in lines) + f"\nend {len(lines)}"
+    return f"{body} {mac(k, body)}\n"
+r = ask(told(key, ["c 10.10.10.1:1 203.0.113.66:6666"])); assert "\nend " in r, r
+assert "203.0.113.66" not in open(sys.argv[5]).read() if os.path.exists(sys.argv[5]) else True
+r = ask(told(key, ["c 10.10.10.1:1 203.0.113.66:6666"], n=2)); assert r.startswith("refused bad_format"), r
+r = ask(told(os.urandom(32), ["c 10.10.10.1:1 203.0.113.66:6666"])); assert r.startswith("refused bad_mac"), r
+print("agent refused: bad MAC, another backend's key, the master key, replay, stale, another target, garbage, a lying count; unknown peer and bad arguments answered as errors; an endpoint no peer has not noted")
 PY
 ep1=$(wg show "$(wg_be 1)" endpoints | awk -v k="$key" '$1 == k { print $2 }')
 [ "$ep0" = "$ep1" ] || die "a refused command changed the peer's endpoint ($ep0 -> $ep1)"

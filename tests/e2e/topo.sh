@@ -204,6 +204,8 @@ topo_up() {
 	ip -n "$NS_APP" link add bra address 02:00:00:00:0b:03 type bridge && ip -n "$NS_APP" link set bra up
 	ip -n "$NS_APP" addr add "$APP/24" dev bra
 
+	# HEALTH_EXTRA: more wg-health options, @J@ standing for the backend's number.
+	local hx=${HEALTH_EXTRA:-}
 	for j in $(seq 1 "$N_BE"); do
 		local ns; ns=$(ns_be "$j")
 		mkns "$ns"
@@ -215,8 +217,8 @@ topo_up() {
 		ip netns exec "$ns" nft "table ip nat { chain post { type nat hook postrouting priority 100; oifname \"app0\" masquerade; }; }" || die "nft $ns"
 		start_backend_wg "$j"
 		bg "$ns" "health$j" "$WGHEALTH" --device "$(wg_be "$j")" --port 8080 \
-			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" ${HEALTH_EXTRA:-} \
-			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j"}
+			--listen "10.10.10.$((10 + j))" --drain-file "$T/drain-b$j" ${hx//@J@/$j} \
+			${AGENT:+--agent-port 8081 --agent-key "$T/agent-b$j.key" --name "b$j" --clients-file "$T/clients-b$j"}
 	done
 	for i in $(seq 1 "$N_CL"); do
 		local ns; ns=$(ns_cl "$i")
@@ -231,6 +233,7 @@ topo_up() {
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		pair_up
 	elif [ "${LB_MODE:-wglb}" = ecmp ]; then
+		[ "$(type -t topo_before_wglb)" = function ] && { topo_before_wglb || die "topo_before_wglb"; }
 		write_wglb_conf "${WGLB_EXTRA:-}"
 		ecmp_up
 	else

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* The agent channel's parsers: a request line (the agent's side) and a
- * whole reply, peers report included (the balancer's side). */
+/* The agent channel's parsers: a request's framing and the request, the
+ * clients it tells included (the agent's side), and a whole reply, peers
+ * report included (the balancer's side). */
 #include "wglb/agentproto.h"
 
 #include <stdlib.h>
@@ -23,12 +24,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ap_msg m, line;
 	unsigned n = 0, seen = 0;
 	size_t pos = 0;
+	size_t scan = 0, scan2 = 0;
+	long end = ap_request_end((const char *)data, size, &scan);
+	/* Read in two pieces: the same frame as read whole. */
+	if (ap_request_end((const char *)data, size / 2, &scan2) == 0 &&
+	    ap_request_end((const char *)data, size, &scan2) != end)
+		abort();
 	enum ap_verdict v = ap_verify(&key, &replay, 1000000, (const char *)data, size, &m);
 
+	if (end < -1 || end > (long)size || (end > 0 && data[end - 1] != '\n'))
+		abort();
 	if ((unsigned)v > AP_REPLAY)
 		abort();
-	if (v == AP_OK)
+	if (v == AP_OK) {
 		check_words(&m);
+		if (ap_clients_check(&m, &n) == AP_OK) {
+			while (ap_clients_next(&m, &pos, &line)) {
+				if (line.n != 3 || strcmp(line.word[0], "c"))
+					abort();
+				check_words(&line);
+				seen++;
+			}
+			if (seen != n)
+				abort();
+		}
+		n = seen = 0;
+		pos = 0;
+	}
 	/* The same bytes as a whole reply to request 0011223344556677. */
 	v = ap_reply_verify(&key, 1000000, "0011223344556677", (const char *)data, size, &m);
 	if ((unsigned)v > AP_REPLAY)

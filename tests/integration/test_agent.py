@@ -143,6 +143,63 @@ class TestAgentPort(unittest.TestCase):
         self.assertIn(" err wg ", self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9")),
                       "b2's key passes every check")
 
+    def told(self, n_lines, end=True):
+        """A peers request telling n_lines clients, signed; without its end
+        line (and so without its MAC) when end is False."""
+        body = f"v2 {int(time.time() * 1000)} {os.urandom(8).hex()} {self.to} peers clients {n_lines}"
+        body += "".join(f"\nc 10.0.0.1:{40000 + i} 198.51.100.7:{1000 + i}" for i in range(n_lines))
+        if not end:
+            return body + "\n"
+        body += f"\nend {n_lines}"
+        mac = hmac.new(self.key, body.encode(), hashlib.sha512).digest()[:32].hex()
+        return f"{body} {mac}\n"
+
+    def test_long_requests_before_their_mac(self):
+        """A request telling clients is longer than a line and arrives before
+        the MAC that vouches for it: one such buffer per source, and a
+        sender trickling lines costs each byte one look."""
+        a = self.agent()
+        r = self.ask(self.told(300))  # ~11 KB: past the line buffer
+        self.assertIn(" err wg_", r, "a long signed request is framed, verified and answered")
+
+        def opened(src, text):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.settimeout(3)
+            s.connect(("127.0.0.1", self.port))
+            s.sendall(text.encode())
+            self.addCleanup(s.close)
+            return s
+
+        def closed(s):
+            s.settimeout(0.5)
+            try:
+                return s.recv(64) == b""
+            except socket.timeout:
+                return False
+            except ConnectionResetError:  # closed with our bytes unread
+                return True
+        partial = self.told(300, end=False)
+        first = opened("127.0.0.1", partial)
+        second = opened("127.0.0.1", partial)
+        other = opened("127.0.0.2", partial)
+        wait_until(lambda: closed(second), 5, "a second big buffer from one source is refused")
+        self.assertFalse(closed(first), "the source's first long request is still being read")
+        self.assertFalse(closed(other), "another source has room of its own")
+        # Newlines trickled after a head: each read scans only what is new.
+        cpu0 = cpu_seconds(a.proc.pid)
+        s = opened("127.0.0.3", self.told(1, end=False).split("\n", 1)[0] + "\n")
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(4000):  # paced, so the agent reads each piece on its own
+            try:
+                s.send(b"\n" * 200)
+            except OSError:
+                break  # closed at AP_MAX_MSG: fine
+            time.sleep(0.0005)
+        spent = cpu_seconds(a.proc.pid) - cpu0
+        self.assertLess(spent, 0.5, f"the agent spent {spent:.2f} s of CPU on 800 KB of newlines")
+        self.assertIn(" err wg_", self.ask(self.line(f"{self.to} peers")), "still answering")
+
     def test_name_is_required(self):
         """An agent without its name cannot tell which key it holds: it refuses to start."""
         p = subprocess.run([WG_HEALTH, "--device", "wgh0", "--agent-only", "--agent-port",

@@ -21,7 +21,11 @@
 #  7. a state dir with no room (a full tmpfs): setup fails before rp_filter
 #     changes and leaves no empty state file behind, so with room again
 #     it saves the real value and undo restores it;
-#  8. the same with an IPv6 balancer: IPv6 rule and route.
+#  8. the same with an IPv6 balancer: IPv6 rule and route;
+#  9. two balancers at once (ECMP): each sends to an address of its own on
+#     the server, and replies from that address leave via that balancer
+#     (rule "from LOCAL fwmark MARK", a table each); a probe is answered
+#     for its own balancer's routing; undo takes both away.
 set -uo pipefail
 B=${WGLB_BUILD:?WGLB_BUILD is the build directory}
 WGH=$B/health/wg-health
@@ -238,4 +242,39 @@ w6 --route-undo >/dev/null 2>&1 || die "IPv6 undo"
 [ "$(ip -6 -n "$NB" rule show | grep -c 'fwmark 0xca6c')" = 0 ] || die "IPv6 undo left the rule"
 [ "$(wg show "$IFN" fwmark)" = off ] || die "IPv6 undo left the mark"
 echo "ok: an IPv6 balancer gets IPv6 rule and route, checked and undone"
+
+# 9. Two balancers (ECMP): 10.77.0.1 sends to 10.77.0.21, 10.77.0.3 to .22.
+ip -n "$NL" addr add 10.77.0.3/24 dev "$VL"
+ip -n "$NB" addr add 10.77.0.21/24 dev "$VB"
+ip -n "$NB" addr add 10.77.0.22/24 dev "$VB"
+two=(--route-via 10.77.0.1 --route-from 10.77.0.21 --route-via 10.77.0.3 --route-from 10.77.0.22)
+inb "$WGH" --device "$IFN" --route-via 10.77.0.1 --route-via 10.77.0.3 --route-setup >/dev/null 2>&1 &&
+	die "two --route-via without --route-from were accepted"
+inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-setup >"$T/setup-e" 2>&1 ||
+	die "two balancers: $(cat "$T/setup-e")"
+ip -n "$NB" rule show | grep -q 'from 10.77.0.21 fwmark 0xca6c lookup 51820' &&
+	ip -n "$NB" rule show | grep -q 'from 10.77.0.22 fwmark 0xca6c lookup 51821' ||
+	die "rules: $(ip -n "$NB" rule show)"
+[ "$(ip -n "$NB" rule show | grep -c 'from all fwmark 0xca6c')" = 0 ] ||
+	die "a rule without a source was added beside the two"
+inb ip route get 198.51.100.50 from 10.77.0.21 mark 0xca6c | grep -q "via 10.77.0.1 dev $VB" ||
+	die "from .21: $(inb ip route get 198.51.100.50 from 10.77.0.21 mark 0xca6c)"
+inb ip route get 198.51.100.50 from 10.77.0.22 mark 0xca6c | grep -q "via 10.77.0.3 dev $VB" ||
+	die "from .22: $(inb ip route get 198.51.100.50 from 10.77.0.22 mark 0xca6c)"
+inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-check >/dev/null 2>&1 ||
+	die "two balancers: route-check"
+ip netns exec "$NB" "$WGH" --device "$IFN" "${two[@]}" --port $((PORT + 1)) --listen 0.0.0.0 \
+	>"$T/health-e.log" 2>&1 &
+pids+=($!)
+probe_at() { ip netns exec "$NL" curl -s --max-time 3 -o /dev/null -w '%{http_code}' "http://$1:$((PORT + 1))/"; }
+wait_for 5 "health answers for both balancers" sh -c "[ \"\$(ip netns exec $NL curl -s --max-time 3 -o /dev/null -w '%{http_code}' http://10.77.0.22:$((PORT + 1))/)\" = 200 ]" ||
+	die "health for the second balancer: $(probe_at 10.77.0.22) $(cat "$T/health-e.log")"
+ip -n "$NB" rule del from 10.77.0.22 fwmark 0xca6c lookup 51821 || die "rule del"
+[ "$(probe_at 10.77.0.22)" = 503 ] || die "the second balancer's probe passed without its rule"
+[ "$(probe_at 10.77.0.21)" = 200 ] || die "the first balancer's probe failed for the second's rule"
+inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-undo >/dev/null 2>&1 ||
+	die "two balancers: undo"
+[ "$(ip -n "$NB" rule show | grep -c 'fwmark 0xca6c')" = 0 ] || die "undo left rules: $(ip -n "$NB" rule show)"
+[ -z "$(ip -n "$NB" route show table 51820)$(ip -n "$NB" route show table 51821)" ] || die "undo left routes"
+echo "ok: two balancers: a rule and table each by the server's address, probes answered per balancer, undone"
 echo "PASS: route setup, check, health answers and undo"

@@ -310,6 +310,135 @@ static void test_report_signed_whole(void **state)
 }
 
 /* Security finding "agent channel" 3: nothing of a refused key file stays. */
+/* A peers request that tells clients, as wglb writes it. */
+static int clients_request(const char *const *lines, unsigned n, const char *head_n,
+			   char *out, size_t size)
+{
+	char head[128];
+	int len;
+
+	snprintf(head, sizeof(head), "to be1 10.0.0.2:8081 peers clients %s", head_n);
+	len = ap_head(7000000, head, out, size, NULL);
+	assert_true(len > 0);
+	for (unsigned i = 0; i < n; i++)
+		len += snprintf(out + len, size - (size_t)len, "\n%s", lines[i]);
+	len += snprintf(out + len, size - (size_t)len, "\nend %u", n);
+	return ap_seal(&key, out, (size_t)len, size);
+}
+
+static const char *const clients2[] = {
+	"c 10.0.0.1:40001 198.51.100.11:51820",
+	"c 10.0.0.1:40002 [2001:db8::7]:4242",
+};
+
+/* ap_request_end from the start, as for a request that arrived whole. */
+static long end_of(const char *buf, size_t len)
+{
+	size_t scan = 0;
+
+	return ap_request_end(buf, len, &scan);
+}
+
+/* The agent frames a request before it can verify it: one line, or for
+ * "peers clients N" everything through the "end" line; the framing cannot
+ * be made to swallow more, or wait forever, by a sender without the key. */
+static void test_request_framing(void **state)
+{
+	char text[4096], more[8192];
+	int len = clients_request(clients2, 2, "2", text, sizeof(text));
+	struct ap_msg m;
+	unsigned n = 0;
+
+	(void)state;
+	/* Whole, and in every shorter prefix: "need more" (0), never a cut. */
+	assert_int_equal(end_of(text, (size_t)len), len);
+	for (int cut = 0; cut < len; cut++)
+		assert_int_equal(end_of(text, (size_t)cut), 0);
+	/* A second request behind it is not part of it. */
+	memcpy(more, text, (size_t)len);
+	memcpy(more + len, text, (size_t)len);
+	assert_int_equal(end_of(more, 2 * (size_t)len), len);
+	/* It verifies as a request and its lines check. */
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(m.n, 6);
+	assert_int_equal(ap_clients_check(&m, &n), AP_OK);
+	assert_int_equal(n, 2);
+	/* A one-line request ends at its newline, even with lines after it. */
+	len = ap_sign(&key, 7000000, "to be1 10.0.0.2:8081 peers", text, sizeof(text), NULL);
+	assert_int_equal(end_of(text, (size_t)len), len);
+	memcpy(text + len, "c 1.2.3.4:5 6.7.8.9:10\nend 1\n", 29);
+	assert_int_equal(end_of(text, (size_t)len + 29), len);
+	/* No newline within a line's length: never a request. */
+	memset(more, 'a', sizeof(more));
+	assert_int_equal(end_of(more, AP_MAX_LINE - 1), 0);
+	assert_int_equal(end_of(more, AP_MAX_LINE), -1);
+	/* A multi-line head, then a line too long to be one. */
+	len = snprintf(more, sizeof(more), "v2 1 0011223344556677 to be1 x peers clients 1\n");
+	memset(more + len, 'c', AP_MAX_LINE);
+	more[len + AP_MAX_LINE] = '\n';
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE + 1), -1);
+	/* ... or a last line that grows past one without ending. */
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE - 1), 0);
+	assert_int_equal(end_of(more, (size_t)len + AP_MAX_LINE), -1);
+}
+
+/* A request that arrives a byte at a time is framed where it ends, and
+ * each call resumes where the last stopped (a keyless sender trickling
+ * newlines costs each byte one look, not a rescan of all before it). */
+static void test_request_framing_resumes(void **state)
+{
+	char text[4096];
+	int len = clients_request(clients2, 2, "2", text, sizeof(text));
+	size_t scan = 0, last = 0;
+
+	(void)state;
+	for (int cut = 1; cut < len; cut++) {
+		assert_int_equal(ap_request_end(text, (size_t)cut, &scan), 0);
+		assert_true(scan >= last && scan <= (size_t)cut); /* never back, never past the data */
+		last = scan;
+	}
+	assert_int_equal(ap_request_end(text, (size_t)len, &scan), len);
+}
+
+/* The counts must agree and every line must have the shape; a signed
+ * request that lies about N, or carries another kind of line, is refused. */
+static void test_clients_check(void **state)
+{
+	static const char *const bad_line[] = {"c 10.0.0.1:40001"};
+	static const char *const peer_line[] = {"peer AAAA 10.0.0.1:1 1"};
+	char text[4096];
+	struct ap_msg m;
+	unsigned n;
+	int len;
+
+	(void)state;
+	len = clients_request(clients2, 2, "3", text, sizeof(text)); /* head says 3, two lines */
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(ap_clients_check(&m, &n), AP_BAD_FORMAT);
+	len = clients_request(bad_line, 1, "1", text, sizeof(text));
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(ap_clients_check(&m, &n), AP_BAD_FORMAT);
+	len = clients_request(peer_line, 1, "1", text, sizeof(text));
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(ap_clients_check(&m, &n), AP_BAD_FORMAT);
+	len = clients_request(clients2, 2, "x2", text, sizeof(text));
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(ap_clients_check(&m, &n), AP_BAD_FORMAT);
+	/* And the lines it yields are the lines sent. */
+	len = clients_request(clients2, 2, "2", text, sizeof(text));
+	assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+	assert_int_equal(ap_clients_check(&m, &n), AP_OK);
+	{
+		struct ap_msg line;
+		size_t pos = 0;
+		assert_true(ap_clients_next(&m, &pos, &line));
+		assert_string_equal(line.word[2], "198.51.100.11:51820");
+		assert_true(ap_clients_next(&m, &pos, &line));
+		assert_string_equal(line.word[1], "10.0.0.1:40002");
+		assert_false(ap_clients_next(&m, &pos, &line));
+	}
+}
+
 static void test_key_load(void **state)
 {
 	char path[] = "/tmp/test_agentproto_keyXXXXXX";
@@ -343,6 +472,9 @@ int main(void)
 		cmocka_unit_test(test_key_per_backend),
 		cmocka_unit_test(test_report_signed_whole),
 		cmocka_unit_test(test_key_load),
+		cmocka_unit_test(test_request_framing),
+		cmocka_unit_test(test_request_framing_resumes),
+		cmocka_unit_test(test_clients_check),
 	};
 	if (sodium_init() < 0)
 		return 1;
