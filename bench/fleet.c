@@ -10,7 +10,8 @@
  *
  *   wglb-fleet --server-pub KEY --target ADDR:PORT [--clients N] [--bind ADDR]
  *              [--sources 1] [--port-base 42000] [--seed HEX] [--tunnel-net 10.99] [--server-ip 10.99.0.1]
- *              [--interval-ms 200] [--ramp N] [--duration S] [--json FILE] [--ready FILE]
+ *              [--interval-ms 200] [--ramp N] [--duration S] [--after-event S]
+ *              [--json FILE] [--ready FILE]
  *   wglb-fleet --clients N [--seed HEX] [--tunnel-net 10.99] --peers
  *
  * --peers prints "PUBKEY TUNNEL_IP/32" a client, for bench/fleet-peers.
@@ -19,7 +20,7 @@
  * their own, and wglb limits handshakes per source) and port --port-base + i.
  * SIGUSR1 marks an event (a backend killed, a drain, a restart): from then
  * on each client's dark time is the time until the first reply to a ping
- * sent after the event. At the end (the duration, or SIGINT/SIGTERM) one
+ * sent after the event; --after-event S ends the run S seconds later. At the end (the duration, or SIGINT/SIGTERM) one
  * JSON object: handshakes and their latency, pings and round trips, and
  * the dark times, and one line "clients=N recovered=K dark_p50=S
  * dark_p99=S dark_max=S" for scripts. --ready FILE is created once every
@@ -57,11 +58,12 @@ struct client {
 	struct noise_session cur, prev;
 	/* A session the server initiated (instant failover): used once the
 	 * server's first transport message arrives on it. */
-	struct noise_session next;
+	struct noise_session next, next2; /* the latest server handshake, and the one before */
 	uint8_t last_ts[12]; /* the server's last initiation's TAI64N */
 	bool cur_initiator;  /* we began cur: we rekey it after 120 s */
 	bool hs_pending, started;
 	uint64_t hs_sent_ms, hs_first_ms; /* this attempt; the first of the series */
+	uint64_t retry_ms;                /* the next attempt, with WireGuard's jitter */
 	uint64_t session_ms;              /* when cur began */
 	uint64_t last_rx_ms, last_ping_ms;
 	uint16_t seq;
@@ -85,6 +87,7 @@ struct fleet {
 	uint32_t next_index;
 	/* results */
 	uint64_t hs_ok, hs_sent, cookies, pings_sent, pings_back, bad, server_hs;
+	uint64_t bad_type[5]; /* received and not taken, by message type (0: other) */
 	double *hs_lat, *rtt;
 	size_t n_hs_lat, cap_hs_lat, n_rtt, cap_rtt;
 	/* First sessions: how many came from a client's first initiation and
@@ -210,6 +213,9 @@ static void send_initiation(struct fleet *f, struct client *c, uint64_t now)
 		c->retries++;
 	c->hs_pending = true;
 	c->hs_sent_ms = now;
+	/* REKEY_TIMEOUT plus up to a third of a second, as WireGuard: retries
+	 * after a cookie storm do not come back in lockstep. */
+	c->retry_ms = now + REKEY_TIMEOUT_MS + randombytes_uniform(334);
 	f->hs_sent++;
 }
 
@@ -291,10 +297,13 @@ static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t
 	case 1: { /* the server initiates: answer, and wait for its first word */
 		struct noise_hs hs;
 		uint8_t resp[92];
+		struct noise_session s2;
 		if (noise_consume_initiation(&c->peer, buf, len, c->last_ts, &hs) < 0 ||
-		    noise_build_response(&c->peer, &hs, ++f->next_index, NULL, resp, &c->next) < 0 ||
+		    noise_build_response(&c->peer, &hs, ++f->next_index, now, NULL, resp, &s2) < 0 ||
 		    send(c->fd, resp, sizeof(resp), MSG_DONTWAIT) != (ssize_t)sizeof(resp))
 			break;
+		c->next2 = c->next; /* the server may still confirm the one before */
+		c->next = s2;
 		f->server_hs++;
 		return;
 	}
@@ -308,10 +317,14 @@ static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t
 		n = noise_decrypt(&c->cur, buf, len, out, sizeof(out));
 		if (n < 0)
 			n = noise_decrypt(&c->prev, buf, len, out, sizeof(out));
-		if (n < 0 && (n = noise_decrypt(&c->next, buf, len, out, sizeof(out))) >= 0) {
+		if (n < 0 && (n = noise_decrypt(&c->next2, buf, len, out, sizeof(out))) >= 0)
+			c->next = c->next2;
+		if (n < 0)
+			n = noise_decrypt(&c->next, buf, len, out, sizeof(out));
+		if (n >= 0 && c->next.valid && c->next.recv_max) {
 			c->prev = c->cur; /* confirmed: the server's session is ours now */
 			c->cur = c->next;
-			c->next.valid = false;
+			c->next.valid = c->next2.valid = false;
 			c->cur_initiator = false;
 			c->hs_pending = false;
 			c->session_ms = now;
@@ -323,7 +336,14 @@ static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t
 		}
 		break;
 	}
+	f->bad_type[buf[0] <= 4 ? buf[0] : 0]++;
 	f->bad++;
+}
+
+/* ms from then to now; 0 when then is later (times taken a moment apart). */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
 }
 
 static void tick(struct fleet *f, uint64_t now)
@@ -340,16 +360,16 @@ static void tick(struct fleet *f, uint64_t now)
 			send_initiation(f, c, now);
 			continue;
 		}
-		if (c->hs_pending && now - c->hs_sent_ms >= REKEY_TIMEOUT_MS) {
-			send_initiation(f, c, now);
+		if (c->hs_pending ? now >= c->retry_ms : !c->cur.valid) {
+			send_initiation(f, c, now); /* a retry, or a first send that failed */
 			continue;
 		}
 		if (!c->cur.valid)
 			continue;
-		if (!c->hs_pending && ((c->cur_initiator && now - c->session_ms >= REKEY_AFTER_MS) ||
+		if (!c->hs_pending && ((c->cur_initiator && since(now, c->session_ms) >= REKEY_AFTER_MS) ||
 				       (c->last_ping_ms > c->last_rx_ms + DEAD_AFTER_MS)))
 			send_initiation(f, c, now);
-		if (now - c->last_ping_ms >= f->interval_ms)
+		if (since(now, c->last_ping_ms) >= f->interval_ms)
 			send_ping(f, c, i, now);
 	}
 }
@@ -365,7 +385,8 @@ static double pct(double *v, size_t n, double p)
 	if (!n)
 		return -1; /* none: -1 in the JSON */
 	qsort(v, n, sizeof(*v), cmp_d);
-	return v[(size_t)fmin((double)n - 1, floor(p * (double)n))];
+	/* Nearest rank: the smallest value with at least p of them at or below it. */
+	return v[(size_t)fmax(0, fmin((double)n - 1, ceil(p * (double)n) - 1))];
 }
 
 /* One JSON object to out; with summary, the line for scripts to stdout. */
@@ -383,11 +404,12 @@ static void report(struct fleet *f, FILE *out, uint64_t now, bool summary)
 
 	for (unsigned i = 0; dark && f->event_ms && i < f->n; i++) {
 		const struct client *c = &f->c[i];
-		/* Affected: dark for longer than two ping intervals, or never back. */
+		/* Affected: dark for longer than two ping intervals, or never back
+		 * (counted as dark until the end: a lower bound). A scenario that
+		 * knows which clients the event hit uses dark_by_client instead. */
 		if (!c->recovered || c->dark_ms > 2 * f->interval_ms) {
 			affected++;
-			if (c->recovered)
-				dark[nd++] = (double)c->dark_ms / 1000;
+			dark[nd++] = (double)(c->recovered ? c->dark_ms : now - f->event_ms) / 1000;
 		}
 		recovered += c->recovered && c->dark_ms > 2 * f->interval_ms;
 	}
@@ -398,20 +420,29 @@ static void report(struct fleet *f, FILE *out, uint64_t now, bool summary)
 		"\"first_tries\": %llu, \"handshakes_per_s\": %.1f, \"session_ms_p99\": %.0f, "
 		"\"session_ms_max\": %.0f, "
 		"\"handshake_ms_p50\": %.1f, \"handshake_ms_p99\": %.1f, \"pings\": %llu, "
-		"\"replies\": %llu, \"rtt_ms_p50\": %.1f, \"rtt_ms_p99\": %.1f, \"bad\": %llu",
+		"\"replies\": %llu, \"rtt_ms_p50\": %.1f, \"rtt_ms_p99\": %.1f, \"bad\": %llu, "
+		"\"bad_by_type\": [%llu, %llu, %llu, %llu, %llu]",
 		f->n, (double)(now - f->start_ms) / 1000, (unsigned long long)f->hs_ok,
 		(unsigned long long)f->hs_sent, (unsigned long long)f->cookies,
 		(unsigned long long)f->server_hs, (unsigned long long)f->first_try,
 		span > 0 ? (double)f->first_try / span : 0, up99, upmax, pct(f->hs_lat, f->n_hs_lat, 0.5),
 		pct(f->hs_lat, f->n_hs_lat, 0.99), (unsigned long long)f->pings_sent,
 		(unsigned long long)f->pings_back, pct(f->rtt, f->n_rtt, 0.5), pct(f->rtt, f->n_rtt, 0.99),
-		(unsigned long long)f->bad);
+		(unsigned long long)f->bad, (unsigned long long)f->bad_type[0],
+		(unsigned long long)f->bad_type[1], (unsigned long long)f->bad_type[2],
+		(unsigned long long)f->bad_type[3], (unsigned long long)f->bad_type[4]);
 	if (f->event_ms) {
 		fprintf(out, ", \"affected\": %u, \"recovered\": %u, \"dark_p50\": %.3f, "
 			"\"dark_p99\": %.3f, \"dark_max\": %.3f, \"dark_s\": [", affected, recovered, d50,
 			d99, dmax);
 		for (size_t i = 0; i < nd; i++) /* sorted by pct() */
 			fprintf(out, "%s%.3f", i ? ", " : "", dark[i]);
+		/* Client i's dark time (port --port-base + i), -1: never back. */
+		fprintf(out, "], \"event_s\": %.3f, \"dark_by_client\": [",
+			(double)(f->event_ms - f->start_ms) / 1000);
+		for (unsigned i = 0; i < f->n; i++)
+			fprintf(out, "%s%.3f", i ? ", " : "",
+				f->c[i].recovered ? (double)f->c[i].dark_ms / 1000 : -1.0);
 		fprintf(out, "]");
 	}
 	fprintf(out, "}\n");
@@ -457,13 +488,14 @@ int main(int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'},   {"json", required_argument, NULL, 'j'},
 		{"peers", no_argument, NULL, 'P'},            {"help", no_argument, NULL, 'h'},
 		{"sources", required_argument, NULL, 'o'},    {"ready", required_argument, NULL, 'R'},
+		{"after-event", required_argument, NULL, 'E'},
 		{NULL, 0, NULL, 0},
 	};
 	struct fleet f = {.n = 100, .interval_ms = 200};
 	const char *server_pub = NULL, *target = NULL, *bind_ip = "0.0.0.0", *json = NULL;
 	const char *tnet = "10.99", *server_ip = "10.99.0.1";
 	uint8_t seed[32] = {0}, spub[32], priv[32];
-	unsigned port_base = 42000, duration = 10, sources = 1;
+	unsigned port_base = 42000, duration = 10, sources = 1, after_event = 0;
 	bool peers = false;
 	struct in_addr ia;
 	int opt;
@@ -490,6 +522,7 @@ int main(int argc, char **argv)
 		case 'P': peers = true; break;
 		case 'o': sources = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'R': f.ready = optarg; break;
+		case 'E': after_event = (unsigned)strtoul(optarg, NULL, 10); break;
 		default:
 			fprintf(stderr, "usage: wglb-fleet --server-pub KEY --target ADDR:PORT [--clients N] "
 				"[--bind ADDR] [--port-base 42000] [--seed HEX] [--tunnel-net 10.99] "
@@ -569,7 +602,9 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGUSR1, on_signal);
 	f.start_ms = now_ms();
-	for (uint64_t now = f.start_ms; !stop && now - f.start_ms < (uint64_t)duration * 1000;
+	for (uint64_t now = f.start_ms;
+	     !stop && now - f.start_ms < (uint64_t)duration * 1000 &&
+	     !(after_event && f.event_ms && now - f.event_ms >= (uint64_t)after_event * 1000);
 	     now = now_ms()) {
 		struct epoll_event evs[256];
 		int n = epoll_wait(f.ep, evs, 256, 5);
@@ -586,10 +621,10 @@ int main(int argc, char **argv)
 				ssize_t len = recv(f.c[id].fd, buf, sizeof(buf), MSG_DONTWAIT);
 				if (len < 0)
 					break;
-				on_datagram(&f, id, buf, (size_t)len, now);
+				on_datagram(&f, id, buf, (size_t)len, now_ms()); /* each its own time */
 			}
 		}
-		tick(&f, now);
+		tick(&f, now_ms()); /* after the datagrams, each of which took its own time */
 	}
 	if (json) {
 		FILE *o = fopen(json, "w");

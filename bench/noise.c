@@ -263,8 +263,8 @@ out:
 	return ret;
 }
 
-int noise_build_response(const struct noise_peer *p, struct noise_hs *hs, uint32_t local_index,
-			 const uint8_t *e_seed, uint8_t out[92], struct noise_session *s)
+int noise_build_response(struct noise_peer *p, struct noise_hs *hs, uint32_t local_index,
+			 uint64_t now_ms, const uint8_t *e_seed, uint8_t out[92], struct noise_session *s)
 {
 	uint8_t shared[32], tau[32], k[32], nonce[12] = {0};
 	unsigned long long clen;
@@ -296,6 +296,9 @@ int noise_build_response(const struct noise_peer *p, struct noise_hs *hs, uint32
 	crypto_aead_chacha20poly1305_ietf_encrypt(out + 44, &clen, NULL, 0, hs->h, 32, NULL, nonce, k);
 	mix_hash(hs->h, out + 44, 16);
 	mac(out + 60, p->mac1_key, 32, out, 60);
+	memcpy(p->last_mac1, out + 60, 16);
+	if (p->has_cookie && now_ms - p->cookie_ms < COOKIE_LIFE_MS)
+		mac(out + 76, p->cookie, 16, out, 76);
 	memset(s, 0, sizeof(*s));
 	s->local_index = local_index;
 	s->remote_index = hs->remote_index;
@@ -358,6 +361,8 @@ int noise_decrypt(struct noise_session *s, const uint8_t *msg, size_t len, uint8
 		return -1;
 	for (int i = 0; i < 8; i++)
 		ctr |= (uint64_t)msg[8 + i] << (8 * i);
+	if (ctr >= REJECT_AFTER_MESSAGES)
+		return -1;
 	/* Too old for the window, or seen: a replay. */
 	if (ctr + WINDOW < s->recv_max ||
 	    (ctr < s->recv_max && (s->recv_window >> (s->recv_max - 1 - ctr)) & 1))

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <nftables/libnftables.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,18 +352,148 @@ static int rp_undo(const struct rsetup *rs, FILE *out)
 	return first;
 }
 
+/* ---- ICMP errors back through the balancer -------------------------------- */
+
+/* When WireGuard's port is closed (its interface went down, wireguard-go
+ * died) the kernel answers a client's datagram with a port unreachable,
+ * addressed to the client: without help it takes the main table's way,
+ * not the balancer's, and wglb loses the hint that fails the backend at
+ * once (it waits for two probes instead). Incoming datagrams for the
+ * port get the mark (nftables, table inet wglb_reply), and fwmark_reflect
+ * gives the kernel's reply the mark of what it answers, so the error
+ * follows the marked rule to the balancer, whose socket lookup delivers it
+ * to the flow's socket. */
+#define REPLY_TABLE "wglb_reply"
+
+static int nft_run(const char *cmd, char *out, size_t size)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int ret;
+
+	if (!ctx)
+		return -ENOMEM;
+	if (nft_ctx_buffer_output(ctx) || nft_ctx_buffer_error(ctx)) {
+		nft_ctx_free(ctx);
+		return -ENOMEM;
+	}
+	ret = nft_run_cmd_from_buffer(ctx, cmd) ? -EIO : 0;
+	if (out)
+		snprintf(out, size, "%s", ret ? nft_ctx_get_error_buffer(ctx) : nft_ctx_get_output_buffer(ctx));
+	nft_ctx_free(ctx);
+	return ret;
+}
+
+/* 1 when the table holds the rule for port and mark, 0 when not, -errno. */
+static int reply_rule_in_place(const struct rsetup *rs, int port)
+{
+	char out[2048], want[96];
+
+	if (nft_run("list table inet " REPLY_TABLE, out, sizeof(out)) < 0)
+		return 0; /* no such table */
+	snprintf(want, sizeof(want), "udp dport %d meta mark set 0x%08x", port, rs->mark);
+	return strstr(out, want) != NULL;
+}
+
+static const char *reflect_path(int v6)
+{
+	return v6 ? "/proc/sys/net/ipv6/fwmark_reflect" : "/proc/sys/net/ipv4/fwmark_reflect";
+}
+
+static int reply_setup(const struct rsetup *rs, int port, FILE *out)
+{
+	char cmd[512], err[512], state[512];
+	int ret, v;
+
+	if (reply_rule_in_place(rs, port) == 1) {
+		fprintf(out, "nftables: table inet " REPLY_TABLE " marks datagrams to port %d: in place\n",
+			port);
+	} else {
+		/* Replaced whole and at once: a stale port's rule goes too. */
+		snprintf(cmd, sizeof(cmd),
+			 "table inet " REPLY_TABLE "\ndelete table inet " REPLY_TABLE "\n"
+			 "table inet " REPLY_TABLE " {\n chain prerouting {\n"
+			 "  type filter hook prerouting priority mangle; policy accept;\n"
+			 "  udp dport %d meta mark set 0x%x\n }\n}\n", port, rs->mark);
+		ret = nft_run(cmd, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "wg-health: nftables: table inet " REPLY_TABLE ": %s", err);
+			return ret;
+		}
+		fprintf(out, "nftables: table inet " REPLY_TABLE " marks datagrams to port %d: added\n",
+			port);
+	}
+	for (int v6 = 0; v6 < 2; v6++) {
+		if (access(reflect_path(v6), F_OK) < 0)
+			continue; /* IPv6 off */
+		ret = read_int(reflect_path(v6), &v);
+		if (ret == 0 && v == 1) {
+			fprintf(out, "%s: 1: in place\n", reflect_path(v6) + 10);
+			continue;
+		}
+		snprintf(state, sizeof(state), "%s/fwmark_reflect.%s", rs->state_dir, v6 ? "ipv6" : "ipv4");
+		if (ret == 0 && mkdir(rs->state_dir, 0700) < 0 && errno != EEXIST)
+			ret = -errno;
+		if (ret == 0) {
+			ret = write_new_int(rs->state_dir, state, v);
+			ret = ret == -EEXIST ? 0 : ret;
+		}
+		if (ret == 0)
+			ret = write_int(reflect_path(v6), 1);
+		if (ret < 0) {
+			fprintf(stderr, "wg-health: %s: %s\n", reflect_path(v6), strerror(-ret));
+			return ret;
+		}
+		fprintf(out, "%s: %d -> 1, the old value saved in %s\n", reflect_path(v6) + 10, v, state);
+	}
+	return 0;
+}
+
+static int reply_undo(const struct rsetup *rs, FILE *out)
+{
+	char err[512], state[512];
+	int ret, old, first = 0;
+
+	if (nft_run("list table inet " REPLY_TABLE, NULL, 0) == 0) {
+		ret = nft_run("delete table inet " REPLY_TABLE, err, sizeof(err));
+		if (ret < 0)
+			fprintf(stderr, "wg-health: nftables: deleting table inet " REPLY_TABLE ": %s", err);
+		else
+			fprintf(out, "nftables: table inet " REPLY_TABLE ": removed\n");
+		first = ret;
+	} else {
+		fprintf(out, "nftables: table inet " REPLY_TABLE ": not there\n");
+	}
+	for (int v6 = 0; v6 < 2; v6++) {
+		snprintf(state, sizeof(state), "%s/fwmark_reflect.%s", rs->state_dir, v6 ? "ipv6" : "ipv4");
+		ret = read_int(state, &old);
+		if (ret == -ENOENT)
+			continue; /* never changed by us */
+		if (ret == 0 && (old < 0 || old > 1))
+			ret = -ERANGE;
+		if (ret == 0)
+			ret = write_int(reflect_path(v6), old);
+		if (ret == 0 && unlink(state) < 0)
+			ret = -errno;
+		if (ret < 0) {
+			fprintf(stderr, "wg-health: restoring %s from %s: %s\n", reflect_path(v6), state,
+				strerror(-ret));
+			first = first ? first : ret;
+			continue;
+		}
+		fprintf(out, "%s: restored to %d\n", reflect_path(v6) + 10, old);
+	}
+	return first;
+}
+
 /* ---- the steps ---------------------------------------------------------- */
 
-static int fwmark_read(const struct rsetup *rs, uint32_t *mark)
+static int conf_read(const struct rsetup *rs, struct wgdev_conf *conf)
 {
-	struct wgdev_conf conf;
-	int ret = wgdev_conf(rs->device, &conf);
+	int ret = wgdev_conf(rs->device, conf);
 
 	if (ret < 0)
 		fprintf(stderr, "wg-health: %s: reading its fwmark (over %s): %s\n", rs->device,
 			wgdev_kind(rs->device), strerror(-ret));
-	else
-		*mark = conf.fwmark;
 	return ret;
 }
 
@@ -432,6 +563,7 @@ static int route_setup(const struct rsetup *rs, int oif, const char *ifname, boo
 int rsetup_setup(const struct rsetup *rs, FILE *out)
 {
 	char ifname[IF_NAMESIZE];
+	struct wgdev_conf conf;
 	bool route_in_place;
 	uint32_t mark;
 	int oif, ret;
@@ -439,9 +571,14 @@ int rsetup_setup(const struct rsetup *rs, FILE *out)
 	/* Refuse before changing anything: another mark on the device, or
 	 * another default route in the table, is somebody's routing (a VPN's,
 	 * wg-quick's) that ours would break. */
-	ret = fwmark_read(rs, &mark);
+	ret = conf_read(rs, &conf);
 	if (ret < 0)
 		return ret;
+	mark = conf.fwmark;
+	if (!conf.listen_port) {
+		fprintf(stderr, "wg-health: %s is not listening: give it its port first\n", rs->device);
+		return -EINVAL;
+	}
 	if (mark && mark != rs->mark) {
 		fprintf(stderr, "wg-health: %s already has fwmark 0x%x; refusing to replace it with "
 			"0x%x (give --route-mark 0x%x to route by that mark instead)\n", rs->device,
@@ -457,6 +594,8 @@ int rsetup_setup(const struct rsetup *rs, FILE *out)
 		ret = route_setup(rs, oif, ifname, route_in_place, out);
 	if (ret == 0)
 		ret = rule_setup(rs, out);
+	if (ret == 0)
+		ret = reply_setup(rs, conf.listen_port, out);
 	if (ret < 0)
 		return ret;
 	if (mark == rs->mark) {
@@ -541,6 +680,8 @@ int rsetup_undo(const struct rsetup *rs, FILE *out)
 	first = first ? first : ret;
 	ret = route_undo(rs, out);
 	first = first ? first : ret;
+	ret = reply_undo(rs, out);
+	first = first ? first : ret;
 	if (rs->family == AF_INET) {
 		ret = rp_undo(rs, out);
 		first = first ? first : ret;
@@ -555,12 +696,26 @@ int rsetup_check(const struct rsetup *rs, FILE *out)
 	uint32_t mark;
 	int oif, n, value, own, ret, missing = 0;
 
-	ret = fwmark_read(rs, &mark);
+	struct wgdev_conf conf;
+	int reflect[2] = {1, 1};
+
+	ret = conf_read(rs, &conf);
 	if (ret < 0)
 		return ret;
+	mark = conf.fwmark;
 	fprintf(out, "%s %s fwmark 0x%x%s\n", mark == rs->mark ? "ok:" : "missing:", rs->device, mark,
 		mark == rs->mark ? "" : mark ? " (not ours)" : " (none)");
 	missing |= mark != rs->mark;
+	/* The ICMP errors' way: a failover hint, not the replies' way (so
+	 * reported here, not a reason for the health check to fail). */
+	ret = reply_rule_in_place(rs, conf.listen_port);
+	for (int v6 = 0; v6 < 2; v6++)
+		if (access(reflect_path(v6), F_OK) == 0 && read_int(reflect_path(v6), &reflect[v6]) < 0)
+			reflect[v6] = 0;
+	fprintf(out, "%s ICMP errors for port %d go back marked (table inet " REPLY_TABLE
+		"%s, fwmark_reflect %d/%d)\n", ret == 1 && reflect[0] == 1 && reflect[1] == 1 ? "ok:" : "missing:",
+		conf.listen_port, ret == 1 ? "" : " missing", reflect[0], reflect[1]);
+	missing |= !(ret == 1 && reflect[0] == 1 && reflect[1] == 1);
 	n = nl_rule_count(rs->family, from_of(rs), rs->mark, rs->table);
 	if (n < 0) {
 		fprintf(stderr, "wg-health: listing rules: %s\n", strerror(-n));

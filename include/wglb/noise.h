@@ -80,9 +80,10 @@ int noise_consume_initiation(const struct noise_peer *p, const uint8_t *msg, siz
 /* Answer it: the 92-byte response into out, with a fresh ephemeral (e_seed
  * as above) and local_index; s gets the responder's keys. The session may
  * send only once the initiator's first transport message has arrived on
- * it. 0 or -1. */
-int noise_build_response(const struct noise_peer *p, struct noise_hs *hs, uint32_t local_index,
-			 const uint8_t *e_seed, uint8_t out[92], struct noise_session *s);
+ * it. Like an initiation, it carries mac2 from a fresh cookie (a server
+ * under load asks for one) and is what a cookie reply answers. 0 or -1. */
+int noise_build_response(struct noise_peer *p, struct noise_hs *hs, uint32_t local_index,
+			 uint64_t now_ms, const uint8_t *e_seed, uint8_t out[92], struct noise_session *s);
 
 /* Consume a 64-byte cookie reply to our last initiation: the cookie is kept
  * for the next initiation's mac2. 0 or -1. */

@@ -22,7 +22,7 @@ kv = dict(w.split("=") for w in sys.argv[1].split())
 r = json.load(open(sys.argv[2]))["runs"]["instant"]
 n, k, dmax = int(kv["clients"]), int(kv["recovered"]), float(kv["dark_max"])
 assert r["handshakes"] >= r["clients"], f"only {r['handshakes']} of {r['clients']} clients handshook"
-assert r["bad"] == 0, f"{r['bad']} datagrams the clients could not authenticate"
+assert r["bad"] == 0, f"{r['bad']} datagrams the clients could not authenticate, by type {r['bad_by_type']}"
 assert n >= 10, f"only {n} clients were on the killed server: nothing tested"
 assert k == n, f"{n - k} of {n} clients never came back"
 assert r["server_handshakes"] >= n, f"{r['server_handshakes']} server-initiated handshakes for {n} clients"

@@ -22,6 +22,9 @@
 #     changes and leaves no empty state file behind, so with room again
 #     it saves the real value and undo restores it;
 #  8. the same with an IPv6 balancer: IPv6 rule and route;
+# 10. the port closed (wireguard-go gone): the kernel's port unreachable to a
+#     client goes back via the balancer (the failover hint wglb relies on),
+#     and undo removes the mark and restores fwmark_reflect;
 #  9. two balancers at once (ECMP): each sends to an address of its own on
 #     the server, and replies from that address leave via that balancer
 #     (rule "from LOCAL fwmark MARK", a table each); a probe is answered
@@ -104,11 +107,14 @@ ip -n "$NB" route show table 51820 | grep -q "^default via $LB dev $VB" ||
 [ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp), want 2"
 [ "$(cat "$T/state/rp_filter.$VB")" = 1 ] || die "saved rp_filter: $(cat "$T/state/rp_filter.$VB")"
 [ "$(stat -c %a "$T/state")" = 700 ] || die "state dir mode $(stat -c %a "$T/state")"
+inb nft list table inet wglb_reply | grep -q 'udp dport 51820 meta mark set 0x0000ca6c' ||
+	die "no mark for datagrams to WireGuard's port: $(inb nft list ruleset)"
+[ "$(inb cat /proc/sys/net/ipv4/fwmark_reflect)" = 1 ] || die "fwmark_reflect not set"
 echo "ok: setup: fwmark 0xca6c, one rule, default via $LB in table 51820, rp_filter 1 -> 2 (saved)"
 
 # 2. Again: nothing changes.
 wgh --route-setup >"$T/setup2" 2>&1 || die "second setup: $(cat "$T/setup2")"
-[ "$(grep -c 'in place\|accepts client sources already' "$T/setup2")" = 4 ] ||
+[ "$(grep -c 'in place\|accepts client sources already' "$T/setup2")" = 7 ] ||
 	die "second setup changed something: $(cat "$T/setup2")"
 [ "$(rules)" = 1 ] || die "second setup: $(rules) rules"
 [ "$(cat "$T/state/rp_filter.$VB")" = 1 ] || die "second setup overwrote the saved rp_filter"
@@ -205,15 +211,15 @@ ip -n "$NB" route del default dev "$UA" table 51820
 echo "ok: another nonzero fwmark, or another default route in the table, is refused with nothing changed"
 
 # 7. Saving rp_filter fails on a full state dir: in a mount namespace of its
-# own, a tmpfs of one page, filled. No file may be left that a later setup
+# own, a tmpfs of four pages, filled. No file may be left that a later setup
 # takes for a saved value (and undo fails to read).
 mkdir "$T/full"
 inb unshare -m --propagation private sh -c '
 	d=$1 wgh=$2 dev=$3 via=$4 rp=/proc/sys/net/ipv4/conf/$5/rp_filter o=$6
 	w() { "$wgh" --device "$dev" --route-via "$via" --state-dir "$d" "$@"; }
 	fail() { echo "FAIL: $*"; exit 1; }
-	mount -t tmpfs -o size=4k,mode=0700 wglb-full "$d" || fail "mount tmpfs"
-	head -c 4096 /dev/zero >"$d/fill" 2>/dev/null
+	mount -t tmpfs -o size=16k,mode=0700 wglb-full "$d" || fail "mount tmpfs"
+	head -c 16384 /dev/zero >"$d/fill" 2>/dev/null
 	w --route-setup >"$o/full1" 2>&1 && fail "setup passed on a full state dir: $(cat "$o/full1")"
 	grep -q "No space left" "$o/full1" || fail "setup on a full state dir: $(cat "$o/full1")"
 	[ "$(ls -A "$d")" = fill ] || fail "a failed save left: $(ls -A "$d")"
@@ -277,4 +283,21 @@ inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-undo >/dev
 [ "$(ip -n "$NB" rule show | grep -c 'fwmark 0xca6c')" = 0 ] || die "undo left rules: $(ip -n "$NB" rule show)"
 [ -z "$(ip -n "$NB" route show table 51820)$(ip -n "$NB" route show table 51821)" ] || die "undo left routes"
 echo "ok: two balancers: a rule and table each by the server's address, probes answered per balancer, undone"
+
+# 10. WireGuard's port closed: its ICMP errors go back via the balancer.
+reflect0=$(inb cat /proc/sys/net/ipv4/fwmark_reflect)
+wgh --route-setup >/dev/null 2>&1 || die "setup before the port closes"
+ip -n "$NL" addr add 198.51.100.50/32 dev lo
+ip netns exec "$NL" nft add table inet icmp10 && ip netns exec "$NL" nft add chain inet icmp10 pre \
+	'{ type filter hook prerouting priority 0; }' && ip netns exec "$NL" nft add rule inet icmp10 pre \
+	iifname "$VL" ip daddr 198.51.100.50 icmp type destination-unreachable counter || die "nft counter"
+kill "${pids[0]}" && wait "${pids[0]}" 2>/dev/null
+ip netns exec "$NL" python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.51.100.50", 40000)); [s.sendto(b"x" * 32, ("10.77.0.2", 51820)) for _ in range(3)]'
+unreach() { ip netns exec "$NL" nft list chain inet icmp10 pre | grep -Eq 'counter packets [1-9]'; }
+wait_for 5 "the port unreachable at the balancer" unreach ||
+	die "the server's ICMP error did not come back via the balancer: $(ip netns exec "$NL" nft list chain inet icmp10 pre)"
+wgh --route-undo >/dev/null 2>&1 || die "undo after the port closed"
+inb nft list table inet wglb_reply >/dev/null 2>&1 && die "undo left table inet wglb_reply"
+[ "$(inb cat /proc/sys/net/ipv4/fwmark_reflect)" = "$reflect0" ] || die "fwmark_reflect not restored"
+echo "ok: with WireGuard's port closed, its port unreachable reached the balancer; undo removed the mark"
 echo "PASS: route setup, check, health answers and undo"

@@ -102,7 +102,7 @@ static void test_both_roles(void **state)
 	assert_int_equal(noise_consume_initiation(&client, init, sizeof(init), ts, &chs), 0);
 	/* The same initiation again: its timestamp is not newer (a replay). */
 	assert_int_equal(noise_consume_initiation(&client, init, sizeof(init), ts, &chs), -1);
-	assert_int_equal(noise_build_response(&client, &chs, 9, NULL, resp, &cs), 0);
+	assert_int_equal(noise_build_response(&client, &chs, 9, 1, NULL, resp, &cs), 0);
 	assert_int_equal(noise_response(&server, &shs, resp, sizeof(resp), &ss), 0);
 	assert_memory_equal(ss.send_key, cs.recv_key, 32);
 	assert_memory_equal(ss.recv_key, cs.send_key, 32);
