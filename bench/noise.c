@@ -341,7 +341,8 @@ int noise_encrypt(struct noise_session *s, const uint8_t *payload, size_t len, u
 	put_le32(out + 4, s->remote_index);
 	for (int i = 0; i < 8; i++)
 		out[8 + i] = (uint8_t)(s->send_counter >> (8 * i));
-	memcpy(out + 16, payload, len);
+	if (len)
+		memcpy(out + 16, payload, len); /* a keepalive has no payload (may be NULL) */
 	memset(out + 16 + len, 0, padded - len);
 	nonce_of(s->send_counter++, nonce);
 	crypto_aead_chacha20poly1305_ietf_encrypt(out + 16, &clen, out + 16, padded, NULL, 0, NULL,
