@@ -13,7 +13,8 @@
 # CI runs both modes at a bounded rate; bench/dos runs it at the
 # generator's full rate and reports the figures (FLOOD_PPS=0).
 # Env: MODE=auto|always (default: both, one after the other), FLOOD_PPS
-# (default 20000; 0 = as fast as the generator goes), FLOOD_S (default 8).
+# (default 20000; 0 = as fast as the generator goes), FLOOD_S (default 8),
+# PRESERVE=1 (client_address = preserve: the same promises hold).
 source "$(dirname "$0")/topo.sh"
 SPOOF=$WGLB_BUILD/bench/wglb-spoof
 [ -x "$SPOOF" ] || { echo "SKIP: needs $SPOOF"; exit 77; }
@@ -22,8 +23,20 @@ if [ -z "${MODE:-}" ]; then # each mode in a topology of its own
 	exec env MODE=always bash "$0"
 fi
 PPS=${FLOOD_PPS:-20000} DUR=${FLOOD_S:-8}
+extra="" ca=snat
+if [ -n "${PRESERVE:-}" ]; then
+	# The balancer delivers replies to clients' addresses to wglb; each
+	# server routes WireGuard's replies back through it.
+	topo_before_wglb() {
+		ip netns exec "$NS_LB" "$TOPO_ROOT/deploy/preserve/wglb-preserve-routing" up >/dev/null || return 1
+		for j in $(seq 1 "$N_BE"); do preserve_route_setup "$j" || return 1; done
+	}
+	export HEALTH_EXTRA="--route-via 10.10.10.1"
+	extra="client_address = preserve" ca=preserve
+fi
 MAX_FLOWS=4096 WGLB_EXTRA="server_public_key = @SERVER_PUB@
-handshake_cookies = $MODE" topo_up 3 2
+handshake_cookies = $MODE
+$extra" topo_up 3 2
 log "mode $MODE: flood ${DUR}s at ${PPS:-max} pps"
 
 # The attacker sits beside client 2 (a raw socket in its namespace: a new
@@ -102,4 +115,4 @@ python3 -c "import sys; sys.exit(not ($ping_sent >= 20 and $ping_ok >= 0.95 * $p
 	die "the established client lost pings: $ping_ok/$ping_sent"
 python3 -c "import sys; sys.exit(not ($t_hs <= 15))" || die "newcomer took ${t_hs}s"
 log "PASS: mode $MODE"
-echo "RESULT dos mode=$MODE pps=$pps sent=$sent spoofed_confirmed=$spoofed_confirmed inits_through_after_1s=$through of=$late_inits pct=$pct pings=$ping_ok/$ping_sent newcomer_hs_s=$t_hs no_socket=$no_socket table_full=$table_full spoofed_flows=$spoofed_flows no_flow=$no_flow"
+echo "RESULT dos mode=$MODE client_address=$ca pps=$pps sent=$sent spoofed_confirmed=$spoofed_confirmed inits_through_after_1s=$through of=$late_inits pct=$pct pings=$ping_ok/$ping_sent newcomer_hs_s=$t_hs no_socket=$no_socket table_full=$table_full spoofed_flows=$spoofed_flows no_flow=$no_flow"
