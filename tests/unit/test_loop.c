@@ -7,8 +7,12 @@
 #include "wglb/config.h"
 #include "wglb/loop.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,13 +89,30 @@ static const struct loop_part part_fails = {.name = "f", .open = fails_open, .cl
 
 static struct loop l; /* large */
 
+/* A UDP port nobody holds now. Each test listens on its own: a ring the
+ * test before tore down releases its socket in the kernel's own time (the
+ * ring's exit work is asynchronous), and 51820 may be another program's. */
+static unsigned free_udp_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
 static void setup(void)
 {
-	static const char text[] = "[balancer]\n";
+	char text[64];
 	struct wglb_config cfg;
+	int n = snprintf(text, sizeof(text), "[balancer]\nlisten = 127.0.0.1:%u\n", free_udp_port());
 
 	memset(&cfg, 0, sizeof(cfg));
-	assert_int_equal(config_parse("test", text, sizeof(text) - 1, &cfg, NULL, NULL) >= 0, 1);
+	assert_int_equal(config_parse("test", text, (size_t)n, &cfg, NULL, NULL) >= 0, 1);
 	cfg.workers = 1;
 	assert_int_equal(loop_init(&l, &cfg, NULL, 0, 1), 0);
 	n_trace = 0;
