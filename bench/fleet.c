@@ -554,9 +554,7 @@ int main(int argc, char **argv)
 			char b64[64];
 			uint32_t ip = tunnel_ip(net16, i);
 			client_key(seed, i, priv);
-			priv[0] &= 248;
-			priv[31] = (priv[31] & 127) | 64;
-			crypto_scalarmult_curve25519_base(pub, priv);
+			noise_keypair(priv, pub);
 			sodium_bin2base64(b64, sizeof(b64), pub, 32, sodium_base64_VARIANT_ORIGINAL);
 			printf("%s %u.%u.%u.%u/32\n", b64, ip >> 24, ip >> 16 & 255, ip >> 8 & 255, ip & 255);
 		}

@@ -119,14 +119,29 @@ static void mac(uint8_t out[16], const uint8_t *key, size_t keylen, const uint8_
 	blake2s(out, msg, key, 16, len, keylen);
 }
 
+void noise_keypair(uint8_t priv[32], uint8_t pub[32])
+{
+	priv[0] &= 248;
+	priv[31] = (priv[31] & 127) | 64;
+	crypto_scalarmult_curve25519_base(pub, priv);
+}
+
+/* A fresh ephemeral pair into hs: from e_seed, or random. */
+static void ephemeral(struct noise_hs *hs, const uint8_t *e_seed)
+{
+	if (e_seed)
+		memcpy(hs->e_priv, e_seed, 32);
+	else
+		randombytes_buf(hs->e_priv, 32);
+	noise_keypair(hs->e_priv, hs->e_pub);
+}
+
 int noise_peer_init(struct noise_peer *p, const uint8_t priv[NOISE_KEY_LEN],
 		    const uint8_t server_pub[NOISE_KEY_LEN], const uint8_t *psk)
 {
 	memset(p, 0, sizeof(*p));
 	memcpy(p->priv, priv, 32);
-	p->priv[0] &= 248;
-	p->priv[31] = (p->priv[31] & 127) | 64;
-	crypto_scalarmult_curve25519_base(p->pub, p->priv);
+	noise_keypair(p->priv, p->pub);
 	memcpy(p->server_pub, server_pub, 32);
 	if (psk)
 		memcpy(p->psk, psk, 32);
@@ -147,13 +162,7 @@ int noise_initiation(struct noise_peer *p, struct noise_hs *hs, uint32_t local_i
 	noise_hash(hs->c, (const uint8_t *)construction, sizeof(construction) - 1, NULL, 0);
 	noise_hash(hs->h, hs->c, 32, (const uint8_t *)identifier, sizeof(identifier) - 1);
 	mix_hash(hs->h, p->server_pub, 32);
-	if (e_seed)
-		memcpy(hs->e_priv, e_seed, 32);
-	else
-		randombytes_buf(hs->e_priv, 32);
-	hs->e_priv[0] &= 248;
-	hs->e_priv[31] = (hs->e_priv[31] & 127) | 64;
-	crypto_scalarmult_curve25519_base(hs->e_pub, hs->e_priv);
+	ephemeral(hs, e_seed);
 
 	memset(out, 0, 148);
 	out[0] = 1;
@@ -270,13 +279,7 @@ int noise_build_response(struct noise_peer *p, struct noise_hs *hs, uint32_t loc
 	unsigned long long clen;
 	int ret = -1;
 
-	if (e_seed)
-		memcpy(hs->e_priv, e_seed, 32);
-	else
-		randombytes_buf(hs->e_priv, 32);
-	hs->e_priv[0] &= 248;
-	hs->e_priv[31] = (hs->e_priv[31] & 127) | 64;
-	crypto_scalarmult_curve25519_base(hs->e_pub, hs->e_priv);
+	ephemeral(hs, e_seed);
 	hs->local_index = local_index;
 	memset(out, 0, 92);
 	out[0] = 2;

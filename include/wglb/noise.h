@@ -53,6 +53,9 @@ struct noise_session {
 	bool valid;
 };
 
+/* Clamp priv in place and derive its public key (X25519). */
+void noise_keypair(uint8_t priv[NOISE_KEY_LEN], uint8_t pub[NOISE_KEY_LEN]);
+
 /* Fill p from a static private key (clamped here) and the server's public
  * key; psk may be NULL. 0, or -1 when a DH result is all zeros. */
 int noise_peer_init(struct noise_peer *p, const uint8_t priv[NOISE_KEY_LEN],
