@@ -9,6 +9,10 @@
  *                                          (a balancer in snat mode): kept
  *                                          as notes for --show-peers
  *   to NAME SELF rehandshake KEY IP:PORT -> "ok" or "err REASON"
+ *   to NAME SELF rehandshake peers N    -> "moved", one line "r ok" (or
+ *     "r KEY IP:PORT" lines, "end N"        "r unknown_peer", "r wg",
+ *                                          "r bad_arguments") per line in
+ *                                          order, "end N": a batch
  * NAME is this backend's name in wglb.conf, SELF the address and port the
  * balancer connected to: a request meant for another (misnamed or
  * misaddressed) agent is refused (err wrong_target). The key is this
@@ -187,6 +191,86 @@ static int report(struct agent_cmd *a, const char *rn, const struct ap_msg *told
 	return len < 0 ? 0 : len;
 }
 
+/* KEY (base64) and ENDPOINT (IP:PORT) into mv; false if either is bad. */
+static bool move_parse(const char *key, const char *endpoint, struct wgdev_move *mv)
+{
+	struct wglb_addr ep;
+	size_t bin;
+
+	return sodium_base642bin(mv->pub, sizeof(mv->pub), key, strlen(key), NULL, &bin, NULL,
+				 sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	       bin == 32 && addr_parse(endpoint, &ep) == 0 &&
+	       snprintf(mv->endpoint, sizeof(mv->endpoint), "%s", endpoint) < (int)sizeof(mv->endpoint);
+}
+
+static const char *outcome(int result)
+{
+	return result == 0 ? "ok" : result == -ENOENT ? "err unknown_peer" : "err wg";
+}
+
+static void rehandshake(struct agent_cmd *a, struct wgdev_move *mv, int n)
+{
+	wgdev_rehandshake(a->ifname, mv, n); /* the outcome is in each result */
+	for (int i = 0; i < n; i++) {
+		if (mv[i].result == -ENOENT)
+			a->unknown_peer++;
+		else if (mv[i].result == 0)
+			a->rehandshakes++;
+	}
+}
+
+/* A batch: every peer moved with one read of the interface and two
+ * changes, however many; one reply line per request line, in order. */
+static int moves(struct agent_cmd *a, const char *rn, const struct ap_msg *m, unsigned n, char *out,
+		 size_t size)
+{
+	struct wgdev_move *mv = calloc(n ? n : 1, sizeof(*mv));
+	struct ap_msg line;
+	size_t pos = 0, off = 0;
+	unsigned k = 0, shown = 0;
+	char head[64];
+	int len;
+
+	if (!mv) {
+		reply(a, out, size, &off, "re %s err no_memory", rn);
+		return (int)off;
+	}
+	while (ap_moves_next(m, &pos, &line) && k < n)
+		if (!move_parse(line.word[1], line.word[2], &mv[k++]))
+			mv[k - 1].result = -EINVAL;
+	for (unsigned i = 0; i < k;) { /* the well-formed runs, in order */
+		unsigned j = i;
+		while (j < k && !mv[j].result)
+			j++;
+		if (j > i)
+			rehandshake(a, mv + i, (int)(j - i));
+		i = j + 1;
+	}
+	snprintf(head, sizeof(head), "re %s moved", rn);
+	len = ap_head(clock_realtime_ms(), head, out, size, NULL);
+	if (len < 0) {
+		free(mv);
+		return 0;
+	}
+	off = (size_t)len;
+	for (unsigned i = 0; i < k; i++) {
+		const char *o = mv[i].result == -EINVAL ? "bad_arguments"
+				: mv[i].result == -ENOENT ? "unknown_peer"
+				: mv[i].result	   ? "wg"
+							   : "ok";
+		if (mv[i].result == -EINVAL)
+			a->bad_args++;
+		if (size - off < 2 * AP_MAX_LINE)
+			break;
+		off += (size_t)snprintf(out + off, size - off, "\nr %s", o);
+		shown++; /* a reply cut short for room says so in N */
+	}
+	free(mv);
+	off += (size_t)snprintf(out + off, size - off, "\nend %u", shown);
+	len = ap_seal(&a->key, out, off, size);
+	return len < 0 ? 0 : len;
+}
+
 int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, size_t len, char *out,
 		    size_t size)
 {
@@ -194,8 +278,6 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 	enum ap_verdict v = ap_verify(&a->key, &a->replay, clock_realtime_ms(), line, len, &m);
 	size_t off = 0;
 	char rn[17];
-	uint8_t pub[32];
-	size_t bin;
 	unsigned told;
 
 	if (v != AP_OK) {
@@ -203,8 +285,9 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 		/* No signed reply: the sender is not who it claims to be. */
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(v));
 	}
-	/* A request is one line, but for the clients a peers request tells. */
-	if (m.body_len && ap_clients_check(&m, &told) != AP_OK) {
+	/* A request is one line, but for the clients a peers request tells
+	 * and the peers a batch of re-handshakes moves. */
+	if (m.body_len && ap_clients_check(&m, &told) != AP_OK && ap_moves_check(&m, &told) != AP_OK) {
 		a->refused[AP_BAD_FORMAT]++;
 		return snprintf(out, size, "refused %s\n", ap_verdict_name(AP_BAD_FORMAT));
 	}
@@ -221,25 +304,19 @@ int agentcmd_handle(struct agent_cmd *a, const char *self, const char *line, siz
 		return report(a, rn, NULL, out, size);
 	if (!strcmp(m.word[0], "peers") && m.n == 3 && ap_clients_check(&m, &told) == AP_OK)
 		return report(a, rn, &m, out, size);
-	if (!strcmp(m.word[0], "rehandshake") && m.n == 3) {
-		struct wglb_addr ep;
-		int r;
-		if (sodium_base642bin(pub, sizeof(pub), m.word[1], strlen(m.word[1]), NULL, &bin, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32 ||
-		    addr_parse(m.word[2], &ep) < 0) {
+	if (!strcmp(m.word[0], "rehandshake") && m.n == 3 && strcmp(m.word[1], "peers")) {
+		struct wgdev_move mv = {0};
+		if (!move_parse(m.word[1], m.word[2], &mv)) {
 			a->bad_args++;
 			reply(a, out, size, &off, "re %s err bad_arguments", rn);
 			return (int)off;
 		}
-		r = wgdev_rehandshake(a->ifname, pub, m.word[2]);
-		if (r == -ENOENT)
-			a->unknown_peer++;
-		else if (r == 0)
-			a->rehandshakes++;
-		reply(a, out, size, &off, "re %s %s", rn,
-		      r == 0 ? "ok" : r == -ENOENT ? "err unknown_peer" : "err wg");
+		rehandshake(a, &mv, 1);
+		reply(a, out, size, &off, "re %s %s", rn, outcome(mv.result));
 		return (int)off;
 	}
+	if (!strcmp(m.word[0], "rehandshake") && m.n == 3 && ap_moves_check(&m, &told) == AP_OK)
+		return moves(a, rn, &m, told, out, size);
 	a->bad_args++;
 	reply(a, out, size, &off, "re %s err unknown_command", rn);
 	return (int)off;

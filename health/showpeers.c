@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NOTES_MAX (1u << 20) /* WGDEV_MAX_PEERS lines of at most ~200 bytes */
+#define NOTES_MAX (4u << 20) /* WGDEV_MAX_PEERS lines of at most ~200 bytes */
 
 /* The note for endpoint in the notes text: the client and when, or false. */
 static bool find_note(const char *notes, const char *endpoint, char *client, uint64_t *when_s)

@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define UAPI_MAX_REPLY (1 << 20)
+#define UAPI_MAX_REPLY (16 << 20) /* a get=1 of WGDEV_MAX_PEERS peers with their allowed IPs */
 
 /* One UAPI exchange: send the request, read to the blank line, return the
  * errno= value (0 ok) or -errno for a transport failure. *reply is malloc'd. */
@@ -185,87 +185,216 @@ int uapi_peers(const char *ifname, struct wgdev_peer *peers, int max)
 	return n;
 }
 
-int uapi_readd_request(char *reply, const char *hex, const char *endpoint, char *req, size_t cap,
-		       char keepalive[16])
+/* One peer's lines in a `get=1` reply: from its public_key= line to the
+ * next peer's (or the end). */
+struct section {
+	const char *at;
+	size_t len;
+};
+
+static int section_cmp(const void *a, const void *b)
 {
-	char psk[65] = "", *line, *save;
-	bool mine = false, found = false;
-	size_t off;
+	return memcmp(((const struct section *)a)->at + 11, ((const struct section *)b)->at + 11, 64);
+}
+
+/* The peers' sections, sorted by key (each at starts "public_key=" and 64
+ * hex digits). *n the count; NULL with *n 0 for none or no memory. */
+static struct section *sections(const char *reply, size_t *n)
+{
+	struct section *s = NULL, *ns;
+	size_t cap = 0, k = 0;
+	const char *p = reply, *nl;
+	bool open = false;
+
+	*n = 0;
+	for (; *p; p = nl ? nl + 1 : p + strlen(p)) {
+		nl = strchr(p, '\n');
+		if (strncmp(p, "public_key=", 11))
+			continue;
+		/* Any key line ends a section; a malformed one starts none (its
+		 * lines belong to nobody, not to the peer before it). */
+		if (open)
+			s[k - 1].len = (size_t)(p - s[k - 1].at);
+		open = nl && nl - p == 75;
+		if (!open)
+			continue;
+		if (k == cap) {
+			cap = cap ? cap * 2 : 64;
+			ns = realloc(s, cap * sizeof(*s));
+			if (!ns) {
+				free(s);
+				return NULL;
+			}
+			s = ns;
+		}
+		s[k].at = p;
+		s[k++].len = 0;
+	}
+	if (open)
+		s[k - 1].len = (size_t)(p - s[k - 1].at);
+	qsort(s, k, sizeof(*s), section_cmp);
+	*n = k;
+	return s;
+}
+
+/* Append to req[*off..cap) the lines that remove the peer of section sec
+ * (key hex) and re-add it exactly as it was, with endpoint and a keepalive
+ * of 1; its old keepalive goes to keepalive. 0 or -E2BIG. */
+static int readd_peer(const struct section *sec, const char *hex, const char *endpoint, char *req,
+		      size_t cap, size_t *off, char keepalive[16])
+{
+	char psk[65] = "";
+	const char *p = sec->at, *end = sec->at + sec->len, *nl;
 	int n;
 
 	snprintf(keepalive, 16, "0");
-	/* Remove and re-add in one request: wireguard-go applies it under its
-	 * configuration lock, so the peer is never missing between two
-	 * exchanges (nor left deleted if a second exchange failed). */
-	n = snprintf(req, cap, "set=1\npublic_key=%s\nremove=true\npublic_key=%s\n", hex, hex);
-	if (n < 0 || (size_t)n >= cap)
+	n = snprintf(req + *off, cap - *off, "public_key=%s\nremove=true\npublic_key=%s\n", hex, hex);
+	if (n < 0 || (size_t)n >= cap - *off)
 		return -E2BIG;
-	off = (size_t)n;
-	for (line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "public_key=", 11)) {
-			mine = !strcmp(line + 11, hex);
-			found |= mine;
-		} else if (mine && !strncmp(line, "preshared_key=", 14)) {
-			snprintf(psk, sizeof(psk), "%s", line + 14);
-		} else if (mine && !strncmp(line, "persistent_keepalive_interval=", 30)) {
-			snprintf(keepalive, 16, "%s", line + 30);
-		} else if (mine && !strncmp(line, "allowed_ip=", 11)) {
-			n = snprintf(req + off, cap - off, "%s\n", line);
-			if (n < 0 || (size_t)n >= cap - off)
+	*off += (size_t)n;
+	for (; p < end; p = nl + 1) {
+		size_t len;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		len = (size_t)(nl - p);
+		if (len > 14 && len < 14 + sizeof(psk) && !strncmp(p, "preshared_key=", 14)) {
+			memcpy(psk, p + 14, len - 14);
+			psk[len - 14] = '\0';
+		} else if (len > 30 && len < 30 + 16 && !strncmp(p, "persistent_keepalive_interval=", 30)) {
+			memcpy(keepalive, p + 30, len - 30);
+			keepalive[len - 30] = '\0';
+		} else if (len > 11 && !strncmp(p, "allowed_ip=", 11)) {
+			if (len + 1 >= cap - *off)
 				return -E2BIG;
-			off += (size_t)n;
+			memcpy(req + *off, p, len);
+			req[*off + len] = '\n';
+			*off += len + 1;
 		}
 	}
-	if (!found)
-		return -ENOENT;
 	if (psk[0] && strspn(psk, "0") != 64) { /* all zeros = no preshared key */
-		n = snprintf(req + off, cap - off, "preshared_key=%s\n", psk);
-		if (n < 0 || (size_t)n >= cap - off)
+		n = snprintf(req + *off, cap - *off, "preshared_key=%s\n", psk);
+		if (n < 0 || (size_t)n >= cap - *off)
 			return -E2BIG;
-		off += (size_t)n;
+		*off += (size_t)n;
 	}
-	n = snprintf(req + off, cap - off, "endpoint=%s\npersistent_keepalive_interval=1\n\n",
-		     endpoint);
-	if (n < 0 || (size_t)n >= cap - off)
+	n = snprintf(req + *off, cap - *off, "endpoint=%s\npersistent_keepalive_interval=1\n", endpoint);
+	if (n < 0 || (size_t)n >= cap - *off)
 		return -E2BIG;
-	return (int)(off + (size_t)n);
+	*off += (size_t)n;
+	return 0;
 }
 
-int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
+int uapi_readd_batch(const char *reply, struct wgdev_move *mv, int n, char *req, size_t cap,
+		     char (*keepalive)[16])
 {
-	char hex[65], keepalive[16], msg[160], *reply, *req;
-	size_t cap = 65536;
-	int ret;
+	size_t ns, off;
+	struct section *s = sections(reply, &ns);
+	int found = 0, ret = 0;
 
-	sodium_bin2hex(hex, sizeof(hex), pub, 32);
+	if (!s && ns)
+		return -ENOMEM;
+	/* Remove and re-add in one request: wireguard-go applies it under its
+	 * configuration lock, so no peer is missing between two exchanges
+	 * (nor left deleted if a second exchange failed). */
+	off = (size_t)snprintf(req, cap, "set=1\n");
+	if (off >= cap) {
+		free(s);
+		return -E2BIG;
+	}
+	for (int i = 0; i < n && !ret; i++) {
+		char key[76];
+		struct section k = {.at = key}, *sec;
+		sodium_bin2hex(key + 11, sizeof(key) - 11, mv[i].pub, 32);
+		sec = ns ? bsearch(&k, s, ns, sizeof(*s), section_cmp) : NULL;
+		mv[i].result = sec ? 0 : -ENOENT;
+		if (sec) {
+			ret = readd_peer(sec, key + 11, mv[i].endpoint, req, cap, &off, keepalive[i]);
+			found++;
+		}
+	}
+	free(s);
+	if (ret < 0)
+		return ret;
+	if (off + 1 >= cap)
+		return -E2BIG;
+	req[off++] = '\n';
+	req[off] = '\0';
+	return found ? (int)off : 0;
+}
+
+int uapi_readd_request(const char *reply, const char *hex, const char *endpoint, char *req,
+		       size_t cap, char keepalive[16])
+{
+	struct wgdev_move mv = {0};
+	size_t bin;
+	int n;
+
+	if (sodium_hex2bin(mv.pub, 32, hex, strlen(hex), NULL, &bin, NULL) != 0 || bin != 32 ||
+	    snprintf(mv.endpoint, sizeof(mv.endpoint), "%s", endpoint) >= (int)sizeof(mv.endpoint))
+		return -EINVAL;
+	n = uapi_readd_batch(reply, &mv, 1, req, cap, (char(*)[16])keepalive);
+	return n == 0 ? -ENOENT : n;
+}
+
+int uapi_rehandshake(const char *ifname, struct wgdev_move *mv, int n)
+{
+	char *reply, *req = NULL, (*keepalive)[16] = NULL;
+	size_t cap;
+	int ret, len;
+
 	ret = exchange(ifname, "get=1\n\n", &reply);
 	if (ret != 0) {
 		free(reply);
 		return ret < 0 ? ret : -EIO;
 	}
+	/* Each peer's lines again plus its words, at most. */
+	cap = strlen(reply) + (size_t)n * 384 + 16;
 	req = malloc(cap);
-	if (!req) {
-		free(reply);
-		return -ENOMEM;
-	}
-	/* The peer's settings, to re-add it exactly as it was. */
-	ret = uapi_readd_request(reply, hex, endpoint, req, cap, keepalive);
-	free(reply);
-	if (ret < 0)
+	keepalive = calloc((size_t)n, sizeof(*keepalive));
+	if (!req || !keepalive) {
+		ret = -ENOMEM;
 		goto out;
-	/* 1. Remove and re-add with the new endpoint and a keepalive, one
+	}
+	/* 1. Remove and re-add each with its new endpoint and a keepalive, one
 	 *    request: the removal drops any session, so the keepalive's 0 -> 1
 	 *    send cannot ride on one; it is a handshake initiation. */
+	len = uapi_readd_batch(reply, mv, n, req, cap, keepalive);
+	free(reply);
+	reply = NULL;
+	if (len <= 0) {
+		ret = len;
+		goto out;
+	}
 	ret = exchange(ifname, req, &reply);
 	free(reply);
+	reply = NULL;
 	if (ret != 0)
 		goto out;
-	/* 2. Restore the operator's keepalive. */
-	snprintf(msg, sizeof(msg), "set=1\npublic_key=%s\npersistent_keepalive_interval=%s\n\n",
-		 hex, keepalive);
-	ret = exchange(ifname, msg, &reply);
+	/* 2. Restore the operator's keepalives: the initiations are already on
+	 *    their way, and 1 -> N sends nothing more. */
+	len = snprintf(req, cap, "set=1\n");
+	for (int i = 0; i < n; i++) {
+		char hex[65];
+		if (mv[i].result)
+			continue;
+		sodium_bin2hex(hex, sizeof(hex), mv[i].pub, 32);
+		len += snprintf(req + len, cap - (size_t)len,
+				"public_key=%s\npersistent_keepalive_interval=%s\n", hex, keepalive[i]);
+	}
+	snprintf(req + len, cap - (size_t)len, "\n");
+	ret = exchange(ifname, req, &reply);
 	free(reply);
+	reply = NULL;
 out:
+	free(reply);
 	free(req);
-	return ret > 0 ? -ret : ret;
+	free(keepalive);
+	if (ret > 0)
+		ret = -ret;
+	if (ret < 0)
+		for (int i = 0; i < n; i++)
+			if (!mv[i].result)
+				mv[i].result = ret;
+	return ret < 0 ? ret : 0;
 }

@@ -48,8 +48,7 @@ int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max)
 	return is_uapi(ifname) ? uapi_peers(ifname, peers, max) : wgnl_peers(ifname, peers, max);
 }
 
-int wgdev_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
+int wgdev_rehandshake(const char *ifname, struct wgdev_move *mv, int n)
 {
-	return is_uapi(ifname) ? uapi_rehandshake(ifname, pub, endpoint)
-			       : wgnl_rehandshake(ifname, pub, endpoint);
+	return is_uapi(ifname) ? uapi_rehandshake(ifname, mv, n) : wgnl_rehandshake(ifname, mv, n);
 }

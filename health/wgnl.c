@@ -589,41 +589,61 @@ int wgnl_peers(const char *ifname, struct wgdev_peer *peers, int max)
 	return ret < 0 ? ret : n;
 }
 
-int wgnl_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint)
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct wgnl_peer *)a)->pub, ((const struct wgnl_peer *)b)->pub, 32);
+}
+
+int wgnl_rehandshake(const char *ifname, struct wgdev_move *mv, int n)
 {
 	struct wglb_addr ep;
 	struct wgnl w;
 	struct wgnl_device dev;
-	struct wgnl_peer *old = NULL, set[2];
-	int ret, keepalive;
+	struct wgnl_peer *set = NULL, *restore = NULL;
+	size_t k = 0;
+	int ret;
 
-	if (addr_parse(endpoint, &ep) < 0)
-		return -EINVAL;
+	wgnl_device_init(&dev);
 	ret = wgnl_open(&w);
 	if (ret < 0)
-		return ret;
+		goto fail;
 	ret = get_device(&w, ifname, &dev);
-	for (size_t i = 0; ret == 0 && i < dev.n; i++)
-		if (!memcmp(dev.peers[i].pub, pub, 32))
-			old = &dev.peers[i];
-	if (ret == 0 && !old)
-		ret = -ENOENT;
+	set = calloc(2 * (size_t)n + 1, sizeof(*set));
+	restore = calloc((size_t)n + 1, sizeof(*restore));
+	if (!ret && (!set || !restore))
+		ret = -ENOMEM;
 	if (ret < 0)
 		goto out;
-	/* 1. Remove (drops any session) and re-add exactly as it was, with the
-	 *    new endpoint and a keepalive of 1, in one message. */
-	keepalive = wgnl_readd(old, &ep.u, set);
-	ret = set_peers(&w, ifname, set, 2);
-	if (ret < 0)
+	qsort(dev.peers, dev.n, sizeof(*dev.peers), key_cmp);
+	for (int i = 0; i < n; i++) {
+		struct wgnl_peer key, *old;
+		memcpy(key.pub, mv[i].pub, 32);
+		old = dev.n ? bsearch(&key, dev.peers, dev.n, sizeof(*dev.peers), key_cmp) : NULL;
+		mv[i].result = !old ? -ENOENT : addr_parse(mv[i].endpoint, &ep) < 0 ? -EINVAL : 0;
+		if (mv[i].result)
+			continue;
+		/* Remove (drops any session) and re-add exactly as it was, with
+		 * the new endpoint and a keepalive of 1: one change for all. */
+		memcpy(restore[k].pub, old->pub, 32);
+		restore[k].keepalive = wgnl_readd(old, &ep.u, &set[2 * k]);
+		k++;
+	}
+	if (!k)
 		goto out;
-	/* 2. Restore the operator's keepalive: the initiation is already on
-	 *    its way, and 1 -> N sends nothing more. */
-	memset(set, 0, sizeof(set));
-	memcpy(set[0].pub, pub, 32);
-	set[0].keepalive = keepalive;
-	ret = set_peers(&w, ifname, set, 1);
+	ret = set_peers(&w, ifname, set, 2 * k);
+	/* Restore the operators' keepalives: the initiations are already on
+	 * their way, and 1 -> N sends nothing more. */
+	if (ret == 0)
+		ret = set_peers(&w, ifname, restore, k);
 out:
-	wgnl_device_free(&dev);
 	wgnl_close(&w);
-	return ret;
+fail:
+	wgnl_device_free(&dev);
+	free(set);
+	free(restore);
+	if (ret < 0)
+		for (int i = 0; i < n; i++)
+			if (!mv[i].result)
+				mv[i].result = ret;
+	return ret < 0 ? ret : 0;
 }

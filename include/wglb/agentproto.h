@@ -113,13 +113,23 @@ bool ap_report_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
 enum ap_verdict ap_clients_check(const struct ap_msg *m, unsigned *n);
 bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
 
+/* A verified batch of re-handshakes (the words end "rehandshake peers N";
+ * lines "r KEY ENDPOINT": the peer and the flow's address it is to
+ * initiate toward), then "end N"; as ap_clients_check. The reply is
+ * "re NONCE moved", one line "r ok|unknown_peer|wg" per request line in
+ * order, then "end N": ap_moved_check / ap_moved_next. */
+enum ap_verdict ap_moves_check(const struct ap_msg *m, unsigned *n);
+bool ap_moves_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
+enum ap_verdict ap_moved_check(const struct ap_msg *m, unsigned *n);
+bool ap_moved_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line);
+
 /* Framing on the agent's side: the length of the first whole request in
  * buf[0..len) (through its last newline), 0 when more must be read, -1
  * when it can no longer be one (a line over AP_MAX_LINE, a message over
- * AP_MAX_MSG). A request is one line, except "... peers clients N", whose
- * lines end with the one that starts "end ". *scan (0 to start) keeps
- * where the next call resumes, so a request read in many pieces is
- * scanned once. Framing only: the caller still verifies what it returns. */
+ * AP_MAX_MSG). A request is one line, except "... peers clients N" and
+ * "... rehandshake peers N", whose lines end with the one that starts
+ * "end ". *scan (0 to start) keeps where the next call resumes, so a
+ * request read in many pieces is scanned once. Framing only: the caller still verifies what it returns. */
 long ap_request_end(const char *buf, size_t len, size_t *scan);
 
 #endif

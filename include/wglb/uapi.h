@@ -16,7 +16,7 @@
 int uapi_conf(const char *ifname, struct wgdev_conf *conf);
 int uapi_set_fwmark(const char *ifname, uint32_t mark);
 int uapi_peers(const char *ifname, struct wgdev_peer *peers, int max);
-int uapi_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
+int uapi_rehandshake(const char *ifname, struct wgdev_move *mv, int n);
 
 /* The device's listen port and fwmark from a `get=1` reply (wireguard-go
  * omits either when it is 0). 0, or -EPROTO for a value that is not a
@@ -25,11 +25,15 @@ int uapi_parse_conf(const char *reply, struct wgdev_conf *conf);
 /* The parsers behind them, pure (they cut reply up with strtok_r), for tests
  * and fuzzing. Peers from a `get=1` reply: the count kept (at most max). */
 int uapi_parse_peers(char *reply, struct wgdev_peer *peers, int max);
-/* From a `get=1` reply, the one `set=1` request that removes the peer whose
- * key is hex and re-adds it exactly as it was, with endpoint and a
- * keepalive of 1; its old
- * keepalive goes to keepalive. The request's length, -ENOENT, or -E2BIG. */
-int uapi_readd_request(char *reply, const char *hex, const char *endpoint, char *req, size_t cap,
-		       char keepalive[16]);
+/* From a `get=1` reply (not changed), the one `set=1` request that
+ * removes each peer of mv[0..n) and re-adds it exactly as it was, with its
+ * endpoint and a keepalive of 1; each old keepalive goes to keepalive[i]
+ * and mv[i].result is 0, or -ENOENT for a peer the reply does not have.
+ * The request's length, 0 when no peer was found, -E2BIG or -ENOMEM. */
+int uapi_readd_batch(const char *reply, struct wgdev_move *mv, int n, char *req, size_t cap,
+		     char (*keepalive)[16]);
+/* The same for one peer whose key is hex: the length, -ENOENT or -E2BIG. */
+int uapi_readd_request(const char *reply, const char *hex, const char *endpoint, char *req,
+		       size_t cap, char keepalive[16]);
 
 #endif

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define WGDEV_MAX_PEERS 4096
+#define WGDEV_MAX_PEERS 16384
 
 struct wgdev_peer {
 	uint8_t pub[32];
@@ -38,10 +38,20 @@ int wgdev_conf(const char *ifname, struct wgdev_conf *conf);
 int wgdev_set_fwmark(const char *ifname, uint32_t mark);
 /* Fill peers[0..max). Returns the count or -errno. */
 int wgdev_peers(const char *ifname, struct wgdev_peer *peers, int max);
-/* Point the peer at endpoint and make it initiate a handshake now: remove
- * and re-add it (no stale session can swallow the trigger) with a
- * persistent keepalive, whose 0 -> 1 change sends at once, then restore
- * the operator's keepalive. 0, -ENOENT for an unknown peer, or -errno. */
-int wgdev_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
+/* A peer to point at a new endpoint and make initiate (wgdev_rehandshake). */
+struct wgdev_move {
+	uint8_t pub[32];
+	char endpoint[64]; /* "IP:PORT" or "[IP6]:PORT" */
+	int result;        /* out: 0, -ENOENT for an unknown peer, or -errno */
+};
+
+/* Point each peer of mv[0..n) at its endpoint and make it initiate a
+ * handshake now: remove and re-add it (no stale session can swallow the
+ * trigger) with a persistent keepalive, whose 0 -> 1 change sends at once,
+ * then restore the operator's keepalive. One read of the interface and two
+ * changes for the whole batch, however many peers. 0 when the interface
+ * could be asked (each peer's outcome in its result), or -errno (then in
+ * every result too). */
+int wgdev_rehandshake(const char *ifname, struct wgdev_move *mv, int n);
 
 #endif

@@ -93,6 +93,6 @@ int wgnl_get_device(const char *ifname, struct wgnl_device *dev);
 int wgnl_conf(const char *ifname, struct wgdev_conf *conf);
 int wgnl_set_fwmark(const char *ifname, uint32_t mark);
 int wgnl_peers(const char *ifname, struct wgdev_peer *peers, int max);
-int wgnl_rehandshake(const char *ifname, const uint8_t pub[32], const char *endpoint);
+int wgnl_rehandshake(const char *ifname, struct wgdev_move *mv, int n);
 
 #endif

@@ -328,6 +328,45 @@ bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
 	return list_next(m, pos, "c", 3, line);
 }
 
+/* "rehandshake peers N" as the request's last three words. */
+static bool moves_head(const struct ap_msg *m, unsigned long long *count)
+{
+	char *end;
+
+	if (m->n < 3 || strcmp(m->word[m->n - 3], "rehandshake") ||
+	    strcmp(m->word[m->n - 2], "peers") || !isdigit((unsigned char)m->word[m->n - 1][0]))
+		return false;
+	errno = 0;
+	*count = strtoull(m->word[m->n - 1], &end, 10);
+	return !errno && !*end;
+}
+
+enum ap_verdict ap_moves_check(const struct ap_msg *m, unsigned *n)
+{
+	unsigned long long count;
+
+	if (!moves_head(m, &count) || list_check(m, "r", 3, n) != AP_OK || count != *n)
+		return AP_BAD_FORMAT;
+	return AP_OK;
+}
+
+bool ap_moves_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
+{
+	return list_next(m, pos, "r", 3, line);
+}
+
+enum ap_verdict ap_moved_check(const struct ap_msg *m, unsigned *n)
+{
+	if (m->n != 3 || strcmp(m->word[2], "moved"))
+		return AP_BAD_FORMAT;
+	return list_check(m, "r", 2, n);
+}
+
+bool ap_moved_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
+{
+	return list_next(m, pos, "r", 2, line);
+}
+
 long ap_request_end(const char *buf, size_t len, size_t *scan)
 {
 	const char *nl, *p;
@@ -346,9 +385,11 @@ long ap_request_end(const char *buf, size_t len, size_t *scan)
 		first[flen] = '\0';
 		for (tok = strtok_r(first, " ", &save); tok && n < 12; tok = strtok_r(NULL, " ", &save))
 			w[n++] = tok;
-		/* "v2 TIME NONCE to NAME SELF peers clients N": lines follow, the
-		 * MAC ends the "end N" line. Anything else is one line. */
-		if (n != 9 || strcmp(w[6], "peers") || strcmp(w[7], "clients"))
+		/* "v2 TIME NONCE to NAME SELF peers clients N" or "... rehandshake
+		 * peers N": lines follow, the MAC ends the "end N" line. Anything
+		 * else is one line. */
+		if (n != 9 || !((!strcmp(w[6], "peers") && !strcmp(w[7], "clients")) ||
+				(!strcmp(w[6], "rehandshake") && !strcmp(w[7], "peers"))))
 			return (long)flen + 1;
 		*scan = flen + 1;
 	}

@@ -50,6 +50,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		n = seen = 0;
 		pos = 0;
+		if (ap_moves_check(&m, &n) == AP_OK) {
+			while (ap_moves_next(&m, &pos, &line)) {
+				if (line.n != 3 || strcmp(line.word[0], "r"))
+					abort();
+				check_words(&line);
+				seen++;
+			}
+			if (seen != n)
+				abort();
+		}
+		n = seen = 0;
+		pos = 0;
 	}
 	/* The same bytes as a whole reply to request 0011223344556677. */
 	v = ap_reply_verify(&key, 1000000, "0011223344556677", (const char *)data, size, &m);
@@ -60,6 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_words(&m);
 	if (m.body_len && (m.body < (const char *)data || m.body + m.body_len > (const char *)data + size))
 		abort();
+	if (ap_moved_check(&m, &n) == AP_OK) {
+		while (ap_moved_next(&m, &pos, &line)) {
+			if (line.n != 2 || strcmp(line.word[0], "r"))
+				abort();
+			seen++;
+		}
+		if (seen != n)
+			abort();
+		return 0;
+	}
 	if (ap_report_check(&m, &n) != AP_OK)
 		return 0;
 	while (ap_report_next(&m, &pos, &line)) {

@@ -143,6 +143,26 @@ class TestAgentPort(unittest.TestCase):
         self.assertIn(" err wg ", self.ask(self.line(f"{self.to} rehandshake {peer} 127.0.0.1:9")),
                       "b2's key passes every check")
 
+    def test_batch_of_rehandshakes(self):
+        """Many peers in one signed request: one reply line each, in order;
+        a line that is not a key and an address fails alone; a head whose
+        count lies is refused whole."""
+        self.agent()
+        peer = base64.b64encode(os.urandom(32)).decode()
+
+        def batch(lines, n):
+            body = f"v2 {int(time.time() * 1000)} {os.urandom(8).hex()} {self.to} rehandshake peers {n}"
+            body += "".join(f"\n{x}" for x in lines) + f"\nend {len(lines)}"
+            mac = hmac.new(self.key, body.encode(), hashlib.sha512).digest()[:32].hex()
+            return f"{body} {mac}\n"
+        lines = [f"r {peer} 127.0.0.1:9", "r notakey 127.0.0.1:9", f"r {peer} [::1]:10"]
+        r = self.ask(batch(lines, 3))
+        self.assertRegex(r, r"^v2 \d+ [0-9a-f]{16} re [0-9a-f]{16} moved\nr wg\nr bad_arguments\nr wg\n"
+                         r"end 3 [0-9a-f]{64}\n$", "the (absent) interface answers each peer")
+        self.assertTrue(self.ask(batch(lines, 4)).startswith("refused bad_format"), "a lying count")
+        self.assertTrue(self.ask(batch(["c 10.0.0.1:1 10.0.0.2:2"], 1)).startswith("refused bad_format"),
+                        "a line of another request")
+
     def told(self, n_lines, end=True):
         """A peers request telling n_lines clients, signed; without its end
         line (and so without its MAC) when end is False."""

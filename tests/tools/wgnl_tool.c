@@ -247,17 +247,17 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc == 5 && !strcmp(argv[1], "rehandshake")) {
-		uint8_t pub[32];
+		struct wgdev_move mv = {0};
 		size_t bin;
-		int r;
-		if (sodium_base642bin(pub, 32, argv[3], strlen(argv[3]), NULL, &bin, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32) {
-			fprintf(stderr, "bad key\n");
+		if (sodium_base642bin(mv.pub, 32, argv[3], strlen(argv[3]), NULL, &bin, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 || bin != 32 ||
+		    snprintf(mv.endpoint, sizeof(mv.endpoint), "%s", argv[4]) >= (int)sizeof(mv.endpoint)) {
+			fprintf(stderr, "bad key or endpoint\n");
 			return 2;
 		}
-		r = wgdev_rehandshake(argv[2], pub, argv[4]);
-		if (r < 0) {
-			fprintf(stderr, "wgdev_rehandshake: %s\n", strerror(-r));
+		wgdev_rehandshake(argv[2], &mv, 1);
+		if (mv.result < 0) {
+			fprintf(stderr, "wgdev_rehandshake: %s\n", strerror(-mv.result));
 			return 1;
 		}
 		return 0;

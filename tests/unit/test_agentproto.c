@@ -439,6 +439,65 @@ static void test_clients_check(void **state)
 	}
 }
 
+/* A batch of re-handshakes, as wglb writes it: framed through its "end"
+ * line, checked as a list of "r KEY ENDPOINT" whose count the head states;
+ * the agent's reply is "moved" with one "r OUTCOME" line each. */
+static void test_moves(void **state)
+{
+	static const char *const lines[] = {
+		"r AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= 10.0.0.1:40001",
+		"r AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= [fd00::1]:40002",
+	};
+	static const char *const wrong[] = {"c 10.0.0.1:40001 198.51.100.11:51820"};
+	char text[4096], head[128];
+	struct ap_msg m, line;
+	size_t pos = 0;
+	unsigned n;
+	int len;
+
+	(void)state;
+	for (int k = 0; k < 3; k++) {
+		const char *const *l = k == 2 ? wrong : lines;
+		unsigned cnt = k == 2 ? 1 : 2;
+		snprintf(head, sizeof(head), "to be1 10.0.0.2:8081 rehandshake peers %u", k == 1 ? 3 : cnt);
+		len = ap_head(7000000, head, text, sizeof(text), NULL);
+		for (unsigned i = 0; i < cnt; i++)
+			len += snprintf(text + len, sizeof(text) - (size_t)len, "\n%s", l[i]);
+		len += snprintf(text + len, sizeof(text) - (size_t)len, "\nend %u", cnt);
+		len = ap_seal(&key, text, (size_t)len, sizeof(text));
+		assert_int_equal(end_of(text, (size_t)len), len);
+		for (int cut = 0; cut < len; cut++)
+			assert_int_equal(end_of(text, (size_t)cut), 0);
+		assert_int_equal(ap_verify(&key, NULL, 7000000, text, (size_t)len - 1, &m), AP_OK);
+		/* 0: whole; 1: the head lies about N; 2: a line of another kind. */
+		assert_int_equal(ap_moves_check(&m, &n), k ? AP_BAD_FORMAT : AP_OK);
+		assert_int_equal(ap_clients_check(&m, &n), AP_BAD_FORMAT);
+		if (k)
+			continue;
+		assert_int_equal(n, 2);
+		assert_true(ap_moves_next(&m, &pos, &line));
+		assert_string_equal(line.word[2], "10.0.0.1:40001");
+		assert_true(ap_moves_next(&m, &pos, &line));
+		assert_string_equal(line.word[2], "[fd00::1]:40002");
+		assert_false(ap_moves_next(&m, &pos, &line));
+	}
+	/* The reply. */
+	len = ap_head(7000000, "re 00112233aabbccdd moved", text, sizeof(text), NULL);
+	len += snprintf(text + len, sizeof(text) - (size_t)len, "\nr ok\nr unknown_peer\nend 2");
+	len = ap_seal(&key, text, (size_t)len, sizeof(text));
+	assert_int_equal(ap_reply_verify(&key, 7000000, "00112233aabbccdd", text, (size_t)len, &m),
+			 AP_OK);
+	assert_int_equal(ap_moved_check(&m, &n), AP_OK);
+	assert_int_equal(n, 2);
+	pos = 0;
+	assert_true(ap_moved_next(&m, &pos, &line));
+	assert_string_equal(line.word[1], "ok");
+	assert_true(ap_moved_next(&m, &pos, &line));
+	assert_string_equal(line.word[1], "unknown_peer");
+	assert_false(ap_moved_next(&m, &pos, &line));
+	assert_int_equal(ap_report_check(&m, &n), AP_BAD_FORMAT);
+}
+
 static void test_key_load(void **state)
 {
 	char path[] = "/tmp/test_agentproto_keyXXXXXX";
@@ -475,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_request_framing),
 		cmocka_unit_test(test_request_framing_resumes),
 		cmocka_unit_test(test_clients_check),
+		cmocka_unit_test(test_moves),
 	};
 	if (sodium_init() < 0)
 		return 1;

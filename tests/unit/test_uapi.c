@@ -84,6 +84,41 @@ static void test_readd(void **state)
 	}
 }
 
+/* A batch: one request for every peer found, in the order asked, each
+ * exactly as a request of its own would have it; the reply unchanged. */
+static void test_readd_batch(void **state)
+{
+	struct wgdev_move mv[3] = {{.endpoint = "10.10.10.2:41001"},
+				   {.endpoint = "10.0.0.1:1"},
+				   {.endpoint = "[fd00::2]:1"}};
+	char req[1024], one[512], ka[3][16], ka1[16];
+	const char *tail = "endpoint=[fd00::2]:1\npersistent_keepalive_interval=1\n\n";
+	int n, n1;
+
+	memset(mv[0].pub, 0x11, 32);
+	memset(mv[1].pub, 0x33, 32); /* nobody's */
+	memset(mv[2].pub, 0x22, 32);
+	n = uapi_readd_batch(reply, mv, 3, req, sizeof(req), ka);
+	assert_int_equal(n, strlen(req));
+	assert_int_equal(mv[0].result, 0);
+	assert_int_equal(mv[1].result, -ENOENT);
+	assert_int_equal(mv[2].result, 0);
+	assert_string_equal(ka[0], "25");
+	assert_string_equal(ka[2], "0");
+	n1 = uapi_readd_request(reply, K1, "10.10.10.2:41001", one, sizeof(one), ka1);
+	assert_true(n1 > 0);
+	/* "set=1\n" + K1's lines (its request without the final "\n") + K2's. */
+	assert_memory_equal(req, one, (size_t)n1 - 1);
+	assert_non_null(strstr(req + n1 - 1, "public_key=" K2 "\nremove=true\npublic_key=" K2 "\n"));
+	assert_string_equal(req + n - strlen(tail), tail);
+	/* Nobody known: nothing to send. */
+	n = uapi_readd_batch(reply, &mv[1], 1, req, sizeof(req), ka);
+	assert_int_equal(n, 0);
+	assert_int_equal(mv[1].result, -ENOENT);
+	for (size_t cap = 1; cap < 500; cap++) /* never past the buffer */
+		assert_int_equal(uapi_readd_batch(reply, mv, 3, req, cap, ka), -E2BIG);
+}
+
 /* The device's own lines only; wireguard-go leaves out a zero fwmark. */
 static void test_conf(void **state)
 {
@@ -125,6 +160,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_readd),
+		cmocka_unit_test(test_readd_batch),
 		cmocka_unit_test(test_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
