@@ -583,7 +583,7 @@ static void set_defaults(struct wglb_config *c)
 	c->health.match_lo = 200;
 	c->health.match_hi = 399;
 	c->agent.port = 8081;
-	c->agent.rate = 200;
+	c->agent.rate = 10000;
 }
 
 static void check_whole(struct parser *p)

@@ -124,7 +124,7 @@ write_wglb_conf() { # extra lines for [balancer]
 		done
 		printf '\n[health]\nport = 8080\ninterval_ms = %s\ntimeout_ms = %s\nrise = 2\nfall = 2\n' \
 			"${HEALTH_INTERVAL_MS:-500}" "${HEALTH_TIMEOUT_MS:-300}"
-		[ -n "${AGENT:-}" ] && printf '\n[agent]\nport = 8081\nkey_file = %s\nrate = 200\n' "$T/agent.key"
+		[ -n "${AGENT:-}" ] && printf '\n[agent]\nport = 8081\nkey_file = %s\n' "$T/agent.key"
 	} >"$T/wglb.conf"
 }
 
