@@ -23,6 +23,16 @@
 #include <unistd.h>
 
 #define POKE_MIN_GAP_MS 200 /* passive signals cannot turn into a probe flood */
+/* ... but once a probe of a backend that is up has failed, a passive
+ * signal may confirm it this soon (HAProxy's "fastinter"): a server whose
+ * WireGuard port is closed is down in about this long, not in
+ * POKE_MIN_GAP_MS. Only a real probe failure opens it, so a forged
+ * signal alone still gets at most one probe per POKE_MIN_GAP_MS. */
+#define POKE_FAST_GAP_MS 40
+/* A failed probe confirms at once (after POKE_FAST_GAP_MS) when a passive
+ * signal came this recently: the kernel sends port unreachables in a burst
+ * of 6 and then 1 a second per destination, so none may follow. */
+#define POKE_FRESH_MS 1000
 
 #define PROBE_READ_MAX 1024 /* status line and headers; more is not read */
 
@@ -31,6 +41,8 @@ struct probe_be {
 	uint64_t next_ms;
 	struct probe_streak streak;
 	uint32_t gen;     /* the backend's generation last seen (pool.h) */
+	bool poked;       /* a passive signal waits for the probe it may start */
+	uint64_t poke_ms; /* the last passive signal */
 	struct probe_result last;
 };
 
@@ -58,6 +70,8 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->next_ms = pb->req.started_ms + hc->interval_ms;
 	if (!pass)
 		pb->last.failed++;
+	if (!pass && b->health == HEALTH_UP && pb->poke_ms && l->now_ms - pb->poke_ms <= POKE_FRESH_MS)
+		pb->next_ms = pb->req.started_ms + POKE_FAST_GAP_MS;
 	switch (probe_judge(&pb->streak, pass, b->health == HEALTH_UP, b->health == HEALTH_DOWN,
 			    hc->rise, hc->fall)) {
 	case PROBE_UP:
@@ -142,19 +156,32 @@ static void backend_changed(struct loop *l, unsigned i)
 
 	tcpreq_cancel(l, &pb->req);
 	pb->streak = (struct probe_streak){0, 0};
+	pb->poked = false;
+	pb->poke_ms = 0;
 	pb->next_ms = l->now_ms;
 	if (!l->pool.be[i].in_use)
 		memset(&pb->last, 0, sizeof(pb->last));
 }
 
 /* A passive signal (ICMP unreachable, unanswered initiation): probe now,
- * unless a probe has just started. */
-static void poke(struct loop *l, struct prober *pr, unsigned i)
+ * or as soon as the probe in flight is done and the gap has passed. A
+ * signal is kept, not dropped, while it waits: the kernel limits port
+ * unreachables to a burst of 6 and then 1 a second per destination, so
+ * the ones that came during the first probe may be the last for a second. */
+static void poke(struct loop *l, struct prober *pr, unsigned i, bool signal)
 {
 	struct probe_be *pb = &pr->be[i];
+	bool failing = pb->streak.fail && l->pool.be[i].health == HEALTH_UP;
+	uint64_t gap = failing ? POKE_FAST_GAP_MS : POKE_MIN_GAP_MS;
 
-	if (!pb->req.busy && l->now_ms >= pb->req.started_ms + POKE_MIN_GAP_MS &&
-	    pb->next_ms > l->now_ms)
+	if (signal) {
+		pb->poked = true;
+		pb->poke_ms = l->now_ms;
+	}
+	if (!pb->poked || pb->req.busy || l->now_ms < pb->req.started_ms + gap)
+		return;
+	pb->poked = false;
+	if (pb->next_ms > l->now_ms)
 		pb->next_ms = l->now_ms;
 }
 
@@ -175,8 +202,7 @@ static void probe_tick(struct loop *l)
 		}
 		if (!l->pool.be[i].in_use || l->pool.be[i].removing)
 			continue;
-		if (fwd_hint_take(l, i)) /* the packet path's hint (any worker's) */
-			poke(l, pr, i);
+		poke(l, pr, i, fwd_hint_take(l, i)); /* the packet path's hint (any worker's) */
 		if (pb->req.busy)
 			tcpreq_expire(l, &pb->req);
 		else if (l->now_ms >= pb->next_ms)

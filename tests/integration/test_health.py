@@ -190,6 +190,48 @@ class TestProber(unittest.TestCase):
             self.assertEqual(c.roundtrip(m)[0], m)
             c.close()
 
+    def test_port_unreachable_confirms_a_failure_at_once(self):
+        """The server's WireGuard port closes and its health check fails: one
+        port unreachable (the kernel may send no more for a second) starts a
+        probe, and the failure it finds is confirmed 40 ms later, not one
+        interval later."""
+        lb = self.start([200, 200], interval=3000, timeout=500)
+        wait_until(lambda: all(b["state"] == "up" for b in lb.backends().values()), 8, "up")
+        c = Client(("127.0.0.1", self.port))
+        c.roundtrip(initiation())
+        victim = max(lb.backends().values(), key=lambda b: b["flows"])["name"]
+        i = int(victim[1:])
+        self.hss[i].mode = 503
+        self.bes[i].close()  # its port is closed: the next datagram draws an ICMP error
+        t0 = time.monotonic()
+        c.send(transport(64))
+        wait_until(lambda: lb.backends()[victim]["health"] == "down", 2.5, "down")
+        took = time.monotonic() - t0
+        print(f"down {took:.2f}s after one port unreachable (interval 3 s)", file=sys.stderr)
+        self.assertLess(took, 1.5)
+        c.close()
+
+    def test_forged_unreachables_alone_probe_at_most_5_a_second(self):
+        """A stream of port unreachables (they can be forged) against a
+        backend whose health check passes: probes at most every 200 ms."""
+        lb = self.start([200, 200], interval=3000, timeout=500)
+        wait_until(lambda: all(b["state"] == "up" for b in lb.backends().values()), 8, "up")
+        c = Client(("127.0.0.1", self.port))
+        c.roundtrip(initiation())
+        victim = max(lb.backends().values(), key=lambda b: b["flows"])["name"]
+        i = int(victim[1:])
+        self.bes[i].close()
+        before, t0 = self.hss[i].hits, time.monotonic()
+        for _ in range(100):  # bounded: 100 datagrams over about 2 s
+            c.send(transport(64))
+            time.sleep(0.02)
+        hits, took = self.hss[i].hits - before, time.monotonic() - t0
+        print(f"{hits} probes in {took:.2f}s of unreachables", file=sys.stderr)
+        self.assertLessEqual(hits, took / 0.2 + 2)
+        self.assertGreater(hits, 2, "the hints do start probes")
+        self.assertEqual(lb.backends()[victim]["health"], "up")
+        c.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
