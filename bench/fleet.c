@@ -18,10 +18,11 @@
  * Client i sends from --bind + (i mod --sources) (consecutive addresses the
  * caller has put on an interface: a fleet's clients have addresses of
  * their own, and wglb limits handshakes per source) and port --port-base + i.
- * SIGUSR1 marks an event (a backend killed, a drain, a restart): from then
- * on each client's dark time is the time until the first reply to a ping
- * sent after the event; --after-event S ends the run S seconds later. At the end (the duration, or SIGINT/SIGTERM) one
- * JSON object: handshakes and their latency, pings and round trips, and
+ * SIGUSR1 marks an event (a backend killed, a drain, a restart): a client
+ * that then loses a ping is dark from that ping's sending until the first
+ * reply to a ping sent after it (so it is quantised by --interval-ms);
+ * --after-event S ends the run S seconds later. At the end (the duration,
+ * or SIGINT/SIGTERM) one JSON object: handshakes and their latency, pings and round trips, and
  * the dark times, and one line "clients=N recovered=K dark_p50=S
  * dark_p99=S dark_max=S" for scripts. --ready FILE is created once every
  * client has had a session (the moment a scenario may cause its event).
@@ -69,7 +70,12 @@ struct client {
 	uint16_t seq;
 	uint64_t ping_sent_ms[PING_SLOTS];
 	uint32_t tunnel_ip; /* host order */
-	/* After the event: the first reply to a ping sent after it. */
+	/* The oldest ping not yet answered (0: none). After the event, the
+	 * first ping that was lost (a later one was answered first) starts
+	 * the client's dark time; the first reply to a ping sent after it
+	 * ends it. */
+	uint64_t unanswered_ms, dark_from_ms;
+	uint64_t session_back_ms; /* the first new session after the event (0: none) */
 	uint64_t dark_ms;
 	bool recovered;
 	uint32_t handshakes, retries;
@@ -231,6 +237,8 @@ static void send_ping(struct fleet *f, struct client *c, unsigned id, uint64_t n
 		return;
 	}
 	c->ping_sent_ms[c->seq % PING_SLOTS] = now;
+	if (!c->unanswered_ms)
+		c->unanswered_ms = now;
 	c->last_ping_ms = now;
 	f->pings_sent++;
 }
@@ -253,10 +261,19 @@ static void on_packet(struct fleet *f, struct client *c, unsigned id, const uint
 	c->ping_sent_ms[seq % PING_SLOTS] = 0;
 	f->pings_back++;
 	push(&f->rtt, &f->n_rtt, &f->cap_rtt, (double)(now - sent));
-	if (f->event_ms && !c->recovered && sent >= f->event_ms) {
+	/* A reply to a ping from before the event says nothing of it. */
+	if (f->event_ms && sent < f->event_ms)
+		return;
+	/* An older ping sent after the event still unanswered: it was lost. */
+	if (f->event_ms && !c->dark_from_ms && c->unanswered_ms >= f->event_ms &&
+	    c->unanswered_ms < sent)
+		c->dark_from_ms = c->unanswered_ms;
+	if (c->dark_from_ms && !c->recovered && sent > c->dark_from_ms) {
 		c->recovered = true;
-		c->dark_ms = now - f->event_ms;
+		c->dark_ms = now - c->dark_from_ms;
 	}
+	/* Now the oldest unanswered is the one after this, if sent. */
+	c->unanswered_ms = seq != c->seq ? c->ping_sent_ms[(uint16_t)(seq + 1) % PING_SLOTS] : 0;
 }
 
 static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t len, uint64_t now)
@@ -277,6 +294,8 @@ static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t
 		c->cur_initiator = true;
 		c->hs_pending = false;
 		c->session_ms = now;
+		if (f->event_ms && !c->session_back_ms)
+			c->session_back_ms = now;
 		c->last_rx_ms = now;
 		if (!c->handshakes++) {
 			push(&f->up, &f->n_up, &f->cap_up, (double)(now - c->hs_first_ms));
@@ -329,6 +348,8 @@ static void on_datagram(struct fleet *f, unsigned id, const uint8_t *buf, size_t
 			c->hs_pending = false;
 			c->session_ms = now;
 			c->handshakes++;
+			if (f->event_ms && !c->session_back_ms)
+				c->session_back_ms = now;
 		}
 		if (n >= 0) {
 			on_packet(f, c, id, out, n, now);
@@ -389,6 +410,13 @@ static double pct(double *v, size_t n, double p)
 	return v[(size_t)fmax(0, fmin((double)n - 1, ceil(p * (double)n) - 1))];
 }
 
+/* Lost a ping sent after the event and no reply since, for a second. */
+static bool never_back(const struct fleet *f, const struct client *c, uint64_t now)
+{
+	return !c->recovered && c->unanswered_ms >= f->event_ms && c->unanswered_ms &&
+	       now - c->unanswered_ms > 1000;
+}
+
 /* One JSON object to out; with summary, the line for scripts to stdout. */
 static void report(struct fleet *f, FILE *out, uint64_t now, bool summary)
 {
@@ -404,14 +432,15 @@ static void report(struct fleet *f, FILE *out, uint64_t now, bool summary)
 
 	for (unsigned i = 0; dark && f->event_ms && i < f->n; i++) {
 		const struct client *c = &f->c[i];
-		/* Affected: dark for longer than two ping intervals, or never back
-		 * (counted as dark until the end: a lower bound). A scenario that
-		 * knows which clients the event hit uses dark_by_client instead. */
-		if (!c->recovered || c->dark_ms > 2 * f->interval_ms) {
+		/* Affected: lost a ping sent after the event; never back if it
+		 * is still waiting a second later (dark until the end: a lower
+		 * bound). A scenario that knows which clients the event hit
+		 * uses dark_by_client instead. */
+		if (c->recovered || never_back(f, c, now)) {
 			affected++;
-			dark[nd++] = (double)(c->recovered ? c->dark_ms : now - f->event_ms) / 1000;
+			dark[nd++] = (double)(c->recovered ? c->dark_ms : now - c->unanswered_ms) / 1000;
 		}
-		recovered += c->recovered && c->dark_ms > 2 * f->interval_ms;
+		recovered += c->recovered;
 	}
 	double d50 = pct(dark, nd, 0.5), d99 = pct(dark, nd, 0.99), dmax = nd ? dark[nd - 1] : -1;
 	double up99 = pct(f->up, f->n_up, 0.99), upmax = f->n_up ? f->up[f->n_up - 1] : -1;
@@ -437,12 +466,23 @@ static void report(struct fleet *f, FILE *out, uint64_t now, bool summary)
 			d99, dmax);
 		for (size_t i = 0; i < nd; i++) /* sorted by pct() */
 			fprintf(out, "%s%.3f", i ? ", " : "", dark[i]);
-		/* Client i's dark time (port --port-base + i), -1: never back. */
+		/* Client i's dark time (port --port-base + i): 0 lost nothing,
+		 * -1 never back. */
 		fprintf(out, "], \"event_s\": %.3f, \"dark_by_client\": [",
 			(double)(f->event_ms - f->start_ms) / 1000);
 		for (unsigned i = 0; i < f->n; i++)
 			fprintf(out, "%s%.3f", i ? ", " : "",
-				f->c[i].recovered ? (double)f->c[i].dark_ms / 1000 : -1.0);
+				f->c[i].recovered		 ? (double)f->c[i].dark_ms / 1000
+				: never_back(f, &f->c[i], now) ? -1.0
+								 : 0.0);
+		/* Client i's first new session after the event, in seconds from
+		 * it (-1: none): when it could speak again, not quantised by pings. */
+		fprintf(out, "], \"session_back_by_client\": [");
+		for (unsigned i = 0; i < f->n; i++)
+			fprintf(out, "%s%.3f", i ? ", " : "",
+				f->c[i].session_back_ms
+					? (double)(f->c[i].session_back_ms - f->event_ms) / 1000
+					: -1.0);
 		fprintf(out, "]");
 	}
 	fprintf(out, "}\n");
@@ -609,6 +649,8 @@ int main(int argc, char **argv)
 		now = now_ms();
 		if (event && !f.event_ms) {
 			f.event_ms = now;
+			for (unsigned i = 0; i < f.n; i++)
+				f.c[i].unanswered_ms = 0; /* losses before the event are not its */
 			fprintf(stderr, "wglb-fleet: event at %.3f s\n", (double)(now - f.start_ms) / 1000);
 		}
 		for (int k = 0; k < n; k++) {
