@@ -108,9 +108,12 @@ int fastpath_attach(struct fastpath *fp, const char *ifname)
 	if (rc)
 		return rc;
 
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
-		    .prog_fd = fastpath_prog_fd(fp), .flags = BPF_TC_F_REPLACE);
+	/* Plain initialisers, not LIBBPF_OPTS: its statement expression is not
+	 * C11 (clang -Wpedantic says so). */
+	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex,
+				   .attach_point = BPF_TC_INGRESS};
+	struct bpf_tc_opts tc = {.sz = sizeof(tc), .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
+				 .prog_fd = fastpath_prog_fd(fp), .flags = BPF_TC_F_REPLACE};
 	rc = bpf_tc_hook_create(&hook);
 	if (rc && rc != -EEXIST)
 		return rc;
@@ -125,8 +128,9 @@ int fastpath_attach(struct fastpath *fp, const char *ifname)
  * have joined it since we made it. */
 static int detach_index(struct fastpath *fp, int slot)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = fp->ifindex[slot], .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
+	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = fp->ifindex[slot],
+				   .attach_point = BPF_TC_INGRESS};
+	struct bpf_tc_opts tc = {.sz = sizeof(tc), .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO};
 	int rc = bpf_tc_detach(&hook, &tc);
 
 	fp->ifindex[slot] = 0;

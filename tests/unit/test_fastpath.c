@@ -206,8 +206,8 @@ static int run(struct fastpath *inst, const uint8_t *in, size_t len, uint8_t *ou
 	       size_t *out_len, const struct __sk_buff *ctx)
 {
 	struct __sk_buff c;
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (uint32_t)len,
-		    .data_out = out, .data_size_out = PKT_MAX);
+	struct bpf_test_run_opts o = {.sz = sizeof(o), .data_in = in, .data_size_in = (uint32_t)len,
+				      .data_out = out, .data_size_out = PKT_MAX};
 
 	if (ctx) {
 		c = *ctx;
@@ -534,8 +534,9 @@ static double ns_per_packet(const struct spec *s, int rounds)
 	uint64_t total = 0;
 
 	for (int r = 0; r < rounds; r++) {
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pin, .data_size_in = (uint32_t)n,
-			    .data_out = pout, .data_size_out = PKT_MAX, .repeat = 250);
+		struct bpf_test_run_opts o = {.sz = sizeof(o), .data_in = pin,
+					      .data_size_in = (uint32_t)n, .data_out = pout,
+					      .data_size_out = PKT_MAX, .repeat = 250};
 		assert_int_equal(bpf_prog_test_run_opts(fastpath_prog_fd(fp), &o), 0);
 		assert_int_equal(o.retval, FASTPATH_RET_REWRITTEN);
 		total += o.duration; /* the mean of the round, in ns */
@@ -584,8 +585,9 @@ static void test_cost(void **state)
 
 		spec_of(&s, &f[0].client, &f[0].listen, pl, sizeof(pl));
 		n = build(&s, pin);
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pin, .data_size_in = (uint32_t)n,
-			    .data_out = pout, .data_size_out = PKT_MAX, .repeat = 1000000);
+		struct bpf_test_run_opts o = {.sz = sizeof(o), .data_in = pin,
+					      .data_size_in = (uint32_t)n, .data_out = pout,
+					      .data_size_out = PKT_MAX, .repeat = 1000000};
 		assert_int_equal(bpf_prog_test_run_opts(fastpath_prog_fd(fp), &o), 0);
 		assert_int_equal(o.retval, TC_ACT_OK);
 		printf("# IPv4 no entry (passed up): %u ns/packet\n", o.duration);
