@@ -22,6 +22,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -312,6 +313,10 @@ int fp_ingress(struct __sk_buff *skb)
 	 * shows as its own); a tag taken off by the NIC would be lost on the
 	 * way out, so tagged frames go up too. */
 	if (skb->vlan_present)
+		return TC_ACT_OK;
+	/* Addressed to this host at L2: IP drops other hosts' frames (a
+	 * promiscuous NIC, a bridge port) before any socket sees them. */
+	if (skb->pkt_type != PACKET_HOST)
 		return TC_ACT_OK;
 	/* The smallest datagram it forwards (IPv4, 32 bytes of WireGuard) is
 	 * longer than these headers, so a short read is a datagram to pass. */

@@ -73,7 +73,8 @@ static void put16(uint8_t *p, uint16_t v)
 /* Ethernet, IP, UDP, payload; every length and checksum computed here. */
 static size_t build(const struct spec *s, uint8_t *out)
 {
-	static const uint8_t macs[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2};
+	/* To the test run's device (lo, address 00:00:00:00:00:00): PACKET_HOST. */
+	static const uint8_t macs[12] = {0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2};
 	size_t alen = s->family == AF_INET ? 4 : 16, l3, l4, udplen = 8 + s->plen;
 	uint32_t pseudo;
 	uint8_t *ip = out + ETH_LEN, *udp;
@@ -373,6 +374,16 @@ static void test_pass_up(void **state)
 	s.ttl = 64;
 	s.trailer = 6;
 	expect_spec_untouched(&s, "bytes after the IP datagram");
+	s.trailer = 0;
+	{
+		static uint8_t pin[PKT_MAX];
+		size_t n = build(&s, pin);
+
+		pin[0] = 2; /* another host's MAC: PACKET_OTHERHOST */
+		expect_untouched(fp, pin, n, NULL, "another host's frame");
+		memset(pin, 0xff, 6);
+		expect_untouched(fp, pin, n, NULL, "a broadcast frame");
+	}
 
 	spec_of(&s, &f6.client, &f6.listen, pl, transport(pl, 64, 4));
 	s.v6_frag_hdr = true;
