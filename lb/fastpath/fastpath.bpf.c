@@ -357,4 +357,6 @@ int fp_ingress(struct __sk_buff *skb)
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+/* bpf_fib_lookup is GPL-only: the verifier refuses it to a program whose
+ * licence is not GPL-compatible ("MIT" alone fails to load). */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
