@@ -7,6 +7,7 @@
 #include "wglb/ctl_cmds.h"
 #include "wglb/fwd.h"
 #include "wglb/metrics.h"
+#include "wglb/status.h"
 #include "wglb/log.h"
 #include "wglb/loop.h"
 #include "wglb/probe.h"
@@ -85,8 +86,8 @@ int main(int argc, char **argv)
 	/* The parts of the main loop, in order: the packet path first (the
 	 * others read its state), the control socket before the commands and
 	 * metrics that register with it. */
-	static const struct loop_part *const parts[] = {&ctl_part,   &ctl_cmds_part, &metrics_part,
-							 &probe_part, &agent_part,    &reload_part};
+	static const struct loop_part *const parts[] = {
+		&ctl_part, &ctl_cmds_part, &metrics_part, &status_part, &probe_part, &agent_part, &reload_part};
 	/* Every other worker forwards and asks its own flows' backends to re-handshake. */
 	static const struct loop_part *const worker_parts[] = {&fwd_part, &agent_part};
 	static const struct option opts[] = {

@@ -90,12 +90,24 @@ struct ctl_client {
 /* What answers a GET /metrics (max_age_ms: a sum of counters that old may
  * be answered again). */
 typedef void (*ctl_scrape_fn)(struct loop *l, struct ctl_client *c, unsigned max_age_ms);
+/* A read-only page on metrics_listen: writes its body, returns its HTTP
+ * status (200, or 503 for /ready when not ready). */
+typedef int (*ctl_page_fn)(struct loop *l, struct ctl_client *c);
+#define CTL_MAX_PAGES 4
+
+struct ctl_page {
+	const char *path, *type;
+	ctl_page_fn fn;
+	bool unlimited; /* a few bytes from the pool alone (/ready): outside the scrapers' limit */
+};
 
 struct ctl {
 	int fd, watch;
 	struct ctl_cmd cmds[CTL_MAX_CMDS]; /* as registered, in order: what help lists */
 	size_t n_cmds;
 	ctl_scrape_fn scrape;
+	struct ctl_page pages[CTL_MAX_PAGES];
+	unsigned n_pages;
 	int http_fd, http_watch; /* metrics_listen */
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 	unsigned clients;
@@ -131,6 +143,9 @@ static inline struct ctl *ctl_of(const struct loop *l)
 int ctl_register(struct loop *l, const struct ctl_cmd *cmds, size_t n);
 /* What serves GET /metrics on metrics_listen. */
 void ctl_on_scrape(struct loop *l, ctl_scrape_fn fn);
+/* Another read-only page there (GET path), under the same limit on
+ * scrapers unless unlimited: 0, or -ENOSPC. */
+int ctl_on_page(struct loop *l, const char *path, const char *type, ctl_page_fn fn, bool unlimited);
 
 /* Reply helpers (lb/control/ctl.c); handlers never write the fd. */
 void ctl_printf(struct ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

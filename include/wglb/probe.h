@@ -22,6 +22,8 @@ struct probe_result {
 	const char *reason; /* "ok", "status", "timeout", "refused", "reset", "garbage", ... */
 	uint32_t latency_ms;
 	uint64_t failed; /* probes of this backend that failed, all told */
+	uint16_t history;  /* the last history_n probes, newest in bit 0: 1 passed */
+	uint8_t history_n; /* up to 16 */
 };
 const struct probe_result *probe_last(const struct loop *l, unsigned backend);
 

@@ -70,6 +70,9 @@ static void finish(struct loop *l, unsigned i, bool pass, const char *reason, in
 	pb->next_ms = pb->req.started_ms + hc->interval_ms;
 	if (!pass)
 		pb->last.failed++;
+	pb->last.history = (uint16_t)(pb->last.history << 1 | pass);
+	if (pb->last.history_n < 16)
+		pb->last.history_n++;
 	if (!pass && b->health == HEALTH_UP && pb->poke_ms && l->now_ms - pb->poke_ms <= POKE_FRESH_MS)
 		pb->next_ms = pb->req.started_ms + POKE_FAST_GAP_MS;
 	switch (probe_judge(&pb->streak, pass, b->health == HEALTH_UP, b->health == HEALTH_DOWN,

@@ -220,45 +220,89 @@ static bool scrape_allowed(struct ctl *ctl, uint64_t now)
 	return true;
 }
 
-/* A scrape: GET /metrics answered with the exposition, then close. */
+int ctl_on_page(struct loop *l, const char *path, const char *type, ctl_page_fn fn, bool unlimited)
+{
+	struct ctl *ctl = ctl_of(l);
+
+	if (!ctl)
+		return -ENOENT;
+	if (ctl->n_pages == CTL_MAX_PAGES)
+		return -ENOSPC;
+	ctl->pages[ctl->n_pages++] = (struct ctl_page){path, type, fn, unlimited};
+	return 0;
+}
+
+/* "GET PATH HTTP/1.x": PATH's length (and *path), or 0. */
+static size_t http_path(const struct ctl_client *c, const char **path)
+{
+	const char *sp;
+
+	if (c->in_len < 5 || memcmp(c->in, "GET /", 5))
+		return 0;
+	*path = c->in + 4;
+	sp = memchr(*path, ' ', c->in_len - 4);
+	return sp ? (size_t)(sp - *path) : 0;
+}
+
+static bool path_is(const char *path, size_t len, const char *want)
+{
+	return len == strlen(want) && !memcmp(path, want, len);
+}
+
+/* A scrape (GET /metrics) or a page: answered whole, then close. Every
+ * answer, cached or not, is under the same limit for all scrapers, but for
+ * an unlimited page (/ready: a load balancer's health check must not get a
+ * 429 because someone scrapes). */
 static void run_http(struct loop *l, struct ctl_client *c)
 {
-	char head[160];
-	size_t body_len, hl;
+	static const char none[] = "try GET /metrics, /, /status.json or /ready here\r\n";
+	struct ctl *ctl = ctl_of(l);
+	const struct ctl_page *pg = NULL;
+	const char *path = NULL, *type = "text/plain; version=0.0.4";
+	size_t plen = http_path(c, &path), body_len, hl;
+	bool metrics = plen && path_is(path, plen, "/metrics");
+	char head[256];
+	int status = 200;
 	char *p;
 
 	c->closing = true;
-	if (c->in_len < 13 || memcmp(c->in, "GET /metrics ", 13)) {
+	for (unsigned i = 0; plen && !metrics && !pg && i < ctl->n_pages; i++)
+		if (path_is(path, plen, ctl->pages[i].path))
+			pg = &ctl->pages[i];
+	if (!metrics && !pg) {
 		ctl_printf(c, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
-			      "Content-Length: 23\r\nConnection: close\r\n\r\ntry GET /metrics here\r\n");
+			      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof(none) - 1, none);
 		return;
 	}
-	if (!scrape_allowed(ctl_of(l), l->now_ms)) {
-		ctl_of(l)->scrapes_refused++;
+	if (!(pg && pg->unlimited) && !scrape_allowed(ctl, l->now_ms)) {
+		ctl->scrapes_refused++;
 		ctl_printf(c, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
 			      "Content-Length: 0\r\nConnection: close\r\n\r\n");
 		return;
 	}
-	ctl_of(l)->scrapes++;
-	if (ctl_of(l)->scrape_body && l->now_ms - ctl_of(l)->scrape_ms < CTL_SCRAPE_CACHE_MS) {
-		ctl_printf(c, "%.*s", (int)ctl_of(l)->scrape_len, ctl_of(l)->scrape_body);
+	ctl->scrapes++;
+	if (pg) {
+		status = pg->fn(l, c);
+		type = pg->type;
+	} else if (ctl->scrape_body && l->now_ms - ctl->scrape_ms < CTL_SCRAPE_CACHE_MS) {
+		ctl_printf(c, "%.*s", (int)ctl->scrape_len, ctl->scrape_body);
 	} else {
-		if (ctl_of(l)->scrape)
-			ctl_of(l)->scrape(l, c, CTL_SCRAPE_CACHE_MS);
-		if (!c->overflow && (p = realloc(ctl_of(l)->scrape_body, c->out_len ? c->out_len : 1))) {
+		if (ctl->scrape)
+			ctl->scrape(l, c, CTL_SCRAPE_CACHE_MS);
+		if (!c->overflow && (p = realloc(ctl->scrape_body, c->out_len ? c->out_len : 1))) {
 			memcpy(p, c->out, c->out_len);
-			ctl_of(l)->scrape_body = p;
-			ctl_of(l)->scrape_len = c->out_len;
-			ctl_of(l)->scrape_ms = l->now_ms;
+			ctl->scrape_body = p;
+			ctl->scrape_len = c->out_len;
+			ctl->scrape_ms = l->now_ms;
 		} /* else: rendered again next time */
 	}
 	if (c->overflow)
 		return;
 	body_len = c->out_len;
 	hl = (size_t)snprintf(head, sizeof(head),
-			      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			      body_len);
+			      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			      status, status == 200 ? "OK" : "Service Unavailable", type, body_len);
 	ctl_printf(c, "%s", head); /* grow the buffer, then move the head first */
 	if (c->overflow)
 		return;
