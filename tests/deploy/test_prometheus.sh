@@ -50,6 +50,9 @@ dash_exprs() {
 }
 check "every dashboard expression parses (promtool check rules)" dash_exprs
 
+installed() { grep -q "'prometheus/wglb-alerts.yml'" deploy/meson.build && grep -q "'grafana/wglb-dashboard.json'" deploy/meson.build; }
+check "meson install ships the rules and the dashboard" installed
+
 # The live part prints its own ok/FAIL lines.
 python3 "$LIVE" run "$DASH" "$RULES" "$T" || fails=$((fails + 1))
 [ $fails = 0 ] || { echo "$fails monitoring check(s) failed"; exit 1; }
