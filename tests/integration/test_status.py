@@ -76,7 +76,9 @@ class TestStatusPage(unittest.TestCase):
         for b in by.values():
             self.assertEqual(b["state"], "up")
             self.assertRegex(b["since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-            self.assertRegex(b["probes"], r"^\++$")
+            # Up after rise (2) passes in a row; a probe of a busy
+            # machine's health server may have failed before.
+            self.assertRegex(b["probes"], r"^[+-]*\+\+$")
             self.assertEqual(b["last_check"]["status"], 200)
         victim = max(by.values(), key=lambda b: b["flows"])
         n = victim["flows"]
