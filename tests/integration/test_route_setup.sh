@@ -53,6 +53,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM # meson's timeout: clean up too
 die() { echo "FAIL: $*"; exit 1; }
+# "cmd | grep -q" under pipefail: grep quitting at its match can kill cmd
+# with SIGPIPE, which reads as no match. Read it all, then match.
+holds() { local all; all=$(cat); grep -q "$@" <<<"$all"; }
 # wait_for SECONDS WHAT CMD...: poll until CMD succeeds.
 wait_for() {
 	local deadline=$(($(date +%s%N) + $1 * 1000000000)) what=$2
@@ -101,13 +104,13 @@ ip -n "$NB" link set "$IFN" up
 wgh --route-setup >"$T/setup1" 2>&1 || die "setup: $(cat "$T/setup1")"
 cat "$T/setup1"
 [ "$(rules)" = 1 ] || die "want one fwmark rule: $(ip -n "$NB" rule show)"
-ip -n "$NB" route show table 51820 | grep -q "^default via $LB dev $VB" ||
+ip -n "$NB" route show table 51820 | holds "^default via $LB dev $VB" ||
 	die "table 51820: $(ip -n "$NB" route show table 51820)"
 [ "$(wg show "$IFN" fwmark)" = 0xca6c ] || die "fwmark: $(wg show "$IFN" fwmark)"
 [ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp), want 2"
 [ "$(cat "$T/state/rp_filter.$VB")" = 1 ] || die "saved rp_filter: $(cat "$T/state/rp_filter.$VB")"
 [ "$(stat -c %a "$T/state")" = 700 ] || die "state dir mode $(stat -c %a "$T/state")"
-inb nft list table inet wglb_reply | grep -q 'udp dport 51820 meta mark set 0x0000ca6c' ||
+inb nft list table inet wglb_reply | holds 'udp dport 51820 meta mark set 0x0000ca6c' ||
 	die "no mark for datagrams to WireGuard's port: $(inb nft list ruleset)"
 [ "$(inb cat /proc/sys/net/ipv4/fwmark_reflect)" = 1 ] || die "fwmark_reflect not set"
 echo "ok: setup: fwmark 0xca6c, one rule, default via $LB in table 51820, rp_filter 1 -> 2 (saved)"
@@ -123,9 +126,9 @@ grep -q "is in place" "$T/check" || die "route-check: $(cat "$T/check")"
 echo "ok: setup twice leaves one rule; --route-check exits 0"
 
 # 3. WireGuard's own packets leave toward the balancer; nothing else moves.
-inb ip route get 198.51.100.50 mark 0xca6c | grep -q "via $LB dev $VB" ||
+inb ip route get 198.51.100.50 mark 0xca6c | holds "via $LB dev $VB" ||
 	die "marked: $(inb ip route get 198.51.100.50 mark 0xca6c)"
-inb ip route get 198.51.100.50 | grep -q "via 192.0.2.1 dev $UA" ||
+inb ip route get 198.51.100.50 | holds "via 192.0.2.1 dev $UA" ||
 	die "unmarked traffic moved: $(inb ip route get 198.51.100.50)"
 if command -v nft >/dev/null; then
 	# A handshake initiation, sent by wireguard-go itself (a keepalive
@@ -173,7 +176,7 @@ echo "ok: health 200 in place, 503 with the reason without the rule or the mark,
 [ "$(rp)" = 2 ] || die "rp_filter of $VB is $(rp) before undo, want 2"
 echo 2 >"$T/state/rp_filter.all"
 ip -n "$NB" link set "$VB" down || die "ip link set $VB down"
-inb ip route get "$LB" | grep -q "via 192.0.2.1" || die "$LB still on-link: $(inb ip route get "$LB")"
+inb ip route get "$LB" | holds "via 192.0.2.1" || die "$LB still on-link: $(inb ip route get "$LB")"
 wgh --route-undo >"$T/undo1" 2>&1 || die "undo: $(cat "$T/undo1")"
 cat "$T/undo1"
 [ "$(rules)" = 0 ] || die "undo left a rule: $(ip -n "$NB" rule show)"
@@ -241,8 +244,8 @@ w6() { inb "$WGH" --device "$IFN" --route-via fd77::1 --state-dir "$T/state" "$@
 w6 --route-setup >"$T/setup6" 2>&1 || die "IPv6 setup: $(cat "$T/setup6")"
 [ "$(ip -6 -n "$NB" rule show | grep -c 'fwmark 0xca6c lookup 51820')" = 1 ] || die "IPv6 rule"
 [ "$(rules)" = 0 ] || die "an IPv6 setup added an IPv4 rule"
-ip -6 -n "$NB" route show table 51820 | grep -q "^default via fd77::1 dev $VB" || die "IPv6 route"
-inb ip -6 route get 2001:db8::7 mark 0xca6c | grep -q "via fd77::1 dev $VB" || die "IPv6 marked lookup"
+ip -6 -n "$NB" route show table 51820 | holds "^default via fd77::1 dev $VB" || die "IPv6 route"
+inb ip -6 route get 2001:db8::7 mark 0xca6c | holds "via fd77::1 dev $VB" || die "IPv6 marked lookup"
 w6 --route-check >/dev/null 2>&1 || die "IPv6 route-check"
 w6 --route-undo >/dev/null 2>&1 || die "IPv6 undo"
 [ "$(ip -6 -n "$NB" rule show | grep -c 'fwmark 0xca6c')" = 0 ] || die "IPv6 undo left the rule"
@@ -258,14 +261,14 @@ inb "$WGH" --device "$IFN" --route-via 10.77.0.1 --route-via 10.77.0.3 --route-s
 	die "two --route-via without --route-from were accepted"
 inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-setup >"$T/setup-e" 2>&1 ||
 	die "two balancers: $(cat "$T/setup-e")"
-ip -n "$NB" rule show | grep -q 'from 10.77.0.21 fwmark 0xca6c lookup 51820' &&
-	ip -n "$NB" rule show | grep -q 'from 10.77.0.22 fwmark 0xca6c lookup 51821' ||
+ip -n "$NB" rule show | holds 'from 10.77.0.21 fwmark 0xca6c lookup 51820' &&
+	ip -n "$NB" rule show | holds 'from 10.77.0.22 fwmark 0xca6c lookup 51821' ||
 	die "rules: $(ip -n "$NB" rule show)"
 [ "$(ip -n "$NB" rule show | grep -c 'from all fwmark 0xca6c')" = 0 ] ||
 	die "a rule without a source was added beside the two"
-inb ip route get 198.51.100.50 from 10.77.0.21 mark 0xca6c | grep -q "via 10.77.0.1 dev $VB" ||
+inb ip route get 198.51.100.50 from 10.77.0.21 mark 0xca6c | holds "via 10.77.0.1 dev $VB" ||
 	die "from .21: $(inb ip route get 198.51.100.50 from 10.77.0.21 mark 0xca6c)"
-inb ip route get 198.51.100.50 from 10.77.0.22 mark 0xca6c | grep -q "via 10.77.0.3 dev $VB" ||
+inb ip route get 198.51.100.50 from 10.77.0.22 mark 0xca6c | holds "via 10.77.0.3 dev $VB" ||
 	die "from .22: $(inb ip route get 198.51.100.50 from 10.77.0.22 mark 0xca6c)"
 inb "$WGH" --device "$IFN" "${two[@]}" --state-dir "$T/state" --route-check >/dev/null 2>&1 ||
 	die "two balancers: route-check"
