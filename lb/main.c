@@ -168,9 +168,12 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return EXIT_CONFIG;
 		}
+		char fast[640];
+		(void)fwd_fast_check(&cfg, fast, sizeof(fast)); /* never a config error: the socket path */
 		printf("%s: ok (%u listeners, %u backends%s)%s\n", path, cfg.n_listen, cfg.n_backends,
 		       cfg.client_address == CLIENT_PRESERVE ? ", client addresses preserved" : "",
 		       exposed ? ", UNSAFE: no server_public_key" : "");
+		printf("fast path: %s\n", fast);
 		config_free(&cfg);
 		return 0;
 	}
@@ -183,6 +186,9 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fwd_size(&cfg);
+	/* Loaded and attached before any loop opens: every worker's packet
+	 * path finds it there, or runs on its sockets alone. */
+	fwd_fast_start(&cfg);
 	ret = loop_init(&l, &cfg, ws, 0, n_workers);
 	if (ret == 0)
 		ret = loop_attach(&l, &fwd_part);
@@ -196,9 +202,13 @@ int main(int argc, char **argv)
 		ret = loop_attach(&l, parts[i]);
 	if (ret == 0)
 		ret = loop_run(&l);
+	/* Off the interfaces before any socket closes: the kernel must not go
+	 * on forwarding for flows whose ports are being given back. */
+	fwd_fast_detach();
 	workers_stop(&l);
 	loop_fini(&l);
 	workers_free(ws);
+	fwd_fast_stop();
 	if (ret < 0) {
 		log_err("exiting: %s", strerror(-ret));
 		return EXIT_RUNTIME;

@@ -66,6 +66,9 @@ void fastpath_close(struct fastpath *fp);
  * (the program reads an Ethernet header); -EEXIST: attached already. */
 int fastpath_attach(struct fastpath *fp, const char *ifname);
 int fastpath_detach(struct fastpath *fp, const char *ifname);
+/* Take off a filter of ours that no struct fastpath holds: one a wglb
+ * left attached when it died. Needs no program. -ENOENT when none. */
+int fastpath_clear(const char *ifname);
 
 /* Insert or update both directions of a flow; an update keeps what the
  * entries counted. -EAFNOSUPPORT: the four addresses are not of one
