@@ -123,6 +123,13 @@ void fwd_fast_detach(void);
 void fwd_fast_stop(void);
 /* For show info: "off", where it is attached, or why it is not. */
 const char *fwd_fast_status(void);
+/* The program's own counts (fastpath.h's, process-wide): datagrams it
+ * would have forwarded but passed up, and rewrites it abandoned.
+ * -ENOENT when the fast path is not in use. */
+struct fwd_fast_events {
+	uint64_t fib_failed, no_neigh, frag_needed, fwd_disabled, rewrite_failed;
+};
+int fwd_fast_events(struct fwd_fast_events *out);
 /* For wglb --check: what fast_path = tc would do on this host, in out.
  * -ENOTSUP: a build without it; a negative from finding the interfaces. */
 int fwd_fast_check(const struct wglb_config *cfg, char *out, size_t size);

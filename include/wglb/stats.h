@@ -72,6 +72,7 @@ struct wglb_stats {
 	/* Of pkts and bytes in and out: transport the fast path forwarded in
 	 * the kernel (folded in when wglb looks), never seen by a socket. */
 	uint64_t fast_pkts_in, fast_bytes_in, fast_pkts_out, fast_bytes_out;
+	uint64_t fast_refused; /* confirmed flows the map would not take (full, mixed families) */
 	uint64_t rebuilds;   /* Maglev table rebuilds */
 	uint64_t last_rebuild_us;
 };

@@ -163,7 +163,7 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		      "\"sends_in\": %llu, \"sends_out\": %llu, \"receives_in\": %llu, "
 		      "\"receives_out\": %llu, \"gso_split\": %llu, \"fast_path_packets_in\": %llu, "
 		      "\"fast_path_bytes_in\": %llu, \"fast_path_packets_out\": %llu, "
-		      "\"fast_path_bytes_out\": %llu, ",
+		      "\"fast_path_bytes_out\": %llu, \"fast_path_refused\": %llu, ",
 		   (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in,
 		   (unsigned long long)s->pkts_out, (unsigned long long)s->bytes_out,
 		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out,
@@ -171,7 +171,7 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out,
 		   (unsigned long long)s->gso_split, (unsigned long long)s->fast_pkts_in,
 		   (unsigned long long)s->fast_bytes_in, (unsigned long long)s->fast_pkts_out,
-		   (unsigned long long)s->fast_bytes_out);
+		   (unsigned long long)s->fast_bytes_out, (unsigned long long)s->fast_refused);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
 		      "\"recv_buffer_exhausted\": %llu, \"ring_full\": %llu, \"cancel_failed\": %llu, "
@@ -249,6 +249,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 {
 	const struct totals *t;
 	const struct wglb_stats *s;
+	struct fwd_fast_events fe;
 
 	if (r->json) {
 		cmd_show_stats_json(l, c);
@@ -271,6 +272,13 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->fast_pkts_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "fast path bytes", (unsigned long long)s->fast_bytes_in,
 		   (unsigned long long)s->fast_bytes_out);
+	if (fwd_fast_events(&fe) == 0)
+		ctl_printf(c, "fast path: passed up %llu no route, %llu no neighbour, %llu over the MTU, "
+			      "%llu forwarding off; %llu rewrites abandoned; %llu flows refused by its "
+			      "map\n",
+			   (unsigned long long)fe.fib_failed, (unsigned long long)fe.no_neigh,
+			   (unsigned long long)fe.frag_needed, (unsigned long long)fe.fwd_disabled,
+			   (unsigned long long)fe.rewrite_failed, (unsigned long long)s->fast_refused);
 	for (int ty = 1; ty <= 4; ty++)
 		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)ty),
 			   (unsigned long long)s->msgs_in[ty], (unsigned long long)s->msgs_out[ty]);

@@ -44,7 +44,6 @@ struct fast_slot {
 struct dp_fast {
 	struct fast_slot *slot; /* by flow index */
 	uint32_t cap;
-	uint64_t put_failed; /* entries refused (a full map, mixed families): socket path */
 };
 
 /* The process's one program and map. Written on the main thread before
@@ -356,6 +355,25 @@ const char *fwd_fast_status(void)
 	return fm.status;
 }
 
+int fwd_fast_events(struct fwd_fast_events *out)
+{
+	struct fastpath_events ev;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!fm.fp)
+		return -ENOENT;
+	rc = fastpath_events(fm.fp, &ev);
+	if (rc < 0)
+		return rc;
+	out->fib_failed = ev.fib_failed;
+	out->no_neigh = ev.no_neigh;
+	out->frag_needed = ev.frag_needed;
+	out->fwd_disabled = ev.fwd_disabled;
+	out->rewrite_failed = ev.rewrite_failed;
+	return 0;
+}
+
 /* ---- each worker's flows ---- */
 
 int dp_fast_open(struct fwd *dp)
@@ -418,6 +436,7 @@ void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f)
 			f->bytes_in += by;
 			l->st.pkts_in += pk;
 			l->st.bytes_in += by;
+			l->st.fwd_in += pk; /* sent on, by the kernel */
 			l->st.msgs_in[WG_T_TRANSPORT] += pk;
 			l->st.fast_pkts_in += pk;
 			l->st.fast_bytes_in += by;
@@ -432,6 +451,7 @@ void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f)
 			f->quiet = 0;
 			l->st.pkts_out += pk;
 			l->st.bytes_out += by;
+			l->st.fwd_out += pk;
 			l->st.msgs_out[WG_T_TRANSPORT] += pk;
 			l->st.fast_pkts_out += pk;
 			l->st.fast_bytes_out += by;
@@ -486,7 +506,7 @@ void dp_fast_put(struct loop *l, struct fwd *dp, struct flow *f, const union wgl
 		return;
 	rc = fastpath_flow_put(fm.fp, &s->e);
 	if (rc < 0) { /* a full map, a client and backend of two families: the sockets carry it */
-		dp->fast->put_failed++;
+		l->st.fast_refused++;
 		return;
 	}
 	memset(s->seen, 0, sizeof(s->seen));
