@@ -6,9 +6,11 @@ interfaces sees every datagram. Once a handshake has confirmed a flow, its
 transport goes through in the kernel both ways: wglb's own receives do not
 move, the program's counts do and are folded into wglb's counters; a
 handshake still goes up; idle expiry does not close a flow the kernel
-carries; a re-pin (disable the backend) takes effect on the next datagram;
-a program a killed wglb left is removed at the next start; with
-fast_path = off nothing is attached.
+carries; a re-pin (disable the backend) and a backend's new address take
+effect on the next datagram; a reload's narrower allow list and a
+demotion (backend_silence) send the flow's transport up again; a program a
+killed wglb left is removed at the next start; with fast_path = off
+nothing is attached.
 
 Root only; exits 77 with the reason when namespaces, BPF or tc are not to
 be had, or when this wglb was built without the fast path."""
@@ -100,12 +102,33 @@ class FastPath(unittest.TestCase):
         self.addCleanup(self.b1.close)
         self.addCleanup(self.b2.close)
 
-    def start(self, mode="tc", backends=None, extra=""):
+    @staticmethod
+    def conf(mode="tc", backends=(), extra=""):
         text = "[balancer]\ncontrol = @CONTROL@\nhandshake_rate = 0\n"
         text += f"listen = {LISTEN[0]}:{LISTEN[1]}\nfast_path = {mode}\nflow_idle_timeout = 2\n"
         text += extra
-        for b in backends or [self.b1]:
+        for b in backends:
             text += f"\n[backend {b.name}]\naddress = {b.address}\n"
+        return text
+
+    def reload(self, w, text):
+        n = w.read_log().count("reloaded:")
+        w.write_config(text)
+        w.hup()
+        wait_until(lambda: w.read_log().count("reloaded:") > n, 5, "the reload")
+
+    def kernel_carries(self, w, c, idx, be):
+        """One transport round trip, through the kernel both ways."""
+        before = w.stats()
+        d = transport(60, receiver=idx)
+        self.assertEqual(c.roundtrip(d), (d, LISTEN))
+        self.assertEqual(be.payloads()[-1], d)
+        wait_until(lambda: w.stats()["fast_path_packets_out"] > before["fast_path_packets_out"],
+                   5, "the round trip counted by the program")
+        self.assertEqual(w.stats()["receives_in"], before["receives_in"])
+
+    def start(self, mode="tc", backends=None, extra=""):
+        text = self.conf(mode, backends or [self.b1], extra)
         w = Wglb(text, prefix=["ip", "netns", "exec", NS["l"]])
         w.start()
         self.addCleanup(w.stop)
@@ -212,6 +235,61 @@ class FastPath(unittest.TestCase):
                            5, "the re-pinned flow's datagram in the kernel")
         self.assertEqual(after["receives_in"], before["receives_in"])
         self.assertEqual(after["repins"]["disabled"] - before["repins"]["disabled"], 1)
+
+    def test_readdress_follows(self):
+        """A reload moves backend b1 to b2's address: the entries follow
+        the socket, the next datagram goes to the new address in the kernel."""
+        w = self.start()
+        c = self.client()
+        idx = self.confirm(c)
+        up = self.one_flow(w)["upstream_port"]
+        self.kernel_carries(w, c, idx, self.b1)
+        n1 = self.b1.count()
+        moved = type("B", (), {"name": "b1", "address": self.b2.address})
+        self.reload(w, self.conf(backends=[moved]))
+        self.kernel_carries(w, c, idx, self.b2)
+        self.assertEqual(self.b2.payloads_from()[-1][0], (LB2_IP, up))
+        self.assertEqual(self.b1.count(), n1)
+        self.assertEqual(w.stats()["repins"]["changed"], 1)
+
+    def test_allow_narrowed_stops_the_kernel(self):
+        """A reload's allow list that shuts a confirmed client out: its flow
+        stays (the socket path drops its datagrams one by one), so its
+        entries must go, or the kernel would go on forwarding for it."""
+        w = self.start(extra="allow = 10.77.1.0/24\n")
+        c = self.client()
+        idx = self.confirm(c)
+        self.kernel_carries(w, c, idx, self.b1)
+        n1 = self.b1.count()
+        before = w.stats()
+        self.reload(w, self.conf(backends=[self.b1], extra="allow = 10.99.0.0/16\n"))
+        c.send(transport(60, receiver=idx))
+        c.expect_nothing(0.5)
+        self.assertEqual(self.b1.count(), n1)
+        st = wait_until(lambda: (lambda s: s if s["drops_in"]["not_allowed"] >
+                                 before["drops_in"]["not_allowed"] else None)(w.stats()),
+                        5, "the datagram dropped by wglb")
+        self.assertEqual(st["receives_in"] - before["receives_in"], 1)
+
+    def test_demoted_goes_up(self):
+        """backend_silence: a confirmed flow whose backend says nothing is
+        demoted (the kernel's client-to-backend datagrams do not count as
+        the backend's), and its transport goes up again."""
+        w = self.start(extra="backend_silence = 1\n")
+        c = self.client()
+        idx = self.confirm(c)
+        self.kernel_carries(w, c, idx, self.b1)
+        self.b1.mute = True
+        c.send(transport(60, receiver=idx))  # through the kernel, unanswered
+        wait_until(lambda: w.stats()["flows_demoted"] >= 1, 5, "the flow demoted")
+        self.assertFalse(self.one_flow(w)["confirmed"])
+        before = w.stats()
+        n1 = self.b1.count()
+        c.send(transport(60, receiver=idx))
+        wait_until(lambda: self.b1.count() > n1, 3, "the datagram at the backend")
+        st = wait_until(lambda: (lambda s: s if s["receives_in"] > before["receives_in"]
+                                 else None)(w.stats()), 3, "the datagram through wglb")
+        self.assertEqual(st["fast_path_packets_in"], before["fast_path_packets_in"])
 
     def test_off_attaches_nothing(self):
         w = self.start(mode="off")
