@@ -422,10 +422,12 @@ void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f)
 	struct fast_slot *s = slot_of(dp, f);
 	struct fastpath_counters c[2];
 	struct backend_stats *bs;
+	struct listener_stats *ls;
 
 	if (!s || !s->in || fastpath_flow_counters(fm.fp, &s->e, &c[0], &c[1]) < 0)
 		return;
 	bs = f->backend < CONFIG_MAX_BACKENDS ? &dp->be[f->backend].st : NULL;
+	ls = &l->lst[f->key.listener].st;
 	for (int d = 0; d < 2; d++) {
 		uint64_t pk = c[d].packets - s->seen[d].packets, by = c[d].bytes - s->seen[d].bytes;
 		uint32_t t;
@@ -440,6 +442,8 @@ void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f)
 			l->st.msgs_in[WG_T_TRANSPORT] += pk;
 			l->st.fast_pkts_in += pk;
 			l->st.fast_bytes_in += by;
+			ls->pkts_in += pk;
+			ls->bytes_in += by;
 			if (bs) {
 				bs->pkts_in += pk;
 				bs->bytes_in += by;
@@ -455,6 +459,8 @@ void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f)
 			l->st.msgs_out[WG_T_TRANSPORT] += pk;
 			l->st.fast_pkts_out += pk;
 			l->st.fast_bytes_out += by;
+			ls->pkts_out += pk;
+			ls->bytes_out += by;
 			if (bs) {
 				bs->pkts_out += pk;
 				bs->bytes_out += by;
