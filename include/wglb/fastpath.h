@@ -7,8 +7,11 @@
  *
  * Built with -Dfast_path (clang, bpftool, libbpf); without it every
  * function here is still there and returns -ENOTSUP, so a caller needs no
- * #if. Functions return 0 or -errno. One struct fastpath per process: not
- * thread-safe, the caller serialises.
+ * #if. Functions return 0 or -errno. One struct fastpath per process:
+ * open, attach, detach and close from one thread; the flow and event
+ * functions from any thread at once (each is bpf() system calls on the
+ * maps' descriptors, which the kernel serialises, and reads nothing the
+ * others write).
  */
 #ifndef WGLB_FASTPATH_H
 #define WGLB_FASTPATH_H

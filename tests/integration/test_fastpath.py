@@ -10,7 +10,7 @@ carries; a re-pin (disable the backend) and a backend's new address take
 effect on the next datagram; a reload's narrower allow list and a
 demotion (backend_silence) send the flow's transport up again; a program a
 killed wglb left is removed at the next start; with fast_path = off
-nothing is attached.
+nothing is attached. Every case over IPv4 and IPv6.
 
 Root only; exits 77 with the reason when namespaces, BPF or tc are not to
 be had, or when this wglb was built without the fast path."""
@@ -33,7 +33,7 @@ TAG = str(os.getpid() % 100000)
 NS = {k: f"wglbfp-{k}-{TAG}" for k in ("c", "l", "b")}
 IF = {k: f"fp{k}{TAG}" for k in ("c", "l1", "l2", "b")}  # at most 15 characters
 CL_IP, LB1_IP, LB2_IP, BE_IP = "10.77.1.2", "10.77.1.1", "10.77.2.1", "10.77.2.2"
-LISTEN = (LB1_IP, 51820)
+CL6, LB1_6, LB2_6, BE6 = "fd77:1::2", "fd77:1::1", "fd77:2::1", "fd77:2::2"
 FP_HANDLE = "handle 0x5767"  # the loader's filter (lb/fastpath/fastpath.c)
 
 
@@ -79,10 +79,14 @@ def topology():
     for ns, ifname, addr in (("c", IF["c"], CL_IP), ("l", IF["l1"], LB1_IP),
                              ("l", IF["l2"], LB2_IP), ("b", IF["b"], BE_IP)):
         in_ns(ns, "ip", "addr", "add", addr + "/24", "dev", ifname)
+    for ns, ifname, addr in (("c", IF["c"], CL6), ("l", IF["l1"], LB1_6),
+                             ("l", IF["l2"], LB2_6), ("b", IF["b"], BE6)):
+        in_ns(ns, "ip", "-6", "addr", "add", addr + "/64", "dev", ifname, "nodad")
         in_ns(ns, "ip", "link", "set", ifname, "up")
         in_ns(ns, "ip", "link", "set", "lo", "up")
     # The program's FIB lookup is a forwarding lookup from the ingress.
     in_ns("l", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    in_ns("l", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 
 
 def teardown():
@@ -95,17 +99,21 @@ def filters(ifname):
 
 
 class FastPath(unittest.TestCase):
+    family = socket.AF_INET
+    listen = (LB1_IP, 51820)
+    lb2, be, cl_net, other_net = LB2_IP, BE_IP, "10.77.1.0/24", "10.99.0.0/16"
+
     def setUp(self):
         with netns("b"):
-            self.b1 = Backend("b1", host=BE_IP)
-            self.b2 = Backend("b2", host=BE_IP)
+            self.b1 = Backend("b1", self.family, host=self.be)
+            self.b2 = Backend("b2", self.family, host=self.be)
         self.addCleanup(self.b1.close)
         self.addCleanup(self.b2.close)
 
-    @staticmethod
-    def conf(mode="tc", backends=(), extra=""):
+    def conf(self, mode="tc", backends=(), extra=""):
+        h, port = self.listen
         text = "[balancer]\ncontrol = @CONTROL@\nhandshake_rate = 0\n"
-        text += f"listen = {LISTEN[0]}:{LISTEN[1]}\nfast_path = {mode}\nflow_idle_timeout = 2\n"
+        text += f"listen = {f'[{h}]' if ':' in h else h}:{port}\nfast_path = {mode}\nflow_idle_timeout = 2\n"
         text += extra
         for b in backends:
             text += f"\n[backend {b.name}]\naddress = {b.address}\n"
@@ -121,7 +129,8 @@ class FastPath(unittest.TestCase):
         """One transport round trip, through the kernel both ways."""
         before = w.stats()
         d = transport(60, receiver=idx)
-        self.assertEqual(c.roundtrip(d), (d, LISTEN))
+        got, src = c.roundtrip(d)
+        self.assertEqual((got, src[:2]), (d, self.listen))
         self.assertEqual(be.payloads()[-1], d)
         wait_until(lambda: w.stats()["fast_path_packets_out"] > before["fast_path_packets_out"],
                    5, "the round trip counted by the program")
@@ -136,7 +145,7 @@ class FastPath(unittest.TestCase):
 
     def client(self):
         with netns("c"):
-            c = Client(LISTEN)
+            c = Client(self.listen, self.family)
         self.addCleanup(c.close)
         return c
 
@@ -146,7 +155,7 @@ class FastPath(unittest.TestCase):
         idx = struct.unpack("<I", os.urandom(4))[0]
         c.roundtrip(initiation(sender=idx))
         got, src = c.roundtrip(transport(48, receiver=idx))
-        self.assertEqual(src, LISTEN)
+        self.assertEqual(src[:2], self.listen)
         return idx
 
     def one_flow(self, w):
@@ -170,12 +179,12 @@ class FastPath(unittest.TestCase):
         for i in range(20):
             d = transport(100 + i, receiver=idx)
             got, src = c.roundtrip(d)
-            self.assertEqual((got, src), (d, LISTEN))
+            self.assertEqual((got, src[:2]), (d, self.listen))
             sent.append(d)
         # The backend saw them from the flow's upstream socket, rewritten.
-        upstream = (LB2_IP, f["upstream_port"])
+        upstream = (self.lb2, f["upstream_port"])
         self.assertEqual([p for s, p in self.b1.payloads_from()[-20:]], sent)
-        self.assertEqual({s for s, _ in self.b1.payloads_from()[-20:]}, {upstream})
+        self.assertEqual({s[:2] for s, _ in self.b1.payloads_from()[-20:]}, {upstream})
         # Folded in at the scan (once a second), from the program's counts.
         after = wait_until(lambda: (lambda s: s if s["fast_path_packets_in"] >= 20 and
                                     s["fast_path_packets_out"] >= 21 else None)(w.stats()),
@@ -227,8 +236,9 @@ class FastPath(unittest.TestCase):
         wait_until(lambda: self.one_flow(w)["backend"] == new.name, 5, "the flow re-pinned")
         d = transport(90, receiver=idx)
         got, src = c.roundtrip(d)
-        self.assertEqual((got, src), (d, LISTEN))
-        self.assertEqual(new.payloads_from()[-1], ((LB2_IP, f["upstream_port"]), d))
+        self.assertEqual((got, src[:2]), (d, self.listen))
+        last = new.payloads_from()[-1]
+        self.assertEqual((last[0][:2], last[1]), ((self.lb2, f["upstream_port"]), d))
         self.assertEqual(old.count(), n_old)
         after = wait_until(lambda: (lambda s: s if s["fast_path_packets_in"] >=
                                     before["fast_path_packets_in"] + 1 else None)(w.stats()),
@@ -248,7 +258,7 @@ class FastPath(unittest.TestCase):
         moved = type("B", (), {"name": "b1", "address": self.b2.address})
         self.reload(w, self.conf(backends=[moved]))
         self.kernel_carries(w, c, idx, self.b2)
-        self.assertEqual(self.b2.payloads_from()[-1][0], (LB2_IP, up))
+        self.assertEqual(self.b2.payloads_from()[-1][0][:2], (self.lb2, up))
         self.assertEqual(self.b1.count(), n1)
         self.assertEqual(w.stats()["repins"]["changed"], 1)
 
@@ -256,13 +266,13 @@ class FastPath(unittest.TestCase):
         """A reload's allow list that shuts a confirmed client out: its flow
         stays (the socket path drops its datagrams one by one), so its
         entries must go, or the kernel would go on forwarding for it."""
-        w = self.start(extra="allow = 10.77.1.0/24\n")
+        w = self.start(extra=f"allow = {self.cl_net}\n")
         c = self.client()
         idx = self.confirm(c)
         self.kernel_carries(w, c, idx, self.b1)
         n1 = self.b1.count()
         before = w.stats()
-        self.reload(w, self.conf(backends=[self.b1], extra="allow = 10.99.0.0/16\n"))
+        self.reload(w, self.conf(backends=[self.b1], extra=f"allow = {self.other_net}\n"))
         c.send(transport(60, receiver=idx))
         c.expect_nothing(0.5)
         self.assertEqual(self.b1.count(), n1)
@@ -318,6 +328,13 @@ class FastPath(unittest.TestCase):
         self.assertNotIn(FP_HANDLE, filters(IF["l1"]))
 
 
+class FastPath6(FastPath):
+    """The same over IPv6 (the program's BPF_F_IPV6 checksums: Linux 6.16+)."""
+    family = socket.AF_INET6
+    listen = (LB1_6, 51820)
+    lb2, be, cl_net, other_net = LB2_6, BE6, "fd77:1::/64", "fd99::/16"
+
+
 def preflight():
     if os.geteuid() != 0:
         skip("needs root (network namespaces, BPF, tc)")
@@ -328,7 +345,7 @@ def preflight():
         skip(f"cannot build the namespaces and veths: {getattr(e, 'stderr', e)}")
     conf = f"/tmp/wglb-fp-check-{TAG}.conf"
     with open(conf, "w") as f:
-        f.write(f"[balancer]\nlisten = {LISTEN[0]}:{LISTEN[1]}\nfast_path = tc\n"
+        f.write(f"[balancer]\nlisten = {LB1_IP}:51820\nfast_path = tc\n"
                 f"[backend a]\naddress = {BE_IP}:51820\n")
     out = in_ns("l", WGLB, "--check", "-c", conf, check=False).stdout
     os.unlink(conf)
