@@ -27,13 +27,16 @@ enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wglb [-c FILE] [--check | --agent-key-for NAME] [-v]\n"
+		"usage: wglb [-c FILE] [--check | --agent-key-for NAME | --fast-path-clear] [-v]\n"
 		"  -c, --config FILE  configuration (default %s)\n"
 		"      --check        validate the configuration (and, with client_address =\n"
 		"                     preserve, that this host can) and exit: 0 valid, 1 errors\n"
 		"      --agent-key-for NAME\n"
 		"                     print backend NAME's agent key (for its wg-health\n"
 		"                     --agent-key), derived from [agent] key_file, and exit\n"
+		"      --fast-path-clear\n"
+		"                     remove the fast path's program that a wglb which died\n"
+		"                     left attached on the configuration's interfaces, and exit\n"
 		"  -v, --verbose      log debug lines too\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      print the version\n"
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},      {"agent-key-for", required_argument, NULL, 'K'},
+		{"fast-path-clear", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *agent_key_for = NULL;
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
 	struct workers *ws;
 	unsigned n_workers;
 	const struct wglb_addr *exposed;
-	bool check = false;
+	bool check = false, fast_clear = false;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
@@ -115,6 +119,9 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			agent_key_for = optarg;
+			break;
+		case 'F':
+			fast_clear = true;
 			break;
 		case 'v':
 			log_set_level(LOG_DEBUG);
@@ -151,6 +158,13 @@ int main(int argc, char **argv)
 		ret = print_agent_key(&cfg, agent_key_for);
 		config_free(&cfg);
 		return ret;
+	}
+	if (fast_clear) {
+		char what[640];
+		ret = fwd_fast_clear(&cfg, what, sizeof(what));
+		printf("fast path: %s\n", what);
+		config_free(&cfg);
+		return ret < 0 ? EXIT_RUNTIME : 0;
 	}
 	exposed = config_exposed(&cfg);
 	if (exposed) {

@@ -120,6 +120,11 @@ void fwd_readdress(struct loop *l, unsigned idx, const struct wglb_addr *a);
  * after every worker has. */
 void fwd_fast_start(const struct wglb_config *cfg);
 void fwd_fast_detach(void);
+/* Not running (wglb --fast-path-clear, the unit's ExecStopPost): take off a
+ * program a wglb that died left on the interfaces cfg names (its listen
+ * addresses' and its backends' routes'). How many it removed, with what
+ * it did in out, or -errno. */
+int fwd_fast_clear(const struct wglb_config *cfg, char *out, size_t size);
 void fwd_fast_stop(void);
 /* For show info: "off", where it is attached, or why it is not. */
 const char *fwd_fast_status(void);

@@ -167,14 +167,24 @@ static int add_if(char ifs[][IF_NAMESIZE], unsigned *n, const char *name)
 /* Every interface the program must see: those that hold the listen
  * addresses (clients' datagrams) and those the routes to the backends
  * leave by (their replies). 0, or -errno with what failed in why. */
+static bool wildcard(const union wglb_sa *a)
+{
+	return a->sa.sa_family == AF_INET6 ? IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr)
+					   : a->in4.sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+/* some: skip wildcard listeners (a config that does not ask for the
+ * fast path, when only clearing a leftover). */
 static int find_ifs(const struct wglb_config *cfg, char ifs[][IF_NAMESIZE], unsigned *n,
-		    char *why, size_t size)
+		    char *why, size_t size, bool some)
 {
 	char name[IF_NAMESIZE], a[ADDR_STRLEN];
 	int rc;
 
 	*n = 0;
 	for (unsigned i = 0; i < cfg->n_listen; i++) {
+		if (some && wildcard(&cfg->listen[i].u))
+			continue;
 		rc = if_of_addr(&cfg->listen[i].u, name);
 		if (rc == 0)
 			rc = add_if(ifs, n, name);
@@ -263,7 +273,7 @@ int fwd_fast_check(const struct wglb_config *cfg, char *out, size_t size)
 		snprintf(out, size, "off");
 		return 0;
 	}
-	rc = find_ifs(cfg, ifs, &n, why, sizeof(why));
+	rc = find_ifs(cfg, ifs, &n, why, sizeof(why), false);
 	if (rc < 0) {
 		snprintf(out, size, "tc cannot attach: %s", why);
 		return rc;
@@ -294,7 +304,7 @@ void fwd_fast_start(const struct wglb_config *cfg)
 
 	if (cfg->fast_path != FAST_PATH_TC)
 		return;
-	rc = find_ifs(cfg, fm.ifs, &fm.n_ifs, why, sizeof(why));
+	rc = find_ifs(cfg, fm.ifs, &fm.n_ifs, why, sizeof(why), false);
 	if (rc < 0)
 		goto fail;
 	join_ifs(fm.ifs, fm.n_ifs, list, sizeof(list));
@@ -336,6 +346,31 @@ fail:
 	fm.fp = NULL;
 	log_warn("fast path: not in use, forwarding through wglb's sockets only: %s", why);
 	snprintf(fm.status, sizeof(fm.status), "tc asked, not in use: %s", why);
+}
+
+int fwd_fast_clear(const struct wglb_config *cfg, char *out, size_t size)
+{
+	char ifs[FM_MAX_IFS][IF_NAMESIZE], why[256], gone[FM_MAX_IFS][IF_NAMESIZE];
+	char list[FM_MAX_IFS * (IF_NAMESIZE + 2)];
+	unsigned n, n_gone = 0;
+	int rc = find_ifs(cfg, ifs, &n, why, sizeof(why), true);
+
+	if (rc < 0) {
+		snprintf(out, size, "cannot tell where to look: %s", why);
+		return rc;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		rc = fastpath_clear(ifs[i]);
+		if (rc == -ENOTSUP) {
+			snprintf(out, size, "this wglb was built without the fast path");
+			return rc;
+		}
+		if (rc == 0)
+			memcpy(gone[n_gone++], ifs[i], IF_NAMESIZE);
+	}
+	join_ifs(n_gone ? gone : ifs, n_gone ? n_gone : n, list, sizeof(list));
+	snprintf(out, size, "%s %s", n_gone ? "removed a program left on" : "nothing left on", list);
+	return (int)n_gone;
 }
 
 void fwd_fast_detach(void)

@@ -329,6 +329,21 @@ class FastPath(unittest.TestCase):
         self.assertEqual(w2.stop(), 0)
         self.assertNotIn(FP_HANDLE, filters(IF["l1"]))
 
+    def test_fast_path_clear(self):
+        """wglb --fast-path-clear (the unit's ExecStopPost) takes off what a
+        killed wglb left, on the listen address's and the backends' interfaces."""
+        w = self.start()
+        w.proc.send_signal(signal.SIGKILL)
+        w.proc.wait()
+        for i in ("l1", "l2"):
+            self.assertIn(FP_HANDLE, filters(IF[i]))
+        out = in_ns("l", WGLB, "--fast-path-clear", "-c", w.conf).stdout
+        self.assertEqual(out, f"fast path: removed a program left on {IF['l1']}, {IF['l2']}\n")
+        for i in ("l1", "l2"):
+            self.assertNotIn(FP_HANDLE, filters(IF[i]))
+        out = in_ns("l", WGLB, "--fast-path-clear", "-c", w.conf).stdout
+        self.assertEqual(out, f"fast path: nothing left on {IF['l1']}, {IF['l2']}\n")
+
 
 class FastPath6(FastPath):
     """The same over IPv6 (the program's BPF_F_IPV6 checksums: Linux 6.16+)."""
