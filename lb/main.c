@@ -28,13 +28,16 @@ enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wglb [-c FILE] [--check | --agent-key-for NAME] [-v]\n"
+		"usage: wglb [-c FILE] [--check | --agent-key-for NAME | --fast-path-clear] [-v]\n"
 		"  -c, --config FILE  configuration (default %s)\n"
 		"      --check        validate the configuration (and, with client_address =\n"
 		"                     preserve, that this host can) and exit: 0 valid, 1 errors\n"
 		"      --agent-key-for NAME\n"
 		"                     print backend NAME's agent key (for its wg-health\n"
 		"                     --agent-key), derived from [agent] key_file, and exit\n"
+		"      --fast-path-clear\n"
+		"                     remove the fast path's program that a wglb which died\n"
+		"                     left attached on the configuration's interfaces, and exit\n"
 		"  -v, --verbose      log debug lines too\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      print the version\n"
@@ -94,6 +97,7 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},      {"agent-key-for", required_argument, NULL, 'K'},
+		{"fast-path-clear", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *agent_key_for = NULL;
@@ -103,7 +107,7 @@ int main(int argc, char **argv)
 	struct workers *ws;
 	unsigned n_workers;
 	const struct wglb_addr *exposed;
-	bool check = false;
+	bool check = false, fast_clear = false;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
@@ -116,6 +120,9 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			agent_key_for = optarg;
+			break;
+		case 'F':
+			fast_clear = true;
 			break;
 		case 'v':
 			log_set_level(LOG_DEBUG);
@@ -153,6 +160,13 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return ret;
 	}
+	if (fast_clear) {
+		char what[640];
+		ret = fwd_fast_clear(&cfg, what, sizeof(what));
+		printf("fast path: %s\n", what);
+		config_free(&cfg);
+		return ret < 0 ? EXIT_RUNTIME : 0;
+	}
 	exposed = config_exposed(&cfg);
 	if (exposed) {
 		char a[ADDR_STRLEN];
@@ -169,9 +183,12 @@ int main(int argc, char **argv)
 			config_free(&cfg);
 			return EXIT_CONFIG;
 		}
+		char fast[640];
+		(void)fwd_fast_check(&cfg, fast, sizeof(fast)); /* never a config error: the socket path */
 		printf("%s: ok (%u listeners, %u backends%s)%s\n", path, cfg.n_listen, cfg.n_backends,
 		       cfg.client_address == CLIENT_PRESERVE ? ", client addresses preserved" : "",
 		       exposed ? ", UNSAFE: no server_public_key" : "");
+		printf("fast path: %s\n", fast);
 		config_free(&cfg);
 		return 0;
 	}
@@ -184,6 +201,9 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fwd_size(&cfg);
+	/* Loaded and attached before any loop opens: every worker's packet
+	 * path finds it there, or runs on its sockets alone. */
+	fwd_fast_start(&cfg);
 	ret = loop_init(&l, &cfg, ws, 0, n_workers);
 	if (ret == 0)
 		ret = loop_attach(&l, &fwd_part);
@@ -197,9 +217,13 @@ int main(int argc, char **argv)
 		ret = loop_attach(&l, parts[i]);
 	if (ret == 0)
 		ret = loop_run(&l);
+	/* Off the interfaces before any socket closes: the kernel must not go
+	 * on forwarding for flows whose ports are being given back. */
+	fwd_fast_detach();
 	workers_stop(&l);
 	loop_fini(&l);
 	workers_free(ws);
+	fwd_fast_stop();
 	if (ret < 0) {
 		log_err("exiting: %s", strerror(-ret));
 		return EXIT_RUNTIME;

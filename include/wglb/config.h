@@ -27,6 +27,13 @@ enum client_address {
 	CLIENT_PRESERVE, /* the client's own address and port (transparent sockets) */
 };
 
+/* Whether confirmed flows' transport is forwarded by the kernel (fast_path;
+ * docs/fast-path.md). */
+enum fast_path_mode {
+	FAST_PATH_OFF, /* every datagram through wglb's sockets */
+	FAST_PATH_TC,  /* a BPF program at tc ingress of the listeners' and backends' interfaces */
+};
+
 struct backend_conf {
 	char name[BACKEND_NAME_MAX];
 	struct wglb_addr addr;
@@ -67,6 +74,7 @@ struct wglb_config {
 	uint32_t backend_silence; /* s: a confirmed flow whose backend says nothing this long is demoted */
 	uint8_t client_address; /* enum client_address */
 	bool udp_gro; /* coalesced receives and 64 KiB buffers (restart to change) */
+	uint8_t fast_path; /* enum fast_path_mode (restart to change) */
 	uint32_t workers; /* forwarding threads as asked; 0 = auto, one per CPU */
 	uint32_t max_flows; /* 0 until resolved: what ports and fds allow, at most 65536 */
 	struct wglb_cidr allow[CONFIG_MAX_ALLOW];

@@ -7,8 +7,11 @@
  *
  * Built with -Dfast_path (clang, bpftool, libbpf); without it every
  * function here is still there and returns -ENOTSUP, so a caller needs no
- * #if. Functions return 0 or -errno. One struct fastpath per process: not
- * thread-safe, the caller serialises.
+ * #if. Functions return 0 or -errno. One struct fastpath per process:
+ * open, attach, detach and close from one thread; the flow and event
+ * functions from any thread at once (each is bpf() system calls on the
+ * maps' descriptors, which the kernel serialises, and reads nothing the
+ * others write).
  */
 #ifndef WGLB_FASTPATH_H
 #define WGLB_FASTPATH_H
@@ -66,6 +69,9 @@ void fastpath_close(struct fastpath *fp);
  * (the program reads an Ethernet header); -EEXIST: attached already. */
 int fastpath_attach(struct fastpath *fp, const char *ifname);
 int fastpath_detach(struct fastpath *fp, const char *ifname);
+/* Take off a filter of ours that no struct fastpath holds: one a wglb
+ * left attached when it died. Needs no program. -ENOENT when none. */
+int fastpath_clear(const char *ifname);
 
 /* Insert or update both directions of a flow; an update keeps what the
  * entries counted. -EAFNOSUPPORT: the four addresses are not of one

@@ -27,6 +27,8 @@ struct flow_events {
 };
 #define FWD_MAX_SUBSCRIBERS 2
 
+struct dp_fast;
+
 /* The packet path's state, one per worker: its flow table, session index,
  * sends, the edge's checks and budgets. The part's context (fwd_of). */
 struct fwd {
@@ -67,6 +69,7 @@ struct fwd {
 		void *ctx;
 	} sub[FWD_MAX_SUBSCRIBERS];
 	unsigned n_sub;
+	struct dp_fast *fast; /* this worker's flows in the fast path's map; NULL: off */
 };
 
 /* The mark the balancer's nftables rule gives backends' replies to
@@ -109,5 +112,34 @@ void fwd_follow_config(struct loop *l, void *cfg);
 bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why);
 /* A kept backend's new address (same family): its flows' sockets follow. */
 void fwd_readdress(struct loop *l, unsigned idx, const struct wglb_addr *a);
+
+/* The kernel fast path (fast_path = tc, docs/fast-path.md), one program
+ * and map per process. On the main thread: fwd_fast_start before the
+ * loops open (loads and attaches it, or logs why not and leaves the
+ * socket path), fwd_fast_detach once the loop has stopped, fwd_fast_stop
+ * after every worker has. */
+void fwd_fast_start(const struct wglb_config *cfg);
+void fwd_fast_detach(void);
+/* Not running (wglb --fast-path-clear, the unit's ExecStopPost): take off a
+ * program a wglb that died left on the interfaces cfg names (its listen
+ * addresses' and its backends' routes'). How many it removed, with what
+ * it did in out, or -errno. */
+int fwd_fast_clear(const struct wglb_config *cfg, char *out, size_t size);
+void fwd_fast_stop(void);
+/* For show info: "off", where it is attached, or why it is not. */
+const char *fwd_fast_status(void);
+/* The program's own counts (fastpath.h's, process-wide): datagrams it
+ * would have forwarded but passed up, and rewrites it abandoned.
+ * -ENOENT when the fast path is not in use. */
+struct fwd_fast_events {
+	uint64_t fib_failed, no_neigh, frag_needed, fwd_disabled, rewrite_failed;
+};
+int fwd_fast_events(struct fwd_fast_events *out);
+/* For wglb --check: what fast_path = tc would do on this host, in out.
+ * -ENOTSUP: a build without it; a negative from finding the interfaces. */
+int fwd_fast_check(const struct wglb_config *cfg, char *out, size_t size);
+/* On f's worker: fold what the program counted for f into its counters
+ * (show flows reads it fresh; the expiry scan does it once a second). */
+void fwd_fast_fold(struct loop *l, struct flow *f);
 
 #endif

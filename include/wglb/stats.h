@@ -69,6 +69,10 @@ struct wglb_stats {
 	uint64_t ring_full;  /* no submission queue entry to be had: that operation failed or waits */
 	uint64_t cancel_failed; /* an upstream receive that could not be cancelled (its socket lingers) */
 	uint64_t move_errors;   /* flows closed: their socket could not follow their backend's new address */
+	/* Of pkts and bytes in and out: transport the fast path forwarded in
+	 * the kernel (folded in when wglb looks), never seen by a socket. */
+	uint64_t fast_pkts_in, fast_bytes_in, fast_pkts_out, fast_bytes_out;
+	uint64_t fast_refused; /* confirmed flows the map would not take (full, mixed families) */
 	uint64_t rebuilds;   /* Maglev table rebuilds */
 	uint64_t last_rebuild_us;
 };

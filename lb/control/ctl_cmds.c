@@ -95,8 +95,10 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 		/* The steering seed tells which worker serves an address: root-only
 		 * here, never in /metrics, whose readers are not authenticated. */
 		ctl_printf(c, "], \"buffers\": %u, \"buffer_size\": %u, \"udp_gro\": %s, "
-			      "\"steer_seed\": \"%016llx\", \"workers\": [",
-			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false",
+			      "\"fast_path\": ",
+			   l->nbufs, l->bufsz, l->cfg.udp_gro ? "true" : "false");
+		ctl_json_str(c, fwd_fast_status());
+		ctl_printf(c, ", \"steer_seed\": \"%016llx\", \"workers\": [",
 			   (unsigned long long)workers_steer_seed(l->ws));
 		for (unsigned i = 0; i < l->n_workers; i++)
 			ctl_printf(c, "%s{\"worker\": %u, \"flows\": %u, \"packets_in\": %llu, "
@@ -130,6 +132,7 @@ static void cmd_show_info(struct loop *l, struct ctl_client *c, const struct ctl
 		ctl_printf(c, "%s %s", i ? "," : "", feat[i]);
 	ctl_printf(c, " (%u buffers of %u bytes per worker)\n", l->nbufs, l->bufsz);
 	ctl_printf(c, "udp_gro:    %s\n", l->cfg.udp_gro ? "on (coalesced receives, GSO sends)" : "off");
+	ctl_printf(c, "fast_path:  %s\n", fwd_fast_status());
 }
 
 static void stats_json_types(struct ctl_client *c, const char *key, const uint64_t v[5])
@@ -158,13 +161,17 @@ static void cmd_show_stats_json(struct loop *l, struct ctl_client *c)
 	ctl_printf(c, "{\"packets_in\": %llu, \"bytes_in\": %llu, \"packets_out\": %llu, "
 		      "\"bytes_out\": %llu, \"forwarded_in\": %llu, \"forwarded_out\": %llu, "
 		      "\"sends_in\": %llu, \"sends_out\": %llu, \"receives_in\": %llu, "
-		      "\"receives_out\": %llu, \"gso_split\": %llu, ",
+		      "\"receives_out\": %llu, \"gso_split\": %llu, \"fast_path_packets_in\": %llu, "
+		      "\"fast_path_bytes_in\": %llu, \"fast_path_packets_out\": %llu, "
+		      "\"fast_path_bytes_out\": %llu, \"fast_path_refused\": %llu, ",
 		   (unsigned long long)s->pkts_in, (unsigned long long)s->bytes_in,
 		   (unsigned long long)s->pkts_out, (unsigned long long)s->bytes_out,
 		   (unsigned long long)s->fwd_in, (unsigned long long)s->fwd_out,
 		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out,
 		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out,
-		   (unsigned long long)s->gso_split);
+		   (unsigned long long)s->gso_split, (unsigned long long)s->fast_pkts_in,
+		   (unsigned long long)s->fast_bytes_in, (unsigned long long)s->fast_pkts_out,
+		   (unsigned long long)s->fast_bytes_out, (unsigned long long)s->fast_refused);
 	ctl_printf(c, "\"flows_active\": %u, \"flows_new\": %llu, \"flows_expired\": %llu, "
 		      "\"flows_evicted\": %llu, \"flows_roamed\": %llu, \"failopen\": %llu, "
 		      "\"recv_buffer_exhausted\": %llu, \"ring_full\": %llu, \"cancel_failed\": %llu, "
@@ -242,6 +249,7 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 {
 	const struct totals *t;
 	const struct wglb_stats *s;
+	struct fwd_fast_events fe;
 
 	if (r->json) {
 		cmd_show_stats_json(l, c);
@@ -260,6 +268,17 @@ static void cmd_show_stats(struct loop *l, struct ctl_client *c, const struct ct
 		   (unsigned long long)s->recvs_in, (unsigned long long)s->recvs_out);
 	ctl_printf(c, "%-26s %14llu %14llu\n", "send calls (GSO batches)",
 		   (unsigned long long)s->sends_in, (unsigned long long)s->sends_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "fast path packets", (unsigned long long)s->fast_pkts_in,
+		   (unsigned long long)s->fast_pkts_out);
+	ctl_printf(c, "%-26s %14llu %14llu\n", "fast path bytes", (unsigned long long)s->fast_bytes_in,
+		   (unsigned long long)s->fast_bytes_out);
+	if (fwd_fast_events(&fe) == 0)
+		ctl_printf(c, "fast path: passed up %llu no route, %llu no neighbour, %llu over the MTU, "
+			      "%llu forwarding off; %llu rewrites abandoned; %llu flows refused by its "
+			      "map\n",
+			   (unsigned long long)fe.fib_failed, (unsigned long long)fe.no_neigh,
+			   (unsigned long long)fe.frag_needed, (unsigned long long)fe.fwd_disabled,
+			   (unsigned long long)fe.rewrite_failed, (unsigned long long)s->fast_refused);
 	for (int ty = 1; ty <= 4; ty++)
 		ctl_printf(c, "%-26s %14llu %14llu\n", wgmsg_type_name((enum wg_type)ty),
 			   (unsigned long long)s->msgs_in[ty], (unsigned long long)s->msgs_out[ty]);
@@ -413,10 +432,11 @@ static void stream_chunk(struct loop *w, void *arg)
 	struct ctl_stream *s = &ch->c->stream;
 
 	while (ch->lines && ch->slots && s->cursor < fwd_of(w)->ft.cap && s->remaining) {
-		const struct flow *f = &fwd_of(w)->ft.flows[s->cursor++];
+		struct flow *f = &fwd_of(w)->ft.flows[s->cursor++];
 		ch->slots--;
 		if (!(f->flags & FLOW_F_USED) || (s->backend >= 0 && f->backend != s->backend))
 			continue;
+		fwd_fast_fold(w, f); /* what the kernel forwarded for it, fresh */
 		flow_line(w, ch->c, f, s->json, s->first);
 		s->first = false;
 		s->remaining--;

@@ -20,6 +20,44 @@ static void head(struct ctl_client *c, const char *name, const char *type, const
 	ctl_printf(c, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* fast_path = tc: what the kernel forwarded (also in the received and
+ * forwarded totals), and what its program passed up or refused. */
+static void fast_path(struct ctl_client *c, const struct wglb_stats *s)
+{
+	const uint64_t pk[2] = {s->fast_pkts_in, s->fast_pkts_out};
+	const uint64_t by[2] = {s->fast_bytes_in, s->fast_bytes_out};
+	struct fwd_fast_events ev;
+	bool on = fwd_fast_events(&ev) == 0;
+	const struct {
+		const char *reason;
+		uint64_t v;
+	} up[] = {{"no_route", ev.fib_failed}, {"no_neighbour", ev.no_neigh},
+		  {"over_mtu", ev.frag_needed}, {"forwarding_off", ev.fwd_disabled}};
+
+	head(c, "wglb_fast_path", "gauge", "1 while the kernel fast path is attached (fast_path = tc).");
+	ctl_printf(c, "wglb_fast_path %d\n", on);
+	head(c, "wglb_fast_path_packets_total", "counter",
+	     "Transport datagrams of confirmed flows forwarded by the kernel fast path.");
+	for (int d = 0; d < 2; d++)
+		ctl_printf(c, "wglb_fast_path_packets_total{direction=\"%s\"} %llu\n", dirs[d],
+			   (unsigned long long)pk[d]);
+	head(c, "wglb_fast_path_bytes_total", "counter", "Their UDP payload bytes.");
+	for (int d = 0; d < 2; d++)
+		ctl_printf(c, "wglb_fast_path_bytes_total{direction=\"%s\"} %llu\n", dirs[d],
+			   (unsigned long long)by[d]);
+	head(c, "wglb_fast_path_refused_total", "counter",
+	     "Confirmed flows the fast path's map would not take (they use the sockets).");
+	ctl_printf(c, "wglb_fast_path_refused_total %llu\n", (unsigned long long)s->fast_refused);
+	head(c, "wglb_fast_path_passed_up_total", "counter",
+	     "Datagrams the fast path would have forwarded but passed up to wglb, by reason.");
+	for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++)
+		ctl_printf(c, "wglb_fast_path_passed_up_total{reason=\"%s\"} %llu\n", up[i].reason,
+			   (unsigned long long)up[i].v);
+	head(c, "wglb_fast_path_rewrite_failed_total", "counter",
+	     "Datagrams the fast path dropped after a helper failed half way through a rewrite.");
+	ctl_printf(c, "wglb_fast_path_rewrite_failed_total %llu\n", (unsigned long long)ev.rewrite_failed);
+}
+
 static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 {
 	const struct wglb_stats *s = &t->st;
@@ -126,6 +164,7 @@ static void global(struct loop *l, const struct totals *t, struct ctl_client *c)
 	head(c, "wglb_move_errors_total", "counter",
 	     "Flows closed because their socket could not follow their backend's new address.");
 	ctl_printf(c, "wglb_move_errors_total %llu\n", (unsigned long long)s->move_errors);
+	fast_path(c, s);
 	head(c, "wglb_maglev_rebuilds_total", "counter", "Maglev table rebuilds.");
 	ctl_printf(c, "wglb_maglev_rebuilds_total %llu\n", (unsigned long long)s->rebuilds);
 	head(c, "wglb_maglev_rebuild_seconds", "gauge", "Duration of the last Maglev rebuild.");

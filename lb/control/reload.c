@@ -39,6 +39,8 @@ static void warn_restart_only(const struct wglb_config *old, const struct wglb_c
 		log_warn("workers changed: takes effect at the next restart");
 	if (old->udp_gro != nc->udp_gro)
 		log_warn("udp_gro changed: takes effect at the next restart");
+	if (old->fast_path != nc->fast_path)
+		log_warn("fast_path changed: takes effect at the next restart");
 	if (old->client_address != nc->client_address)
 		log_warn("client_address changed: takes effect at the next restart");
 	if (old->health.enabled != nc->health.enabled)
@@ -59,6 +61,7 @@ static void keep_restart_only(struct wglb_config *nc, const struct wglb_config *
 	nc->metrics_listen = old->metrics_listen;
 	nc->workers = old->workers;
 	nc->udp_gro = old->udp_gro;
+	nc->fast_path = old->fast_path; /* attached to interfaces at start */
 	nc->client_address = old->client_address; /* the listeners' sharing is set at start */
 	if (!(nc->health.enabled && old->health.enabled))
 		nc->health = old->health;

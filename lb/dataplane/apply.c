@@ -43,8 +43,10 @@ static void reconnect_flows(struct loop *l, struct fwd *dp, unsigned idx, const 
 		struct flow *f = &dp->ft.flows[i];
 		if (!(f->flags & FLOW_F_USED) || f->backend != idx)
 			continue;
+		dp_fast_del(l, dp, f); /* its entries name the old address */
 		if (connect(f->fd, &a->u.sa, a->len) == 0) {
 			l->st.repins[REPIN_CHANGED]++;
+			dp_fast_put(l, dp, f, &a->u); /* the pool may not have it yet (a worker following) */
 		} else {
 			l->st.move_errors++;
 			dp_close_flow(l, dp, f);
@@ -149,6 +151,7 @@ void dp_follow_config(struct loop *l, struct fwd *dp, void *arg)
 		return;
 	}
 	dp_preserve_configure(l, dp, &c);
+	dp_fast_allow(l, dp, &c);
 	config_free(&l->cfg);
 	l->cfg = c;
 }

@@ -128,4 +128,21 @@ void dp_follow_config(struct loop *l, struct fwd *dp, void *cfg);
 void dp_readdress(struct loop *l, struct fwd *dp, unsigned idx, const struct wglb_addr *a);
 bool dp_move_flow(struct loop *l, struct fwd *dp, struct flow *f, enum repin why);
 
+/* fastmap.c: the kernel fast path's map, kept in step with this worker's
+ * flows (fast_path = tc; every call does nothing when it is off). */
+/* The worker's side of it (fwd_open / fwd_close); 0 or -ENOMEM. */
+int dp_fast_open(struct fwd *dp);
+void dp_fast_close(struct fwd *dp);
+/* Flow f is confirmed (or stays so after a move): put both directions, to
+ * backend (NULL: its backend's address in the pool). After dp_fast_del. */
+void dp_fast_put(struct loop *l, struct fwd *dp, struct flow *f, const union wglb_sa *backend);
+/* Before f's socket, port, backend or confirmation changes, or it goes:
+ * fold what the program counted, delete both directions. */
+void dp_fast_del(struct loop *l, struct fwd *dp, struct flow *f);
+/* What the program counted for f since the last look, into f, its
+ * backend's and the worker's counters (last_rx, quiet included). */
+void dp_fast_fold(struct loop *l, struct fwd *dp, struct flow *f);
+/* A reload's allow list nc: flows it shuts out leave the map. */
+void dp_fast_allow(struct loop *l, struct fwd *dp, const struct wglb_config *nc);
+
 #endif

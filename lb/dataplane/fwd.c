@@ -204,8 +204,10 @@ int fwd_configure(struct loop *l, const struct wglb_config *nc)
 {
 	int ret = dp_configure(l, fwd_of(l), nc, &l->cfg);
 
-	if (ret == 0)
+	if (ret == 0) {
 		dp_preserve_configure(l, fwd_of(l), nc);
+		dp_fast_allow(l, fwd_of(l), nc);
+	}
 	return ret;
 }
 
@@ -222,6 +224,11 @@ bool fwd_move_flow(struct loop *l, struct flow *f, enum repin why)
 void fwd_readdress(struct loop *l, unsigned idx, const struct wglb_addr *a)
 {
 	dp_readdress(l, fwd_of(l), idx, a);
+}
+
+void fwd_fast_fold(struct loop *l, struct flow *f)
+{
+	dp_fast_fold(l, fwd_of(l), f);
 }
 
 /* ---- the part's hooks ---- */
@@ -293,6 +300,9 @@ static int fwd_open(struct loop *l)
 	ret = srvidx_init(&dp->si, dp->flows_share);
 	if (ret < 0)
 		return ret;
+	ret = dp_fast_open(dp);
+	if (ret < 0)
+		return ret;
 	dp->rearm = calloc(dp->flows_share, sizeof(*dp->rearm));
 	if (!dp->rearm)
 		return -ENOMEM;
@@ -322,6 +332,7 @@ static void fwd_close(struct loop *l)
 			if (dp->ft.flows[i].flags & FLOW_F_USED && dp->ft.flows[i].fd >= 0)
 				close(dp->ft.flows[i].fd);
 	tx_fini(&dp->tx);
+	dp_fast_close(dp); /* the program was detached before any worker stopped (main.c) */
 	dp_unconfigure(l, dp);
 	free(dp->rearm);
 	srvidx_free(&dp->si);

@@ -176,6 +176,7 @@ static void client_segment(struct loop *l, struct fwd *dp, unsigned li, unsigned
 	if (v.confirm) {
 		flow_confirm(&dp->ft, f);
 		l->st.flows_confirmed++;
+		dp_fast_put(l, dp, f, NULL); /* its next transport may take the kernel's path */
 	}
 	if (rx->wi.type == WG_T_INITIATION && in.mac2_ok)
 		f->edge |= FLOW_E_PROVEN; /* it read wglb's cookie at this address and port */

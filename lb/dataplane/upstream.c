@@ -264,6 +264,7 @@ static int flow_retire(struct loop *l, struct fwd *dp, struct flow *f)
 {
 	int fd = f->fd;
 
+	dp_fast_del(l, dp, f); /* before its socket or port can be anyone else's */
 	upstream_cancel(l, dp, f);
 	f->fd = -1;
 	if (f->backend < l->pool.n && dp->be[f->backend].flows)
@@ -415,6 +416,9 @@ bool dp_repin(struct loop *l, struct fwd *dp, struct flow *f, unsigned nb, enum 
 	struct backend *from = f->backend < l->pool.n ? &l->pool.be[f->backend] : NULL;
 	uint16_t port;
 
+	/* Its entries name the old backend (and maybe the old socket): out
+	 * before the move, so that the next datagram goes where this one will. */
+	dp_fast_del(l, dp, f);
 	if (from && from->addr.u.sa.sa_family != to->addr.u.sa.sa_family) {
 		bool preserved;
 		int fd = upstream_open(l, dp, to, &f->key, &port, &preserved);
@@ -445,6 +449,7 @@ bool dp_repin(struct loop *l, struct fwd *dp, struct flow *f, unsigned nb, enum 
 	dp->be[nb].st.repins_in++;
 	l->st.repins[why]++;
 	f->backend = (uint16_t)nb;
+	dp_fast_put(l, dp, f, NULL); /* still confirmed: the socket path forwards it there at once */
 	return true;
 }
 
@@ -459,6 +464,7 @@ static void expire_one(struct flow *f, void *ctx)
 	struct fwd *dp = ((struct scan_ctx *)ctx)->dp;
 	uint32_t now = loop_now_s(l);
 
+	dp_fast_fold(l, dp, f); /* what the kernel forwarded counts as heard, both ways */
 	if ((f->flags & FLOW_F_INIT_PENDING) && (uint16_t)(now_ds(l) - f->init_ds) >= INIT_UNANSWERED_DS) {
 		/* WireGuard retries after REKEY_TIMEOUT: a hint that the backend is gone. */
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
@@ -474,6 +480,7 @@ static void expire_one(struct flow *f, void *ctx)
 	if (f->quiet < UINT8_MAX)
 		f->quiet++;
 	if ((f->flags & FLOW_F_CONFIRMED) && f->quiet >= l->cfg.backend_silence) {
+		dp_fast_del(l, dp, f); /* unconfirmed: its transport goes up again */
 		flow_demote(&dp->ft, f);
 		l->st.flows_demoted++;
 	}

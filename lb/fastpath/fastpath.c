@@ -114,7 +114,11 @@ int fastpath_attach(struct fastpath *fp, const char *ifname)
 				   .attach_point = BPF_TC_INGRESS};
 	struct bpf_tc_opts tc = {.sz = sizeof(tc), .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO,
 				 .prog_fd = fastpath_prog_fd(fp), .flags = BPF_TC_F_REPLACE};
+	/* An interface with a clsact qdisc already makes libbpf print the
+	 * kernel's "Exclusivity flag on, cannot modify": expected, and -EEXIST. */
+	libbpf_print_fn_t was = libbpf_set_print(NULL);
 	rc = bpf_tc_hook_create(&hook);
+	libbpf_set_print(was);
 	if (rc && rc != -EEXIST)
 		return rc;
 	rc = bpf_tc_attach(&hook, &tc);
@@ -134,6 +138,24 @@ static int detach_index(struct fastpath *fp, int slot)
 	int rc = bpf_tc_detach(&hook, &tc);
 
 	fp->ifindex[slot] = 0;
+	return rc;
+}
+
+int fastpath_clear(const char *ifname)
+{
+	int ifindex = (int)if_nametoindex(ifname);
+
+	if (!ifindex)
+		return -ENODEV;
+	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex,
+				   .attach_point = BPF_TC_INGRESS};
+	struct bpf_tc_opts tc = {.sz = sizeof(tc), .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO};
+	/* Usually there is none, often not even a clsact qdisc: the kernel's
+	 * "Parent Qdisc doesn't exists" that libbpf would print is expected. */
+	libbpf_print_fn_t was = libbpf_set_print(NULL);
+	int rc = bpf_tc_detach(&hook, &tc);
+
+	libbpf_set_print(was);
 	return rc;
 }
 

@@ -24,6 +24,11 @@ int fastpath_attach(struct fastpath *fp, const char *ifname)
 	return -ENOTSUP;
 }
 
+int fastpath_clear(const char *ifname)
+{
+	return -ENOTSUP;
+}
+
 int fastpath_detach(struct fastpath *fp, const char *ifname)
 {
 	return -ENOTSUP;

@@ -9,6 +9,7 @@
 #include "wglb/cookie.h"
 #include "wglb/mac.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ struct parser {
 	unsigned line;
 	unsigned errors;
 	unsigned health_line; /* where [health] starts, for whole-section errors */
+	unsigned fast_path_line; /* where fast_path was set, for errors that need the whole file */
 	enum section sec;
 	struct backend_conf *be; /* current [backend] */
 	uint64_t seen;           /* keys seen in the current section instance */
@@ -115,6 +117,20 @@ static int set_udp_gro(struct parser *p, const char *v)
 		return 0;
 	}
 	perr(p, p->line, "udp_gro: '%s' is not on or off", v);
+	return -EINVAL;
+}
+
+static int set_fast_path(struct parser *p, const char *v)
+{
+	p->fast_path_line = p->line;
+	if (!strcmp(v, "off") || !strcmp(v, "tc")) {
+		p->cfg->fast_path = !strcmp(v, "off") ? FAST_PATH_OFF : FAST_PATH_TC;
+		return 0;
+	}
+	if (!strcmp(v, "xdp"))
+		perr(p, p->line, "fast_path: xdp is not built yet; use tc or off");
+	else
+		perr(p, p->line, "fast_path: '%s' is not off or tc", v);
 	return -EINVAL;
 }
 
@@ -377,6 +393,7 @@ static const struct key_def {
 	{SEC_BALANCER, "udp_gro", set_udp_gro, 0},
 	{SEC_BALANCER, "client_address", set_client_address, 0},
 	{SEC_BALANCER, "workers", set_workers, 0},
+	{SEC_BALANCER, "fast_path", set_fast_path, 0},
 	{SEC_BACKEND, "address", set_address, 0},
 	{SEC_BACKEND, "weight", set_weight, 0},
 	{SEC_BACKEND, "health_port", set_health_port, 0},
@@ -586,6 +603,31 @@ static void set_defaults(struct wglb_config *c)
 	c->agent.rate = 10000;
 }
 
+/* fast_path = tc forwards from the balancer's own address (snat) and finds
+ * its interfaces from the listen addresses: what it cannot do yet is an
+ * error at the fast_path line, not a silent socket path. */
+static void check_fast_path(struct parser *p)
+{
+	const struct wglb_config *c = p->cfg;
+
+	if (c->client_address == CLIENT_PRESERVE)
+		perr(p, p->fast_path_line,
+		     "fast_path = tc does not work with client_address = preserve yet (snat only)");
+	for (unsigned i = 0; i < c->n_listen; i++) {
+		const union wglb_sa *a = &c->listen[i].u;
+		bool any = a->sa.sa_family == AF_INET6 ? IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr)
+						       : a->in4.sin_addr.s_addr == htonl(INADDR_ANY);
+		if (any) {
+			char s[ADDR_STRLEN];
+			addr_fmt(a, s, sizeof(s));
+			perr(p, p->fast_path_line,
+			     "fast_path = tc needs concrete listen addresses (it attaches to the "
+			     "interface that holds each one), not the wildcard %s", s);
+			return;
+		}
+	}
+}
+
 static void check_whole(struct parser *p)
 {
 	struct wglb_config *c = p->cfg;
@@ -597,6 +639,8 @@ static void check_whole(struct parser *p)
 		     c->health.timeout_ms, c->health.interval_ms);
 	if (c->n_backends == 0)
 		perr(p, p->line ? p->line : 1, "no [backend NAME] section: nothing to balance to");
+	if (c->fast_path == FAST_PATH_TC)
+		check_fast_path(p);
 }
 
 int config_parse(const char *name, const char *text, size_t len, struct wglb_config *cfg,

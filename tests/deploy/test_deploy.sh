@@ -48,6 +48,10 @@ cat deploy/systemd/wglb.service deploy/systemd/wglb-preserve.conf |
 	sed -e "s|/usr/sbin/wglb-preserve-routing|$PWD/deploy/preserve/wglb-preserve-routing|g" \
 		-e "s|/usr/sbin/wglb |$B/lb/wglb |g" >"$T/units/wglb-preserve.service"
 check "systemd-analyze verify wglb.service + wglb-preserve.conf" verify "$T/units/wglb-preserve.service"
+# wglb.service with the fast path's drop-in.
+cat deploy/systemd/wglb.service deploy/systemd/wglb-fast-path.conf |
+	sed -e "s|/usr/sbin/wglb |$B/lb/wglb |g" >"$T/units/wglb-fast-path.service"
+check "systemd-analyze verify wglb.service + wglb-fast-path.conf" verify "$T/units/wglb-fast-path.service"
 cat deploy/systemd/wg-health.service deploy/systemd/wg-health-preserve.conf |
 	sed -e "s|/usr/sbin/wg-health|$B/health/wg-health|g" >"$T/units/wg-health-preserve.service"
 check "systemd-analyze verify wg-health.service + wg-health-preserve.conf" verify "$T/units/wg-health-preserve.service"

@@ -184,6 +184,47 @@ static void test_misc_errors(void **state)
 	config_free(&c);
 }
 
+/* fast_path: off by default; tc only where it can work (snat, concrete
+ * listen addresses); xdp refused as not built; each error at its line. */
+static void test_fast_path(void **state)
+{
+	struct wglb_config c;
+
+	(void)state;
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.fast_path, FAST_PATH_OFF); /* the default */
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\nlisten = [2001:db8::1]:51820\n"
+			       "fast_path = tc\n[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.fast_path, FAST_PATH_TC);
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\nfast_path = off\n"
+			       "[backend a]\naddress = 127.0.0.1:1\n", &c), 0);
+	assert_int_equal(c.fast_path, FAST_PATH_OFF);
+	config_free(&c);
+	assert_int_equal(parse("[balancer]\nfast_path = xdp\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: fast_path: xdp is not built yet; use tc or off\n");
+	assert_int_equal(parse("[balancer]\nfast_path = on\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: fast_path: 'on' is not off or tc\n");
+	/* No listen key: the default wildcard 0.0.0.0:51820. */
+	assert_int_equal(parse("[balancer]\nfast_path = tc\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:2: fast_path = tc needs concrete listen addresses (it "
+				  "attaches to the interface that holds each one), not the wildcard "
+				  "0.0.0.0:51820\n");
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\nlisten = [::]:51820\n"
+			       "fast_path = tc\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:4: fast_path = tc needs concrete listen addresses (it "
+				  "attaches to the interface that holds each one), not the wildcard "
+				  "[::]:51820\n");
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\nfast_path = tc\n"
+			       "client_address = preserve\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:3: fast_path = tc does not work with client_address = "
+				  "preserve yet (snat only)\n");
+	assert_int_equal(parse("[balancer]\nlisten = 192.0.2.1:51820\nfast_path = tc\n"
+			       "fast_path = off\n[backend a]\naddress = 127.0.0.1:1\n", &c), 1);
+	assert_string_equal(errs, "t.conf:4: fast_path: given twice in [balancer]\n");
+}
+
 static void test_nul_byte(void **state)
 {
 	struct wglb_config c;
@@ -211,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_error_with_its_line),
 		cmocka_unit_test(test_misc_errors),
+		cmocka_unit_test(test_fast_path),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_missing_file),
 	};
