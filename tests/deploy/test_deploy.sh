@@ -67,6 +67,20 @@ check "wg-health-preserve.conf: PartOf=wg-quick@wg0.service, setup with the defa
 check "the units' man pages are shipped" man_pages
 check "wglb.service is Type=notify with a watchdog" grep -q '^Type=notify' deploy/systemd/wglb.service
 check "wglb.service allows io_uring through its syscall filter" grep -q 'io_uring_setup io_uring_enter io_uring_register' deploy/systemd/wglb.service
+# Its ExecCondition= (unescaped as systemd does, pointed at a copy): the
+# example passes; the same without its [backend] sections, as the Debian
+# package ships it, is skipped with the line that says why (exit 1).
+exec_condition() {
+	local line rc msg
+	line=$(sed -n 's/^ExecCondition=//p' deploy/systemd/wglb.service | sed -e 's/\\\\/\\/g' -e "s|/etc/wglb/wglb.conf|$T/cond.conf|g")
+	cp deploy/wglb.conf.example "$T/cond.conf"
+	eval "$line" || return 1
+	awk '/^\[/ { inb = ($0 ~ /^\[backend /) } inb { print ";" $0; next } { print }' deploy/wglb.conf.example >"$T/cond.conf"
+	msg=$(eval "$line" 2>&1); rc=$?
+	echo "$msg"
+	[ $rc = 1 ] && grep -q 'not started: .* has no \[backend NAME\] section yet' <<<"$msg"
+}
+check "wglb.service's ExecCondition= passes the example and skips a config without backends" exec_condition
 
 # keepalived: the shipped file with the placeholders cloud-init fills in.
 sed -e 's/@SELF@/10.10.1.10/' -e 's/@PEER@/10.10.2.10/' \
