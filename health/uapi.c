@@ -198,8 +198,8 @@ static int section_cmp(const void *a, const void *b)
 }
 
 /* The peers' sections, sorted by key (each at starts "public_key=" and 64
- * hex digits). *n the count; NULL with *n 0 for none or no memory. */
-static struct section *sections(const char *reply, size_t *n)
+ * hex digits), into *out (NULL for none). *n the count; 0 or -ENOMEM. */
+static int sections(const char *reply, struct section **out, size_t *n)
 {
 	struct section *s = NULL, *ns;
 	size_t cap = 0, k = 0;
@@ -223,7 +223,9 @@ static struct section *sections(const char *reply, size_t *n)
 			ns = realloc(s, cap * sizeof(*s));
 			if (!ns) {
 				free(s);
-				return NULL;
+				*out = NULL;
+				*n = 0;
+				return -ENOMEM;
 			}
 			s = ns;
 		}
@@ -234,7 +236,8 @@ static struct section *sections(const char *reply, size_t *n)
 		s[k - 1].len = (size_t)(p - s[k - 1].at);
 	qsort(s, k, sizeof(*s), section_cmp);
 	*n = k;
-	return s;
+	*out = s;
+	return 0;
 }
 
 /* Append to req[*off..cap) the lines that remove the peer of section sec
@@ -289,11 +292,11 @@ int uapi_readd_batch(const char *reply, struct wgdev_move *mv, int n, char *req,
 		     char (*keepalive)[16])
 {
 	size_t ns, off;
-	struct section *s = sections(reply, &ns);
-	int found = 0, ret = 0;
+	struct section *s;
+	int found = 0, ret = sections(reply, &s, &ns);
 
-	if (!s && ns)
-		return -ENOMEM;
+	if (ret < 0)
+		return ret;
 	/* Remove and re-add in one request: wireguard-go applies it under its
 	 * configuration lock, so no peer is missing between two exchanges
 	 * (nor left deleted if a second exchange failed). */

@@ -600,7 +600,7 @@ int wgnl_rehandshake(const char *ifname, struct wgdev_move *mv, int n)
 	struct wgnl w;
 	struct wgnl_device dev;
 	struct wgnl_peer *set = NULL, *restore = NULL;
-	size_t k = 0;
+	size_t k = 0, moved = 0;
 	int ret;
 
 	wgnl_device_init(&dev);
@@ -628,13 +628,28 @@ int wgnl_rehandshake(const char *ifname, struct wgdev_move *mv, int n)
 		restore[k].keepalive = wgnl_readd(old, &ep.u, &set[2 * k]);
 		k++;
 	}
-	if (!k)
-		goto out;
-	ret = set_peers(&w, ifname, set, 2 * k);
-	/* Restore the operators' keepalives: the initiations are already on
-	 * their way, and 1 -> N sends nothing more. */
-	if (ret == 0)
-		ret = set_peers(&w, ifname, restore, k);
+	/* Each peer's removal and re-add in a message of their own: a cut
+	 * between them (messages hold ~25 peers) followed by a failure would
+	 * leave the peer removed. The dump, not these, was the batch's cost. */
+	for (size_t j = 0, i = 0; j < k; j++) {
+		int r = set_peers(&w, ifname, &set[2 * j], 2);
+		while (mv[i].result) /* the j-th peer found is the next without a result */
+			i++;
+		if (r < 0) {
+			mv[i].result = r;
+			restore[j].keepalive = -2; /* nothing to restore */
+		} else {
+			moved++;
+		}
+		i++;
+	}
+	/* Restore the operators' keepalives for those that moved: the
+	 * initiations are already on their way, and 1 -> N sends nothing more. */
+	for (size_t j = 0, o = 0; j < k; j++)
+		if (restore[j].keepalive != -2)
+			restore[o++] = restore[j];
+	if (moved) /* on failure the peers moved, with a keepalive of 1 until the next change */
+		(void)set_peers(&w, ifname, restore, moved);
 out:
 	wgnl_close(&w);
 fail:

@@ -92,9 +92,14 @@ static inline struct fwd *fwd_of(const struct loop *l)
 void fwd_size(struct wglb_config *cfg);
 /* Hear of this loop's flows' events. 0 or -ENOSPC. */
 int fwd_subscribe(struct loop *l, const struct flow_events *ev, void *ctx);
-/* A hint the packet path left for backend i since the last call (on the
- * main thread: its own and the other workers'). */
-bool fwd_hint_take(struct loop *l, unsigned i);
+/* The hints the packet path left for backend i since the last call (on
+ * the main thread: its own and the other workers'), as FWD_HINT_* bits:
+ * an ICMP port unreachable on an upstream socket (only a host on the
+ * path can forge one), an initiation left unanswered (anyone with the
+ * server's public key can cause one). */
+#define FWD_HINT_ICMP       1u
+#define FWD_HINT_UNANSWERED 2u
+unsigned fwd_hint_take(struct loop *l, unsigned i);
 
 /* A reload: the edge's checks from config nc (mac1 key, cookies,
  * handshake limits) where it differs from the running one; the caller

@@ -75,10 +75,11 @@ size_t workers_steer_prog(int family, unsigned n, uint64_t seed, void *prog, siz
  * the control socket; 0 with one worker. */
 uint64_t workers_steer_seed(const struct workers *ws);
 
-/* A hint for the prober from any worker (ICMP unreachable, a handshake
- * left unanswered); the main thread takes it on its next batch. */
-void workers_poke(struct loop *w, unsigned backend);
-bool workers_poked(struct loop *main, unsigned backend);
+/* A hint for the prober from any worker (kind: FWD_HINT_* bits, an ICMP
+ * unreachable or a handshake left unanswered); the main thread takes them
+ * (all the bits left since) on its next batch. */
+void workers_poke(struct loop *w, unsigned backend, unsigned kind);
+unsigned workers_poked(struct loop *main, unsigned backend);
 
 /* Ports and descriptors are the process's, eviction is each worker's: a
  * worker that can have no upstream socket and has no unconfirmed flow of

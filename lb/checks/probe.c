@@ -29,9 +29,11 @@
  * POKE_MIN_GAP_MS. Only a real probe failure opens it, so a forged
  * signal alone still gets at most one probe per POKE_MIN_GAP_MS. */
 #define POKE_FAST_GAP_MS 40
-/* A failed probe confirms at once (after POKE_FAST_GAP_MS) when a passive
- * signal came this recently: the kernel sends port unreachables in a burst
- * of 6 and then 1 a second per destination, so none may follow. */
+/* A failed probe confirms at once (after POKE_FAST_GAP_MS) when a port
+ * unreachable came this recently: the kernel sends them in a burst of 6 and
+ * then 1 a second per destination, so none may follow. Only an ICMP error
+ * counts here: an unanswered initiation is a signal anyone with the
+ * server's public key can cause, and must not speed up a verdict. */
 #define POKE_FRESH_MS 1000
 
 #define PROBE_READ_MAX 1024 /* status line and headers; more is not read */
@@ -42,7 +44,7 @@ struct probe_be {
 	struct probe_streak streak;
 	uint32_t gen;     /* the backend's generation last seen (pool.h) */
 	bool poked;       /* a passive signal waits for the probe it may start */
-	uint64_t poke_ms; /* the last passive signal */
+	uint64_t poke_ms; /* the last port unreachable */
 	struct probe_result last;
 };
 
@@ -171,16 +173,16 @@ static void backend_changed(struct loop *l, unsigned i)
  * signal is kept, not dropped, while it waits: the kernel limits port
  * unreachables to a burst of 6 and then 1 a second per destination, so
  * the ones that came during the first probe may be the last for a second. */
-static void poke(struct loop *l, struct prober *pr, unsigned i, bool signal)
+static void poke(struct loop *l, struct prober *pr, unsigned i, unsigned signal)
 {
 	struct probe_be *pb = &pr->be[i];
 	bool failing = pb->streak.fail && l->pool.be[i].health == HEALTH_UP;
 	uint64_t gap = failing ? POKE_FAST_GAP_MS : POKE_MIN_GAP_MS;
 
-	if (signal) {
+	if (signal)
 		pb->poked = true;
+	if (signal & FWD_HINT_ICMP)
 		pb->poke_ms = l->now_ms;
-	}
 	if (!pb->poked || pb->req.busy || l->now_ms < pb->req.started_ms + gap)
 		return;
 	pb->poked = false;

@@ -149,16 +149,17 @@ void workers_roam_spend(struct loop *w, uint32_t index, uint32_t interval_ms)
 							memory_order_relaxed));
 }
 
-void workers_poke(struct loop *w, unsigned backend)
+void workers_poke(struct loop *w, unsigned backend, unsigned kind)
 {
 	if (w->ws && backend < CONFIG_MAX_BACKENDS)
-		atomic_store_explicit(&w->ws->poke[backend], 1, memory_order_relaxed);
+		atomic_fetch_or_explicit(&w->ws->poke[backend], (uint8_t)kind, memory_order_relaxed);
 }
 
-bool workers_poked(struct loop *main, unsigned backend)
+unsigned workers_poked(struct loop *main, unsigned backend)
 {
-	return main->ws && backend < CONFIG_MAX_BACKENDS &&
-	       atomic_exchange_explicit(&main->ws->poke[backend], 0, memory_order_relaxed);
+	return main->ws && backend < CONFIG_MAX_BACKENDS
+		       ? atomic_exchange_explicit(&main->ws->poke[backend], 0, memory_order_relaxed)
+		       : 0;
 }
 
 void workers_want_socket(struct loop *w)

@@ -57,14 +57,14 @@ static inline uint64_t client_hash(const struct flow_key *k)
 
 /* Leave the prober a hint: probe backend i soon. On the main thread the
  * prober takes it from dp (fwd_hint_take); other workers hand it over. */
-static inline void dp_hint(struct loop *l, struct fwd *dp, unsigned i)
+static inline void dp_hint(struct loop *l, struct fwd *dp, unsigned i, unsigned kind)
 {
 	if (i >= CONFIG_MAX_BACKENDS)
 		return;
 	if (l->worker_id)
-		workers_poke(l, i);
+		workers_poke(l, i, kind);
 	else
-		dp->hint[i] = 1;
+		dp->hint[i] |= (uint8_t)kind;
 }
 
 /* Every function below is given the packet path's state (dp): only fwd.c

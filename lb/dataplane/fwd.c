@@ -32,16 +32,16 @@ int fwd_subscribe(struct loop *l, const struct flow_events *ev, void *ctx)
 	return 0;
 }
 
-bool fwd_hint_take(struct loop *l, unsigned i)
+unsigned fwd_hint_take(struct loop *l, unsigned i)
 {
 	struct fwd *dp = fwd_of(l);
-	bool mine;
+	unsigned mine;
 
 	if (i >= CONFIG_MAX_BACKENDS)
-		return false;
+		return 0;
 	mine = dp->hint[i];
 	dp->hint[i] = 0;
-	return workers_poked(l, i) || mine;
+	return workers_poked(l, i) | mine;
 }
 
 static uint32_t ephemeral_ports(void)
@@ -264,7 +264,7 @@ static void sent(struct loop *l, void *ctx, uint64_t ud, int res, uint32_t flags
 	(void)flags;
 	if (refused >= 0) { /* ICMP port unreachable: a hint for the prober */
 		dp->be[refused].st.icmp_unreach++;
-		dp_hint(l, dp, (unsigned)refused);
+		dp_hint(l, dp, (unsigned)refused, FWD_HINT_ICMP);
 	}
 }
 

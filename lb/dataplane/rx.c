@@ -242,7 +242,7 @@ static void upstream_error(struct loop *l, struct fwd *dp, struct flow *f, int r
 	if (res == -ECONNREFUSED) {
 		/* ICMP port unreachable: a hint, never a verdict (it can be spoofed). */
 		dp->be[f->backend].st.icmp_unreach++;
-		dp_hint(l, dp, f->backend);
+		dp_hint(l, dp, f->backend, FWD_HINT_ICMP);
 	}
 	if (!more && res != -ECANCELED)
 		dp_arm_upstream(l, dp, f);

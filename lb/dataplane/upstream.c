@@ -469,7 +469,7 @@ static void expire_one(struct flow *f, void *ctx)
 		/* WireGuard retries after REKEY_TIMEOUT: a hint that the backend is gone. */
 		f->flags &= (uint8_t)~FLOW_F_INIT_PENDING;
 		dp->be[f->backend].st.init_unanswered++;
-		dp_hint(l, dp, f->backend);
+		dp_hint(l, dp, f->backend, FWD_HINT_UNANSWERED);
 	}
 	/* Anyone who knows a departed client's address and port can keep its
 	 * flow alive with well-formed transport; only the backend's answers
