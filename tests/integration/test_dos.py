@@ -536,8 +536,10 @@ class TestCookieReplies(Base):
         got = [s.sock.recvfrom(2048)[0] for _ in range(50)]
         self.assertTrue(all(open_cookie(PUB, r, mac1[r[4:8]]) for r in got))
         # Every initiation is accounted for: answered, or unanswered by a named counter.
-        self.assertEqual(st["drops_in"]["needs_cookie"] + st["drops_in"]["cookie_capped"] +
-                         st["drops_in"]["cookie_unsent"] - before["drops_in"]["needs_cookie"],
+        # (Deltas of all three: the real client's initiation, retried by
+        # roundtrip() on a slow machine, may have been capped before.)
+        self.assertEqual(sum(st["drops_in"][k] - before["drops_in"][k]
+                             for k in ("needs_cookie", "cookie_capped", "cookie_unsent")),
                          120 * 64)
 
     def test_spoofed_victim_gets_a_bounded_number_of_replies(self):
