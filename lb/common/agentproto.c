@@ -301,12 +301,14 @@ bool ap_report_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
 	return list_next(m, pos, "peer", 4, line);
 }
 
-/* "peers clients N" as the request's last three words. */
-static bool clients_head(const struct ap_msg *m, unsigned long long *count)
+/* "W1 W2 N" as the message's last three words ("peers clients N",
+ * "rehandshake peers N"): N into *count. */
+static bool list_head(const struct ap_msg *m, const char *w1, const char *w2,
+		      unsigned long long *count)
 {
 	char *end;
 
-	if (m->n < 3 || strcmp(m->word[m->n - 3], "peers") || strcmp(m->word[m->n - 2], "clients") ||
+	if (m->n < 3 || strcmp(m->word[m->n - 3], w1) || strcmp(m->word[m->n - 2], w2) ||
 	    !isdigit((unsigned char)m->word[m->n - 1][0]))
 		return false;
 	errno = 0;
@@ -318,7 +320,8 @@ enum ap_verdict ap_clients_check(const struct ap_msg *m, unsigned *n)
 {
 	unsigned long long count;
 
-	if (!clients_head(m, &count) || list_check(m, "c", 3, n) != AP_OK || count != *n)
+	if (!list_head(m, "peers", "clients", &count) || list_check(m, "c", 3, n) != AP_OK ||
+	    count != *n)
 		return AP_BAD_FORMAT;
 	return AP_OK;
 }
@@ -328,24 +331,12 @@ bool ap_clients_next(const struct ap_msg *m, size_t *pos, struct ap_msg *line)
 	return list_next(m, pos, "c", 3, line);
 }
 
-/* "rehandshake peers N" as the request's last three words. */
-static bool moves_head(const struct ap_msg *m, unsigned long long *count)
-{
-	char *end;
-
-	if (m->n < 3 || strcmp(m->word[m->n - 3], "rehandshake") ||
-	    strcmp(m->word[m->n - 2], "peers") || !isdigit((unsigned char)m->word[m->n - 1][0]))
-		return false;
-	errno = 0;
-	*count = strtoull(m->word[m->n - 1], &end, 10);
-	return !errno && !*end;
-}
-
 enum ap_verdict ap_moves_check(const struct ap_msg *m, unsigned *n)
 {
 	unsigned long long count;
 
-	if (!moves_head(m, &count) || list_check(m, "r", 3, n) != AP_OK || count != *n)
+	if (!list_head(m, "rehandshake", "peers", &count) || list_check(m, "r", 3, n) != AP_OK ||
+	    count != *n)
 		return AP_BAD_FORMAT;
 	return AP_OK;
 }
